@@ -1,0 +1,509 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libvuiso - vhost-user memory isolation through shadow virtqueues.
+ *
+ * A VMM (the vhost-user front-end) creates one struct vuiso_dev per device.
+ * The device owns an isolated shared-memory region (a sealed memfd) that
+ * holds the shadow rings and the bounce buffers; that region is the only
+ * memory the VMM registers with the back-end.  For every virtqueue the VMM
+ * starts a struct vuiso_vq with the guest ring addresses; the library then
+ * copies each guest request into the region, hands the back-end a shadow
+ * descriptor chain that points only into the region, and copies results
+ * back into guest RAM on completion.
+ *
+ * Conventions:
+ *  - Functions return an int >= 0 on success and a negative errno value on
+ *    failure; errno itself is never used as the channel.
+ *  - "Control path" functions may allocate and block; "data path" functions
+ *    never allocate, never block and do a bounded amount of work.
+ *  - One virtqueue is driven by one thread at a time; different virtqueues
+ *    of the same device may be driven by different threads concurrently.
+ *    vuiso_dev_set_guest_memory() may be called from any thread at any time,
+ *    except from inside a libvuiso callback.
+ *  - The library starts no threads and owns no event loop.  The VMM calls in
+ *    when the guest or the back-end notifies, and the library calls out
+ *    through struct vuiso_ops.
+ */
+#ifndef VUISO_VUISO_H
+#define VUISO_VUISO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define VUISO_API __attribute__((visibility("default")))
+#else
+#define VUISO_API
+#endif
+
+/** Version of the library (major, minor, patch packed as 0xMMmmpp). */
+#define VUISO_VERSION 0x000100
+
+/**
+ * vuiso_version() - library version, as VUISO_VERSION of the build.
+ *
+ * Control path, any thread.
+ */
+VUISO_API unsigned vuiso_version(void);
+
+/*
+ * Feature bits the library interprets (VIRTIO 1.2, section 6).
+ */
+#define VUISO_F_INDIRECT_DESC 28
+#define VUISO_F_EVENT_IDX 29
+#define VUISO_F_VERSION_1 32
+#define VUISO_F_ACCESS_PLATFORM 33
+#define VUISO_F_RING_PACKED 34
+#define VUISO_F_IN_ORDER 35
+#define VUISO_F_NOTIFICATION_DATA 38
+#define VUISO_F_RING_RESET 40
+/** vhost-user: VHOST_USER_F_PROTOCOL_FEATURES shares bit 30 with the guest word. */
+#define VUISO_F_VHOST_USER_PROTOCOL_FEATURES 30
+/** vhost: VHOST_F_LOG_ALL, the back-end's dirty logging (never needed isolated). */
+#define VUISO_F_VHOST_LOG_ALL 26
+
+/**
+ * vuiso_features_for_guest() - feature bits to offer the guest.
+ * @backend_features: what the back-end offered (VHOST_USER_GET_FEATURES).
+ *
+ * Device-specific bits (0-23 and 50-63) pass through.  Transport bits that the
+ * shadow virtqueue implements itself toward the guest (INDIRECT_DESC,
+ * EVENT_IDX) are offered whatever the back-end supports; VERSION_1 is offered
+ * when the back-end offers it.  Transport bits the library cannot honour
+ * (RING_PACKED, IN_ORDER, NOTIFICATION_DATA, RING_RESET, ACCESS_PLATFORM and
+ * every other bit of 24-49), and the vhost-only bits 26 and 30, are masked.
+ *
+ * Control path, any thread.
+ *
+ * Return: the bits to offer the guest.
+ */
+VUISO_API uint64_t vuiso_features_for_guest(uint64_t backend_features);
+
+/**
+ * vuiso_features_for_backend() - feature bits to negotiate with the back-end.
+ * @backend_features: what the back-end offered (VHOST_USER_GET_FEATURES).
+ * @guest_features: what the guest driver accepted, a subset of
+ *                  vuiso_features_for_guest(@backend_features).
+ *
+ * Device bits are those the guest accepted.  Transport bits are decided for
+ * the shadow side alone: EVENT_IDX and VERSION_1 when the back-end offers
+ * them, never INDIRECT_DESC (guest indirect tables are flattened) and none of
+ * the masked bits.  VHOST_USER_F_PROTOCOL_FEATURES is kept when offered, since
+ * the vhost-user front-end needs it; VHOST_F_LOG_ALL is never set, because
+ * under isolation the front-end logs guest writes itself.
+ *
+ * Control path, any thread.
+ *
+ * Return: the bits for VHOST_USER_SET_FEATURES.
+ */
+VUISO_API uint64_t vuiso_features_for_backend(uint64_t backend_features,
+                                              uint64_t guest_features);
+
+/** A virtqueue ring layout. */
+enum vuiso_layout {
+	VUISO_LAYOUT_SPLIT = 0, /* VIRTIO split virtqueue */
+};
+
+/**
+ * struct vuiso_ops - callbacks from the library into the VMM.
+ *
+ * Every member may be NULL except where noted.  Callbacks run on the thread
+ * that called into the library and must not call vuiso_dev_set_guest_memory()
+ * or any control-path function on the same device.
+ */
+struct vuiso_ops {
+	/** Set to VUISO_OPS_VERSION. */
+	uint32_t version;
+	/** Notify the back-end that queue @qidx has new shadow buffers
+	 *  (write its kick eventfd).  Called at most once per data-path call. */
+	void (*kick_backend)(void *opaque, unsigned qidx);
+	/** Notify the guest that queue @qidx has used buffers (inject the
+	 *  interrupt).  Called at most once per data-path call. */
+	void (*notify_guest)(void *opaque, unsigned qidx);
+	/** Queue @qidx is broken: @err is a negative errno value and @msg says
+	 *  which side violated which rule.  Called once per breakage. */
+	void (*error)(void *opaque, unsigned qidx, int err, const char *msg);
+	/** The library wrote [@gpa, @gpa + @len) of guest memory.  Called only
+	 *  while logging is enabled with vuiso_dev_set_logging(). */
+	void (*log_write)(void *opaque, uint64_t gpa, uint64_t len);
+	/** The isolated region @index was created: register it with the
+	 *  back-end.  Optional; the same data is in vuiso_dev_get_region(). */
+	void (*region_add)(void *opaque, unsigned index, int fd, uint64_t size,
+	                   uint64_t backend_addr, void *vmm_addr);
+	/** The isolated region @index is about to be unmapped. Optional. */
+	void (*region_del)(void *opaque, unsigned index);
+};
+
+#define VUISO_OPS_VERSION 1
+
+/**
+ * struct vuiso_dev_config - what vuiso_dev_new() needs.
+ *
+ * Fields left zero take the documented default.
+ */
+struct vuiso_dev_config {
+	/** Set to VUISO_DEV_CONFIG_VERSION. */
+	uint32_t version;
+	/** Number of virtqueues, 1 to VUISO_MAX_QUEUES. */
+	uint32_t num_queues;
+	/** Largest queue size any queue will use, a power of two up to
+	 *  32768.  Default 256. */
+	uint32_t queue_size_max;
+	/** Bounce pool bytes per queue, a power of two of at least 64 KiB.
+	 *  Default 4 MiB.  A request whose buffers cannot fit in an empty
+	 *  pool breaks its queue with -E2BIG. */
+	uint64_t pool_size;
+	/** Address of the region in the back-end's view (the guest_phys_addr
+	 *  of the memory table entry).  Shadow descriptors carry addresses in
+	 *  this space.  Default 4 GiB; must be 4 KiB aligned. */
+	uint64_t backend_base;
+	/** Chains handled by one data-path call before it returns 1.
+	 *  Default: queue size. */
+	uint32_t budget;
+	/** Reserved, must be zero. */
+	uint32_t flags;
+	/** A memfd to use as the region, or -1 to let the library create one.
+	 *  A supplied fd must be at least vuiso_region_size() bytes and carry
+	 *  F_SEAL_SHRINK; the library duplicates it. */
+	int region_fd;
+	/** Callbacks, must not be NULL; copied. */
+	const struct vuiso_ops *ops;
+	/** Passed to every callback. */
+	void *opaque;
+};
+
+#define VUISO_DEV_CONFIG_VERSION 1
+#define VUISO_MAX_QUEUES 64
+#define VUISO_QUEUE_SIZE_MAX 32768
+
+struct vuiso_dev;
+struct vuiso_vq;
+
+/**
+ * vuiso_region_size() - bytes of isolated region a configuration needs.
+ * @cfg: the configuration vuiso_dev_new() will get.
+ * @size: out, the size in bytes.
+ *
+ * Control path, any thread.
+ *
+ * Return: 0, or -EINVAL for an invalid configuration.
+ */
+VUISO_API int vuiso_region_size(const struct vuiso_dev_config *cfg,
+                                uint64_t *size);
+
+/**
+ * vuiso_dev_new() - create a device and its isolated region.
+ * @cfg: the configuration; read only during the call.
+ * @out: out, the new device.
+ *
+ * Creates (or adopts) the sealed memfd, maps it, lays out per-queue shadow
+ * rings and bounce pools, and calls ops->region_add if set.  Queues are
+ * created stopped.  The guest memory map starts empty.
+ *
+ * Control path, any thread.
+ *
+ * Return: 0, -EINVAL for a bad configuration, -ENOMEM, or the negative errno
+ * of a failed memfd_create, ftruncate, fcntl or mmap.
+ */
+VUISO_API int vuiso_dev_new(const struct vuiso_dev_config *cfg,
+                            struct vuiso_dev **out);
+
+/**
+ * vuiso_dev_free() - stop nothing, free everything.
+ * @dev: the device, or NULL (a no-op).
+ *
+ * The caller stops its queues first if it wants their requests completed;
+ * requests still in flight are dropped.  Calls ops->region_del if set, then
+ * unmaps and closes the region.
+ *
+ * Control path; no other call on @dev may run concurrently.
+ */
+VUISO_API void vuiso_dev_free(struct vuiso_dev *dev);
+
+/**
+ * struct vuiso_region_info - an isolated region, as the back-end must see it.
+ */
+struct vuiso_region_info {
+	/** The memfd; owned by the device, valid until vuiso_dev_free(). */
+	int fd;
+	/** Offset of the region in @fd (mmap_offset of the memory table). */
+	uint64_t fd_offset;
+	/** Size in bytes (memory_size). */
+	uint64_t size;
+	/** Address in the back-end's view (guest_phys_addr). */
+	uint64_t backend_addr;
+	/** Where the VMM has it mapped (userspace_addr). */
+	void *vmm_addr;
+};
+
+/**
+ * vuiso_dev_get_region() - describe isolated region @index.
+ * @dev: the device.
+ * @index: region number, 0 to vuiso_dev_num_regions() - 1.
+ * @info: out.
+ *
+ * This is what the VMM sends in VHOST_USER_SET_MEM_TABLE (or ADD_MEM_REG);
+ * nothing else may be sent.
+ *
+ * Control path, any thread.
+ *
+ * Return: 0, or -ENOENT for a bad @index.
+ */
+VUISO_API int vuiso_dev_get_region(const struct vuiso_dev *dev, unsigned index,
+                                   struct vuiso_region_info *info);
+
+/**
+ * vuiso_dev_num_regions() - number of isolated regions (currently always 1).
+ * @dev: the device.
+ *
+ * Control path, any thread.
+ */
+VUISO_API unsigned vuiso_dev_num_regions(const struct vuiso_dev *dev);
+
+/** One range of guest RAM. */
+struct vuiso_mem_region {
+	/** Guest physical address of the first byte. */
+	uint64_t gpa;
+	/** Length in bytes, not zero. */
+	uint64_t size;
+	/** Where the VMM has that range mapped. */
+	void *hva;
+};
+
+/**
+ * vuiso_dev_set_guest_memory() - replace the guest memory map.
+ * @dev: the device.
+ * @regions: ranges of guest RAM; copied.  May be in any order; must not
+ *           overlap or wrap.
+ * @n: number of ranges, 0 to VUISO_MAX_MEM_REGIONS.
+ *
+ * Publishes the new map with RCU; data-path calls that run concurrently on
+ * other threads finish with the map they started with, and the old map is
+ * freed once they have.  A request in flight re-translates its guest
+ * addresses at completion, so a range removed here is never written after
+ * this returns; a request whose buffers are no longer mapped at completion
+ * breaks its queue.
+ *
+ * Control path, any thread except from inside a libvuiso callback.  Blocks
+ * until concurrent data-path calls have left the old map.
+ *
+ * Return: 0, -EINVAL for bad ranges (overlap, zero size, wrap, NULL hva), or
+ * -ENOMEM.
+ */
+VUISO_API int vuiso_dev_set_guest_memory(struct vuiso_dev *dev,
+                                         const struct vuiso_mem_region *regions,
+                                         size_t n);
+
+#define VUISO_MAX_MEM_REGIONS 512
+
+/**
+ * vuiso_dev_set_logging() - turn dirty logging of guest writes on or off.
+ * @dev: the device.
+ * @on: non-zero to call ops->log_write for every guest write.
+ *
+ * Under isolation only the VMM writes guest RAM, so it logs for migration.
+ * Takes effect for data-path calls that start after it returns.
+ *
+ * Control path, any thread.
+ */
+VUISO_API void vuiso_dev_set_logging(struct vuiso_dev *dev, int on);
+
+/**
+ * vuiso_dev_get_vq() - the virtqueue object for queue @qidx.
+ * @dev: the device.
+ * @qidx: 0 to num_queues - 1.
+ *
+ * Return: the queue, or NULL for a bad index.  Valid until vuiso_dev_free().
+ */
+VUISO_API struct vuiso_vq *vuiso_dev_get_vq(struct vuiso_dev *dev,
+                                            unsigned qidx);
+
+/**
+ * struct vuiso_vq_config - a guest virtqueue to shadow.
+ */
+struct vuiso_vq_config {
+	/** Set to VUISO_VQ_CONFIG_VERSION. */
+	uint32_t version;
+	/** Ring layout; only VUISO_LAYOUT_SPLIT today. */
+	uint32_t layout;
+	/** Queue size: power of two, 1 to the device's queue_size_max. */
+	uint32_t size;
+	/** Guest physical address of the descriptor table. */
+	uint64_t desc_gpa;
+	/** Guest physical address of the driver (avail) area. */
+	uint64_t avail_gpa;
+	/** Guest physical address of the device (used) area. */
+	uint64_t used_gpa;
+	/** Features negotiated with the guest driver. */
+	uint64_t guest_features;
+	/** Features negotiated with the back-end. */
+	uint64_t backend_features;
+	/** Next guest avail index to consume (VHOST_USER_SET_VRING_BASE). */
+	uint16_t avail_idx;
+	/** Next guest used index to write; equal to @avail_idx after a clean
+	 *  stop. */
+	uint16_t used_idx;
+};
+
+#define VUISO_VQ_CONFIG_VERSION 1
+
+/**
+ * struct vuiso_vq_shadow - the shadow ring, as the back-end must see it.
+ *
+ * The addresses are what VHOST_USER_SET_VRING_ADDR carries: VMM virtual
+ * addresses inside the region (userspace_addr space).  The shadow ring
+ * always starts at index 0 (VHOST_USER_SET_VRING_BASE 0).
+ */
+struct vuiso_vq_shadow {
+	/** Queue size for VHOST_USER_SET_VRING_NUM. */
+	uint32_t size;
+	/** Descriptor table, VMM address. */
+	uint64_t desc_addr;
+	/** Driver area, VMM address. */
+	uint64_t avail_addr;
+	/** Device area, VMM address. */
+	uint64_t used_addr;
+	/** Same three in the back-end's guest-physical view. */
+	uint64_t desc_backend;
+	uint64_t avail_backend;
+	uint64_t used_backend;
+};
+
+/**
+ * vuiso_vq_start() - start shadowing a guest virtqueue.
+ * @vq: a stopped queue.
+ * @cfg: the guest ring; copied.
+ * @shadow: out, the shadow ring to give the back-end; may be NULL.
+ *
+ * Resets the shadow ring and the bounce pool, checks that the guest rings
+ * are mapped in the current guest memory map, and makes the queue ready for
+ * vuiso_vq_kick_from_guest().  The VMM then sends the back-end
+ * SET_VRING_NUM, SET_VRING_ADDR from @shadow, SET_VRING_BASE 0 and enables
+ * the ring.
+ *
+ * Control path, on the thread that will drive the queue.
+ *
+ * Return: 0, -EBUSY if the queue is running, -EINVAL for a bad config,
+ * -ENOTSUP for an unsupported layout or features, -EFAULT if a guest ring is
+ * not mapped.
+ */
+VUISO_API int vuiso_vq_start(struct vuiso_vq *vq,
+                             const struct vuiso_vq_config *cfg,
+                             struct vuiso_vq_shadow *shadow);
+
+/**
+ * vuiso_vq_kick_from_guest() - the guest notified the queue.
+ * @vq: a started queue.
+ *
+ * Takes available guest chains, validates them, copies their device-readable
+ * bytes into bounce buffers, publishes shadow chains and kicks the back-end
+ * once if it wants a kick.  Stops early, without losing anything, when the
+ * bounce pool or the shadow ring is full; the work resumes on completion.
+ *
+ * Data path.
+ *
+ * Return: 0 when no guest work is left (or the queue waits for
+ * completions), 1 when the budget ran out with guest work left (call again
+ * later), -EIO if the queue is broken, -EINVAL if it is not started.
+ */
+VUISO_API int vuiso_vq_kick_from_guest(struct vuiso_vq *vq);
+
+/**
+ * vuiso_vq_call_from_backend() - the back-end notified the queue.
+ * @vq: a started queue.
+ *
+ * Takes used shadow entries, validates each against the in-flight table,
+ * copies min(len, writable bytes) back into the guest buffers, puts the
+ * guest's used entries and notifies the guest once if it wants an
+ * interrupt.  If guest work waited for bounce space, it resumes here.
+ *
+ * Data path.
+ *
+ * Return: 0 when no work is left, 1 when the budget ran out with work left
+ * (call again later), -EIO if the queue is broken, -EINVAL if it is not
+ * started.
+ */
+VUISO_API int vuiso_vq_call_from_backend(struct vuiso_vq *vq);
+
+/** Guest ring state handed back when a queue stops. */
+struct vuiso_vq_state {
+	/** Next guest avail index (VHOST_USER_GET_VRING_BASE answer). */
+	uint16_t avail_idx;
+	/** Next guest used index. */
+	uint16_t used_idx;
+	/** Requests still in flight in the back-end (0 after a clean stop). */
+	uint32_t inflight;
+};
+
+/**
+ * vuiso_vq_stop() - stop taking guest requests and drain the back-end.
+ * @vq: the queue.
+ * @timeout_ms: how long to wait for the back-end, polling the shadow used
+ *              ring; 0 polls once.
+ * @state: out, the guest indices to hand back; may be NULL.
+ *
+ * Completes every request the back-end finishes within the bound to the
+ * guest.  On a timeout the queue stays stopped with its requests in flight:
+ * a later vuiso_vq_stop() can still complete them, vuiso_vq_reset() drops
+ * them.
+ *
+ * Control path, on the thread that drives the queue.  Blocks up to
+ * @timeout_ms.
+ *
+ * Return: 0 when nothing is left in flight, -ETIMEDOUT when requests are
+ * still in flight, -EIO if the queue is broken (@state still filled).
+ */
+VUISO_API int vuiso_vq_stop(struct vuiso_vq *vq, unsigned timeout_ms,
+                            struct vuiso_vq_state *state);
+
+/**
+ * vuiso_vq_reset() - forget the queue: drop in-flight requests, clear the
+ * broken state, free every bounce buffer.
+ * @vq: the queue.
+ *
+ * Used on device reset; the queue is stopped afterwards.
+ *
+ * Control path, on the thread that drives the queue.
+ */
+VUISO_API void vuiso_vq_reset(struct vuiso_vq *vq);
+
+/** Counters of one queue. */
+struct vuiso_vq_stats {
+	/** Guest chains forwarded to the back-end. */
+	uint64_t requests;
+	/** Requests completed to the guest. */
+	uint64_t completions;
+	/** Bytes copied guest -> region. */
+	uint64_t bytes_out;
+	/** Bytes copied region -> guest. */
+	uint64_t bytes_in;
+	/** Times the queue waited for bounce space or shadow descriptors. */
+	uint64_t backpressure;
+	/** Back-end kicks and guest notifications sent. */
+	uint64_t backend_kicks;
+	uint64_t guest_notifies;
+	/** Requests in flight now. */
+	uint32_t inflight;
+	/** Non-zero if the queue is broken. */
+	uint32_t broken;
+};
+
+/**
+ * vuiso_vq_get_stats() - read the queue's counters.
+ * @vq: the queue.
+ * @stats: out.
+ *
+ * Call on the thread that drives the queue (or when it is idle).
+ */
+VUISO_API void vuiso_vq_get_stats(const struct vuiso_vq *vq,
+                                  struct vuiso_vq_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VUISO_VUISO_H */

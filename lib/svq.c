@@ -1,0 +1,621 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The shadow virtqueue engine.
+ *
+ * Guest kick: pop a guest chain (read once, validated by the ring layer),
+ * take one bounce block and one slot per guest buffer, copy the readable
+ * bytes into the region, publish one shadow buffer per guest buffer, kick
+ * the back-end once per call.
+ *
+ * Back-end call: read a used entry, check its id against the private
+ * request table, copy min(len, writable) bytes back to the guest addresses
+ * saved at pop (re-translated now), free the blocks and slots, put the
+ * guest's own head id in the guest used ring, notify the guest once per call.
+ *
+ * Every data-path call handles at most `budget` chains, holds the RCU read
+ * lock on the guest memory map for its whole duration, and makes its
+ * callbacks after leaving it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <urcu-bp.h>
+
+#include "svq.h"
+
+#define SLOT_NIL UINT16_MAX
+
+void svq_region_layout(uint32_t queue_size_max, uint64_t pool_size,
+                       uint64_t *ring_bytes, uint64_t *stride)
+{
+	uint64_t d, a, u;
+
+	/* Room for the largest ring of any layout; split is the only one. */
+	*ring_bytes = vuiso_ring_split_ops.shadow_layout(queue_size_max, &d, &a,
+	                                                 &u);
+	*stride = *ring_bytes + pool_size;
+}
+
+int svq_init(struct vuiso_vq *vq, struct vuiso_dev *dev, unsigned idx)
+{
+	uint32_t n = dev->queue_size_max;
+	uint8_t *base = dev->map + (uint64_t)idx * dev->stride;
+	int ret;
+
+	memset(vq, 0, sizeof(*vq));
+	vq->dev = dev;
+	vq->idx = idx;
+	vq->rops = &vuiso_ring_split_ops;
+	vq->ring_base = base;
+	vq->ring_backend = dev->backend_base + (uint64_t)idx * dev->stride;
+	vq->pool_base = base + dev->ring_bytes;
+	vq->pool_backend = vq->ring_backend + dev->ring_bytes;
+	vq->log.fn = dev->ops.log_write;
+	vq->log.opaque = dev->opaque;
+	ret = vuiso_pool_init(&vq->pool, dev->pool_size);
+	if (ret)
+		return ret;
+	vq->slot = calloc(n, sizeof(*vq->slot));
+	vq->req = calloc(n, sizeof(*vq->req));
+	vq->seg = calloc(n, sizeof(*vq->seg));
+	vq->sbuf = calloc(n, sizeof(*vq->sbuf));
+	vq->indirect = malloc(16ULL * n);
+	if (!vq->slot || !vq->req || !vq->seg || !vq->sbuf || !vq->indirect) {
+		svq_destroy(vq);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void svq_destroy(struct vuiso_vq *vq)
+{
+	vuiso_pool_destroy(&vq->pool);
+	free(vq->slot);
+	free(vq->req);
+	free(vq->seg);
+	free(vq->sbuf);
+	free(vq->indirect);
+	vq->slot = NULL;
+	vq->req = NULL;
+	vq->seg = NULL;
+	vq->sbuf = NULL;
+	vq->indirect = NULL;
+}
+
+/* Forget every request: slots, request states, bounce blocks. */
+static void svq_clear(struct vuiso_vq *vq, uint32_t size)
+{
+	for (uint32_t i = 0; i < size; i++)
+		vq->slot[i].next = (uint16_t)(i + 1 < size ? i + 1 : SLOT_NIL);
+	memset(vq->req, 0, size * sizeof(*vq->req));
+	vq->free_slot = 0;
+	vq->nfree = size;
+	vq->inflight = 0;
+	vq->throttled = false;
+	vuiso_pool_reset(&vq->pool);
+}
+
+/* Cold: remember the first violation; it is reported after the call. */
+static int __attribute__((cold)) svq_break(struct vuiso_vq *vq, int err)
+{
+	if (!vq->broken) {
+		vq->broken = true;
+		vq->err = err;
+		vq->stats.broken = 1;
+	}
+	return -EIO;
+}
+
+static void svq_report(struct vuiso_vq *vq)
+{
+	int err = vq->err;
+
+	if (likely(!err))
+		return;
+	vq->err = 0;
+	if (vq->dev->ops.error)
+		vq->dev->ops.error(vq->dev->opaque, vq->idx, err, vq->why);
+}
+
+static inline const struct vuiso_log *svq_log(struct vuiso_vq *vq)
+{
+	if (likely(!atomic_load_explicit(&vq->dev->logging,
+	                                 memory_order_relaxed)) ||
+	    !vq->log.fn)
+		return NULL;
+	return &vq->log;
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest -> back-end                                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Forward the chain at the guest's next avail entry.
+ * Return: 1 forwarded, 0 no room now (nothing consumed; retried on
+ * completion), or a negative errno with vq->why set.
+ */
+static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+                       size_t *hint)
+{
+	struct vuiso_chain c = {.seg = vq->seg};
+	struct vuiso_pool *pool = &vq->pool;
+	uint64_t need = 0;
+	uint16_t head, prev = SLOT_NIL;
+	unsigned i;
+	int ret;
+
+	ret = vring_guest_walk(vq->layout, &vq->g, m, hint, &c, vq->indirect,
+	                       vq->why);
+	if (unlikely(ret < 0))
+		return ret;
+
+	for (i = 0; i < c.nseg; i++) {
+		int order = vuiso_pool_order(pool, c.seg[i].len);
+
+		if (unlikely(order < 0))
+			goto too_big;
+		vq->sbuf[i].order = (uint8_t)order;
+		need += 1ULL << order;
+	}
+	if (unlikely(need > pool->nblocks))
+		goto too_big;
+	if (c.nseg > vq->nfree || need > pool->free_blocks)
+		return 0;
+
+	/* All or nothing: take every block first, roll back on failure.
+	 * sbuf[i].addr holds the block index until the slots are filled. */
+	for (i = 0; i < c.nseg; i++) {
+		int64_t blk = vuiso_pool_get(pool, vq->sbuf[i].order);
+
+		if (blk < 0) {
+			while (i--)
+				vuiso_pool_put(pool, (uint32_t)vq->sbuf[i].addr,
+				               vq->sbuf[i].order);
+			return 0;
+		}
+		vq->sbuf[i].addr = (uint64_t)blk;
+	}
+
+	head = vq->free_slot;
+	for (i = 0; i < c.nseg; i++) {
+		const struct vuiso_seg *sg = &c.seg[i];
+		struct vuiso_sbuf *sb = &vq->sbuf[i];
+		uint16_t id = vq->free_slot;
+		struct svq_slot *sl = &vq->slot[id];
+		uint32_t blk = (uint32_t)sb->addr;
+		uint8_t *bounce = vq->pool_base +
+		                  ((uint64_t)blk << VUISO_POOL_BLOCK_SHIFT);
+
+		vq->free_slot = sl->next;
+		sl->gpa = sg->gpa;
+		sl->len = sg->len;
+		sl->blk = blk;
+		sl->write = (uint8_t)sg->write;
+		sl->order = sb->order;
+		sl->next = SLOT_NIL;
+		if (prev != SLOT_NIL)
+			vq->slot[prev].next = id;
+		prev = id;
+
+		sb->addr = vq->pool_backend +
+		           ((uint64_t)blk << VUISO_POOL_BLOCK_SHIFT);
+		sb->len = sg->len;
+		sb->id = id;
+		sb->write = (uint8_t)sg->write;
+
+		if (!sg->write)
+			ret = vuiso_memmap_read(m, sg->gpa, bounce, sg->len,
+			                        hint);
+		else
+			ret = vuiso_memmap_check(m, sg->gpa, sg->len, hint);
+		if (unlikely(ret)) {
+			snprintf(vq->why, VUISO_ERRMSG_MAX,
+			         "guest: buffer 0x%" PRIx64
+			         "+%u at head %u is not in guest memory",
+			         sg->gpa, sg->len, c.head);
+			return -EFAULT;
+		}
+	}
+	vq->nfree -= c.nseg;
+
+	vq->req[head].guest_head = c.head;
+	vq->req[head].nslots = c.nseg;
+	vq->req[head].writable = c.in_bytes;
+	vq->req[head].state = SVQ_REQ_INFLIGHT;
+	vq->inflight++;
+
+	vring_shadow_add(vq->layout, &vq->s, vq->sbuf, c.nseg);
+	vring_guest_consume(vq->layout, &vq->g);
+	vq->stats.requests++;
+	vq->stats.bytes_out += c.out_bytes;
+	return 1;
+
+too_big:
+	snprintf(vq->why, VUISO_ERRMSG_MAX,
+	         "guest: request at head %u needs more bounce space than the "
+	         "whole pool (%" PRIu64 " bytes)",
+	         c.head, (uint64_t)pool->nblocks << VUISO_POOL_BLOCK_SHIFT);
+	return -E2BIG;
+}
+
+/*
+ * Take guest chains until none is left, the budget runs out or there is no
+ * room.  Return: 1 when the budget ran out with work left, else 0; or a
+ * negative errno.  *@kick is set when the back-end wants a kick.
+ */
+static int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+                          size_t *hint, const struct vuiso_log *log,
+                          uint32_t *budget, bool *kick)
+{
+	bool added = false;
+	int ret = 0, n;
+
+	vq->throttled = false;
+	for (;;) {
+		n = vring_guest_avail(vq->layout, &vq->g, vq->why);
+		if (unlikely(n < 0))
+			return n;
+		if (n == 0) {
+			/* Re-arm guest kicks, then look once more: a chain
+			 * made available meanwhile would not kick us. */
+			vring_guest_kicks(vq->layout, &vq->g, true, log);
+			n = vring_guest_avail(vq->layout, &vq->g, vq->why);
+			if (unlikely(n < 0))
+				return n;
+			if (n == 0)
+				break;
+		}
+		vring_guest_kicks(vq->layout, &vq->g, false, log);
+		for (; n > 0; n--) {
+			int r;
+
+			if (*budget == 0) {
+				ret = 1;
+				goto out;
+			}
+			r = svq_forward(vq, m, hint);
+			if (unlikely(r < 0))
+				return r;
+			if (r == 0) {
+				/* Back-pressure: resume on completion. */
+				vq->throttled = true;
+				vq->stats.backpressure++;
+				goto out;
+			}
+			(*budget)--;
+			added = true;
+		}
+	}
+out:
+	if (added && vring_shadow_publish(vq->layout, &vq->s))
+		*kick = true;
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Back-end -> guest                                                   */
+/* ------------------------------------------------------------------ */
+
+static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+                        size_t *hint, const struct vuiso_log *log,
+                        uint32_t id, uint32_t len)
+{
+	struct svq_req *r;
+	uint32_t written, left;
+	uint16_t s;
+
+	if (unlikely(id >= vq->size)) {
+		snprintf(vq->why, VUISO_ERRMSG_MAX,
+		         "back-end: used id %u out of range (queue size %u)", id,
+		         vq->size);
+		return -EPROTO;
+	}
+	r = &vq->req[id];
+	if (unlikely(r->state != SVQ_REQ_INFLIGHT)) {
+		snprintf(vq->why, VUISO_ERRMSG_MAX,
+		         r->state == SVQ_REQ_DONE
+		             ? "back-end: used id %u completed twice"
+		             : "back-end: used id %u was never made available",
+		         id);
+		return -EPROTO;
+	}
+
+	/* VIRTIO: the driver may rely only on the first len bytes; a larger
+	 * len is clamped to what the chain can hold, never trusted. */
+	written = len < r->writable ? len : r->writable;
+	left = written;
+	s = (uint16_t)id;
+	for (unsigned i = 0; i < r->nslots; i++) {
+		struct svq_slot *sl = &vq->slot[s];
+		uint16_t next = sl->next;
+
+		if (sl->write && left) {
+			uint32_t n = left < sl->len ? left : sl->len;
+			const uint8_t *bounce =
+			    vq->pool_base +
+			    ((uint64_t)sl->blk << VUISO_POOL_BLOCK_SHIFT);
+
+			if (unlikely(vuiso_memmap_write(m, sl->gpa, bounce, n,
+			                                hint))) {
+				snprintf(vq->why, VUISO_ERRMSG_MAX,
+				         "guest: buffer 0x%" PRIx64
+				         "+%u of head %u left guest memory "
+				         "while in flight",
+				         sl->gpa, n, r->guest_head);
+				return -EFAULT;
+			}
+			if (unlikely(log))
+				log->fn(log->opaque, sl->gpa, n);
+			left -= n;
+		}
+		vuiso_pool_put(&vq->pool, sl->blk, sl->order);
+		sl->next = vq->free_slot;
+		vq->free_slot = s;
+		s = next;
+	}
+	vq->nfree += r->nslots;
+	r->state = SVQ_REQ_DONE;
+	vq->inflight--;
+	vring_guest_put_used(vq->layout, &vq->g, r->guest_head, written, log);
+	vq->stats.completions++;
+	vq->stats.bytes_in += written;
+	return 0;
+}
+
+/*
+ * Take used shadow entries.  Return: 1 when the budget ran out with work
+ * left, else 0; or a negative errno.
+ */
+static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+                         size_t *hint, const struct vuiso_log *log,
+                         uint32_t *budget)
+{
+	for (;;) {
+		int n = vring_shadow_used(vq->layout, &vq->s, vq->inflight,
+		                          vq->why);
+
+		if (unlikely(n < 0))
+			return n;
+		if (n == 0) {
+			vring_shadow_calls(vq->layout, &vq->s);
+			n = vring_shadow_used(vq->layout, &vq->s, vq->inflight,
+			                      vq->why);
+			if (unlikely(n < 0))
+				return n;
+			if (n == 0)
+				return 0;
+		}
+		for (; n > 0; n--) {
+			uint32_t id, len;
+			int ret;
+
+			if (*budget == 0)
+				return 1;
+			vring_shadow_get_used(vq->layout, &vq->s, &id, &len);
+			ret = svq_complete(vq, m, hint, log, id, len);
+			if (unlikely(ret))
+				return ret;
+			(*budget)--;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Entry points                                                        */
+/* ------------------------------------------------------------------ */
+
+/* The part of a data-path call that runs inside the RCU read side. */
+static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
+                   bool *notify)
+{
+	const struct vuiso_log *log = svq_log(vq);
+	const struct vuiso_memmap *m;
+	uint32_t budget = vq->budget;
+	size_t hint = 0;
+	int ret = 0, r;
+
+	m = atomic_load_explicit(&vq->dev->mem, memory_order_acquire);
+	if (unlikely(!m || vring_guest_map(vq->layout, &vq->g, m, &hint))) {
+		snprintf(vq->why, VUISO_ERRMSG_MAX,
+		         "guest: a ring of queue %u is not in guest memory",
+		         vq->idx);
+		return svq_break(vq, -EFAULT);
+	}
+	if (!from_guest) {
+		r = svq_take_used(vq, m, &hint, log, &budget);
+		*notify = vring_guest_flush(vq->layout, &vq->g, log);
+		if (unlikely(r < 0))
+			return svq_break(vq, r);
+		ret = r;
+		vq->stats.inflight = vq->inflight;
+		/* Completions made room: resume guest work that waited. */
+		if (!vq->throttled || vq->run != SVQ_RUNNING)
+			return ret;
+	}
+	if (vq->run == SVQ_RUNNING) {
+		r = svq_take_guest(vq, m, &hint, log, &budget, kick);
+		if (unlikely(r < 0))
+			return svq_break(vq, r);
+		ret |= r;
+	}
+	vq->stats.inflight = vq->inflight;
+	return ret;
+}
+
+static int svq_call(struct vuiso_vq *vq, bool from_guest)
+{
+	bool kick = false, notify = false;
+	int ret;
+
+	if (unlikely(vq->broken))
+		return -EIO;
+	if (unlikely(vq->run == SVQ_STOPPED ||
+	             (from_guest && vq->run != SVQ_RUNNING)))
+		return -EINVAL;
+
+	rcu_read_lock();
+	ret = svq_run(vq, from_guest, &kick, &notify);
+	rcu_read_unlock();
+
+	if (kick && !vq->broken) {
+		vq->stats.backend_kicks++;
+		if (vq->dev->ops.kick_backend)
+			vq->dev->ops.kick_backend(vq->dev->opaque, vq->idx);
+	}
+	if (notify) {
+		vq->stats.guest_notifies++;
+		if (vq->dev->ops.notify_guest)
+			vq->dev->ops.notify_guest(vq->dev->opaque, vq->idx);
+	}
+	svq_report(vq);
+	return ret;
+}
+
+VUISO_API int vuiso_vq_kick_from_guest(struct vuiso_vq *vq)
+{
+	return svq_call(vq, true);
+}
+
+VUISO_API int vuiso_vq_call_from_backend(struct vuiso_vq *vq)
+{
+	return svq_call(vq, false);
+}
+
+VUISO_API int vuiso_vq_start(struct vuiso_vq *vq,
+                             const struct vuiso_vq_config *cfg,
+                             struct vuiso_vq_shadow *shadow)
+{
+	const uint64_t unsupported =
+	    VUISO_BIT(VUISO_F_RING_PACKED) | VUISO_BIT(VUISO_F_IN_ORDER) |
+	    VUISO_BIT(VUISO_F_NOTIFICATION_DATA) |
+	    VUISO_BIT(VUISO_F_ACCESS_PLATFORM);
+	struct vuiso_dev *dev = vq->dev;
+	const struct vuiso_memmap *m;
+	uint64_t d, a, u;
+	size_t hint = 0;
+	int ret;
+
+	if (vq->run != SVQ_STOPPED || vq->broken)
+		return -EBUSY;
+	if (!cfg || cfg->version != VUISO_VQ_CONFIG_VERSION || !cfg->size ||
+	    cfg->size > dev->queue_size_max || (cfg->size & (cfg->size - 1)))
+		return -EINVAL;
+	if (cfg->layout != VUISO_LAYOUT_SPLIT)
+		return -ENOTSUP;
+	if ((cfg->guest_features | cfg->backend_features) & unsupported)
+		return -ENOTSUP;
+
+	vq->layout = cfg->layout;
+	vq->rops = &vuiso_ring_split_ops;
+	ret = vq->rops->guest_setup(&vq->g, cfg);
+	if (ret)
+		return ret;
+
+	rcu_read_lock();
+	m = atomic_load_explicit(&dev->mem, memory_order_acquire);
+	ret = m ? vring_guest_map(vq->layout, &vq->g, m, &hint) : -EFAULT;
+	rcu_read_unlock();
+	if (ret)
+		return ret;
+
+	vq->size = cfg->size;
+	vq->budget = dev->budget ? dev->budget : cfg->size;
+	vq->rops->shadow_setup(
+	    &vq->s, vq->ring_base, cfg->size,
+	    !!(cfg->backend_features & VUISO_BIT(VUISO_F_EVENT_IDX)));
+	svq_clear(vq, cfg->size);
+	memset(&vq->stats, 0, sizeof(vq->stats));
+	vq->run = SVQ_RUNNING;
+
+	if (shadow) {
+		vq->rops->shadow_layout(cfg->size, &d, &a, &u);
+		shadow->size = cfg->size;
+		shadow->desc_addr = (uint64_t)(uintptr_t)(vq->ring_base + d);
+		shadow->avail_addr = (uint64_t)(uintptr_t)(vq->ring_base + a);
+		shadow->used_addr = (uint64_t)(uintptr_t)(vq->ring_base + u);
+		shadow->desc_backend = vq->ring_backend + d;
+		shadow->avail_backend = vq->ring_backend + a;
+		shadow->used_backend = vq->ring_backend + u;
+	}
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+VUISO_API int vuiso_vq_stop(struct vuiso_vq *vq, unsigned timeout_ms,
+                            struct vuiso_vq_state *state)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	struct vuiso_vq_state st = {0};
+	int ret = 0;
+
+	if (vq->run != SVQ_STOPPED) {
+		vq->run = SVQ_STOPPING;
+		for (;;) {
+			int r = vq->inflight ? svq_call(vq, false) : 0;
+			uint64_t now;
+
+			if (r == -EIO || vq->broken) {
+				ret = -EIO;
+				break;
+			}
+			if (!vq->inflight) {
+				vq->run = SVQ_STOPPED;
+				break;
+			}
+			if (r == 1)
+				continue;
+			now = now_ns();
+			if (now >= deadline) {
+				ret = -ETIMEDOUT;
+				break;
+			}
+			{
+				uint64_t wait = deadline - now;
+				struct timespec ts = {0, 0};
+
+				if (wait > 200000)
+					wait = 200000;
+				ts.tv_nsec = (long)wait;
+				nanosleep(&ts, NULL);
+			}
+		}
+		vq->rops->guest_state(&vq->g, &st);
+	}
+	st.inflight = vq->inflight;
+	if (state)
+		*state = st;
+	return ret;
+}
+
+VUISO_API void vuiso_vq_reset(struct vuiso_vq *vq)
+{
+	if (vq->size) {
+		svq_clear(vq, vq->size);
+		vq->rops->shadow_setup(&vq->s, vq->ring_base, vq->size, false);
+	}
+	vq->run = SVQ_STOPPED;
+	vq->broken = false;
+	vq->err = 0;
+	vq->stats.broken = 0;
+	vq->stats.inflight = 0;
+}
+
+VUISO_API void vuiso_vq_get_stats(const struct vuiso_vq *vq,
+                                  struct vuiso_vq_stats *stats)
+{
+	*stats = vq->stats;
+	stats->inflight = vq->inflight;
+	stats->broken = vq->broken;
+}

@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The split virtqueue (VIRTIO 1.2, 2.7), both ways.
+ *
+ * Guest side: libvuiso is the device.  Every descriptor is read exactly once
+ * into private memory (struct vuiso_seg) and validated there; an indirect
+ * table is copied whole into the queue's private scratch first.  Nothing is
+ * re-read after validation.
+ *
+ * Shadow side: libvuiso is the driver.  Descriptors and avail entries are
+ * written, never read back (the back-end can overwrite them); the only
+ * values read from the shadow ring are the used index and entries, and the
+ * back-end's notification suppression, and the engine validates the former
+ * against its private in-flight table.
+ *
+ * Memory ordering follows VIRTIO 2.7.7 / 2.7.13; every fence names the
+ * barrier of the other side that it pairs with.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vring.h"
+
+/* Offsets inside the driver (avail) and device (used) areas. */
+#define AVAIL_FLAGS 0
+#define AVAIL_IDX 2
+#define AVAIL_RING 4
+#define USED_FLAGS 0
+#define USED_IDX 2
+#define USED_RING 4
+
+static inline uint8_t *avail_entry(uint8_t *avail, uint32_t i)
+{
+	return avail + AVAIL_RING + 2u * i;
+}
+
+static inline uint8_t *used_entry(uint8_t *used, uint32_t i)
+{
+	return used + USED_RING + 8u * i;
+}
+
+/* used_event lives after the avail ring, avail_event after the used ring. */
+static inline uint8_t *used_event(uint8_t *avail, uint32_t size)
+{
+	return avail_entry(avail, size);
+}
+
+static inline uint8_t *avail_event(uint8_t *used, uint32_t size)
+{
+	return used_entry(used, size);
+}
+
+static inline void log_guest(const struct vuiso_log *log, uint64_t gpa,
+                             uint64_t len)
+{
+	if (unlikely(log))
+		log->fn(log->opaque, gpa, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest side                                                          */
+/* ------------------------------------------------------------------ */
+
+int vsplit_guest_map(struct vsplit_guest *g, const struct vuiso_memmap *m,
+                     size_t *hint)
+{
+	g->desc = vuiso_memmap_contig(m, g->desc_gpa, vring_desc_bytes(g->size),
+	                              hint);
+	g->avail = vuiso_memmap_contig(
+	    m, g->avail_gpa, vring_avail_bytes(g->size, g->event_idx), hint);
+	g->used = vuiso_memmap_contig(
+	    m, g->used_gpa, vring_used_bytes(g->size, g->event_idx), hint);
+	if (!g->desc || !g->avail || !g->used)
+		return -EFAULT;
+	return 0;
+}
+
+int vsplit_guest_avail(struct vsplit_guest *g, char *why)
+{
+	uint16_t idx = vuiso_ld16(g->avail + AVAIL_IDX);
+	uint16_t n = (uint16_t)(idx - g->last_avail);
+
+	if (unlikely(n > g->size)) {
+		snprintf(why, VUISO_ERRMSG_MAX,
+		         "guest: avail index jumped from %u to %u, more than "
+		         "the queue size %u",
+		         g->last_avail, idx, g->size);
+		return -EPROTO;
+	}
+	/*
+	 * Pairs with the driver's write barrier between filling the avail
+	 * ring (and descriptors) and storing avail->idx: what we read below
+	 * is at least as new as @idx.
+	 */
+	atomic_thread_fence(memory_order_acquire);
+	return n;
+}
+
+/* One descriptor, read once: from guest memory or from the private copy. */
+static inline void read_desc(const uint8_t *d, bool private_copy,
+                             struct vring_desc *out)
+{
+	if (private_copy) {
+		memcpy(out, d, sizeof(*out));
+		out->addr = le64toh(out->addr);
+		out->len = le32toh(out->len);
+		out->flags = le16toh(out->flags);
+		out->next = le16toh(out->next);
+	} else {
+		out->addr = vuiso_ld64(d);
+		out->len = vuiso_ld32(d + 8);
+		out->flags = vuiso_ld16(d + 12);
+		out->next = vuiso_ld16(d + 14);
+	}
+}
+
+int vsplit_guest_walk(struct vsplit_guest *g, const struct vuiso_memmap *m,
+                      size_t *hint, struct vuiso_chain *c, uint8_t *scratch,
+                      char *why)
+{
+	const uint32_t size = g->size;
+	const uint8_t *table = g->desc;
+	uint32_t tsize = size;     /* entries in the table being walked */
+	uint32_t steps = 0;        /* descriptors visited in that table */
+	uint32_t ndesc = 0;        /* data descriptors in the chain */
+	uint64_t total = 0;        /* bytes in the chain */
+	bool indirect = false, seen_write = false;
+	uint32_t i;
+
+	i = vuiso_ld16(avail_entry(g->avail, g->last_avail & (size - 1)));
+	if (unlikely(i >= size)) {
+		snprintf(why, VUISO_ERRMSG_MAX,
+		         "guest: head %u out of range (queue size %u)", i,
+		         size);
+		return -EPROTO;
+	}
+	c->head = (uint16_t)i;
+	c->nseg = 0;
+	c->out_bytes = 0;
+	c->in_bytes = 0;
+
+	for (;;) {
+		struct vring_desc d;
+
+		if (unlikely(i >= tsize)) {
+			snprintf(why, VUISO_ERRMSG_MAX,
+			         "guest: next %u out of range (%s table of %u)",
+			         i, indirect ? "indirect" : "descriptor",
+			         tsize);
+			return -EPROTO;
+		}
+		if (unlikely(++steps > tsize)) {
+			snprintf(why, VUISO_ERRMSG_MAX,
+			         "guest: descriptor loop in %s table at head %u",
+			         indirect ? "indirect" : "descriptor", c->head);
+			return -ELOOP;
+		}
+		read_desc(table + 16u * i, indirect, &d);
+
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			if (unlikely(indirect)) {
+				snprintf(why, VUISO_ERRMSG_MAX,
+				         "guest: nested indirect table at head "
+				         "%u",
+				         c->head);
+				return -EPROTO;
+			}
+			if (unlikely(!g->indirect)) {
+				snprintf(why, VUISO_ERRMSG_MAX,
+				         "guest: indirect descriptor without "
+				         "VIRTIO_F_INDIRECT_DESC");
+				return -EPROTO;
+			}
+			if (unlikely(d.flags & VRING_DESC_F_NEXT)) {
+				snprintf(why, VUISO_ERRMSG_MAX,
+				         "guest: indirect descriptor with NEXT "
+				         "at head %u",
+				         c->head);
+				return -EPROTO;
+			}
+			if (unlikely(!d.len || d.len % 16 ||
+			             d.len / 16 > size)) {
+				snprintf(why, VUISO_ERRMSG_MAX,
+				         "guest: indirect table length %u is not "
+				         "a multiple of 16 between 16 and %u",
+				         d.len, 16 * size);
+				return -EPROTO;
+			}
+			/* One read of the whole table into private memory. */
+			if (unlikely(vuiso_memmap_read(m, d.addr, scratch, d.len,
+			                               hint))) {
+				snprintf(why, VUISO_ERRMSG_MAX,
+				         "guest: indirect table 0x%" PRIx64
+				         "+%u is not in guest memory",
+				         d.addr, d.len);
+				return -EFAULT;
+			}
+			table = scratch;
+			tsize = d.len / 16;
+			steps = 0;
+			indirect = true;
+			i = 0;
+			continue;
+		}
+
+		if (unlikely(!d.len)) {
+			snprintf(why, VUISO_ERRMSG_MAX,
+			         "guest: zero-length descriptor at head %u",
+			         c->head);
+			return -EPROTO;
+		}
+		if (unlikely(d.len - 1 > UINT64_MAX - d.addr)) {
+			snprintf(why, VUISO_ERRMSG_MAX,
+			         "guest: descriptor 0x%" PRIx64
+			         "+%u overflows the address space",
+			         d.addr, d.len);
+			return -EFAULT;
+		}
+		if (d.flags & VRING_DESC_F_WRITE) {
+			seen_write = true;
+		} else if (unlikely(seen_write)) {
+			snprintf(why, VUISO_ERRMSG_MAX,
+			         "guest: device-readable descriptor after "
+			         "device-writable at head %u",
+			         c->head);
+			return -EPROTO;
+		}
+		if (unlikely(++ndesc > size)) {
+			snprintf(why, VUISO_ERRMSG_MAX,
+			         "guest: chain at head %u longer than the queue "
+			         "size %u",
+			         c->head, size);
+			return -ELOOP;
+		}
+		total += d.len;
+		if (unlikely(total > UINT32_MAX)) {
+			snprintf(why, VUISO_ERRMSG_MAX,
+			         "guest: chain at head %u longer than 4 GiB",
+			         c->head);
+			return -EPROTO;
+		}
+		c->seg[c->nseg].gpa = d.addr;
+		c->seg[c->nseg].len = d.len;
+		c->seg[c->nseg].write = !!(d.flags & VRING_DESC_F_WRITE);
+		c->nseg++;
+		if (d.flags & VRING_DESC_F_WRITE)
+			c->in_bytes += d.len;
+		else
+			c->out_bytes += d.len;
+		if (!(d.flags & VRING_DESC_F_NEXT))
+			return 0;
+		i = d.next;
+	}
+}
+
+void vsplit_guest_put_used(struct vsplit_guest *g, uint16_t head,
+                           uint32_t len, const struct vuiso_log *log)
+{
+	uint32_t slot = g->used_idx & (g->size - 1);
+	uint8_t *e = used_entry(g->used, slot);
+
+	vuiso_st32(e, head);
+	vuiso_st32(e + 4, len);
+	g->used_idx++;
+	log_guest(log, g->used_gpa + USED_RING + 8u * slot, 8);
+}
+
+bool vsplit_guest_flush(struct vsplit_guest *g, const struct vuiso_log *log)
+{
+	uint16_t old = g->used_flushed;
+
+	if (g->used_idx == old)
+		return false;
+	/*
+	 * Release: the used elements, and the bytes copied into the guest
+	 * buffers before them, are visible before the index that publishes
+	 * them.  Pairs with the driver's read barrier after loading used->idx.
+	 */
+	atomic_store_explicit((_Atomic uint16_t *)(g->used + USED_IDX),
+	                      htole16(g->used_idx), memory_order_release);
+	g->used_flushed = g->used_idx;
+	log_guest(log, g->used_gpa + USED_IDX, 2);
+	/*
+	 * Full barrier: the index store is visible before we read the
+	 * driver's suppression state.  Pairs with the driver's full barrier
+	 * between writing used_event (or avail->flags) and re-reading
+	 * used->idx; without it both sides could miss each other.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (g->event_idx)
+		return vring_need_event(vuiso_ld16(used_event(g->avail, g->size)),
+		                        g->used_idx, old);
+	return !(vuiso_ld16(g->avail + AVAIL_FLAGS) & VRING_AVAIL_F_NO_INTERRUPT);
+}
+
+void vsplit_guest_kicks(struct vsplit_guest *g, bool on,
+                        const struct vuiso_log *log)
+{
+	if (g->event_idx) {
+		/* Off: leave avail_event behind; the driver kicks only when
+		 * it moves avail->idx across it. */
+		if (!on)
+			return;
+		vuiso_st16(avail_event(g->used, g->size), g->last_avail);
+		log_guest(log, g->used_gpa + USED_RING + 8u * g->size, 2);
+	} else {
+		if (on != g->kicks_off)
+			return;
+		vuiso_st16(g->used + USED_FLAGS, on ? 0 : VRING_USED_F_NO_NOTIFY);
+		g->kicks_off = !on;
+		log_guest(log, g->used_gpa + USED_FLAGS, 2);
+		if (!on)
+			return;
+	}
+	/*
+	 * The re-enabled state is visible before the caller re-reads
+	 * avail->idx.  Pairs with the driver's full barrier between storing
+	 * avail->idx and reading used->flags / avail_event.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* ------------------------------------------------------------------ */
+/* Shadow side                                                         */
+/* ------------------------------------------------------------------ */
+
+static uint64_t vsplit_shadow_layout(uint32_t size, uint64_t *desc_off,
+                                     uint64_t *avail_off, uint64_t *used_off)
+{
+	/* Each area on its own cache lines: we write avail, the back-end
+	 * writes used, and neither should bounce the other's lines. */
+	*desc_off = 0;
+	*avail_off = VUISO_ALIGN_UP(vring_desc_bytes(size), 64);
+	*used_off = VUISO_ALIGN_UP(*avail_off + vring_avail_bytes(size, true), 64);
+	return VUISO_ALIGN_UP(*used_off + vring_used_bytes(size, true), 4096);
+}
+
+void vsplit_shadow_init(struct vsplit_shadow *s, uint8_t *base, uint32_t size,
+                        bool event_idx)
+{
+	uint64_t d, a, u, bytes = vsplit_shadow_layout(size, &d, &a, &u);
+
+	memset(base, 0, bytes);
+	s->size = size;
+	s->event_idx = event_idx;
+	s->desc = base + d;
+	s->avail = base + a;
+	s->used = base + u;
+	s->avail_idx = 0;
+	s->avail_kicked = 0;
+	s->last_used = 0;
+}
+
+void vsplit_shadow_add(struct vsplit_shadow *s, const struct vuiso_sbuf *b,
+                       unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *d = s->desc + 16u * b[i].id;
+		uint16_t flags = b[i].write ? VRING_DESC_F_WRITE : 0;
+
+		if (i + 1 < n)
+			flags |= VRING_DESC_F_NEXT;
+		vuiso_st64(d, b[i].addr);
+		vuiso_st32(d + 8, b[i].len);
+		vuiso_st16(d + 12, flags);
+		vuiso_st16(d + 14, i + 1 < n ? b[i + 1].id : 0);
+	}
+	vuiso_st16(avail_entry(s->avail, s->avail_idx & (s->size - 1)), b[0].id);
+	s->avail_idx++;
+}
+
+bool vsplit_shadow_publish(struct vsplit_shadow *s)
+{
+	uint16_t old = s->avail_kicked;
+
+	if (s->avail_idx == old)
+		return false;
+	/*
+	 * Release: descriptors and avail entries are visible before the
+	 * index.  Pairs with the back-end's read barrier after it loads
+	 * avail->idx.
+	 */
+	atomic_store_explicit((_Atomic uint16_t *)(s->avail + AVAIL_IDX),
+	                      htole16(s->avail_idx), memory_order_release);
+	s->avail_kicked = s->avail_idx;
+	/*
+	 * Full barrier before reading the back-end's suppression state.
+	 * Pairs with the back-end's full barrier between writing
+	 * avail_event (or used->flags) and re-reading avail->idx.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (s->event_idx)
+		return vring_need_event(vuiso_ld16(avail_event(s->used, s->size)),
+		                        s->avail_idx, old);
+	return !(vuiso_ld16(s->used + USED_FLAGS) & VRING_USED_F_NO_NOTIFY);
+}
+
+int vsplit_shadow_used(struct vsplit_shadow *s, uint32_t inflight, char *why)
+{
+	uint16_t idx = vuiso_ld16(s->used + USED_IDX);
+	uint16_t n = (uint16_t)(idx - s->last_used);
+
+	if (unlikely(n > inflight)) {
+		snprintf(why, VUISO_ERRMSG_MAX,
+		         "back-end: used index jumped from %u to %u with only "
+		         "%u requests in flight",
+		         s->last_used, idx, inflight);
+		return -EPROTO;
+	}
+	/*
+	 * Pairs with the back-end's write barrier between filling used
+	 * entries and storing used->idx.
+	 */
+	atomic_thread_fence(memory_order_acquire);
+	return n;
+}
+
+void vsplit_shadow_get_used(struct vsplit_shadow *s, uint32_t *id,
+                            uint32_t *len)
+{
+	uint8_t *e = used_entry(s->used, s->last_used & (s->size - 1));
+
+	*id = vuiso_ld32(e);
+	*len = vuiso_ld32(e + 4);
+	s->last_used++;
+}
+
+void vsplit_shadow_calls(struct vsplit_shadow *s)
+{
+	if (s->event_idx)
+		vuiso_st16(used_event(s->avail, s->size), s->last_used);
+	/* Without EVENT_IDX avail->flags stays 0: calls are never off. */
+	/*
+	 * Pairs with the back-end's full barrier between storing used->idx
+	 * and reading used_event: the caller re-reads used->idx next.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* ------------------------------------------------------------------ */
+/* Structure                                                           */
+/* ------------------------------------------------------------------ */
+
+static int vsplit_guest_setup(struct vuiso_guest_ring *gr,
+                              const struct vuiso_vq_config *cfg)
+{
+	struct vsplit_guest *g = &gr->u.split;
+
+	/* VIRTIO 2.7: descriptor table 16, driver area 2, device area 4. */
+	if (cfg->desc_gpa % 16 || cfg->avail_gpa % 2 || cfg->used_gpa % 4)
+		return -EINVAL;
+	memset(g, 0, sizeof(*g));
+	g->size = cfg->size;
+	g->event_idx = !!(cfg->guest_features & VUISO_BIT(VUISO_F_EVENT_IDX));
+	g->indirect =
+	    !!(cfg->guest_features & VUISO_BIT(VUISO_F_INDIRECT_DESC));
+	g->desc_gpa = cfg->desc_gpa;
+	g->avail_gpa = cfg->avail_gpa;
+	g->used_gpa = cfg->used_gpa;
+	g->last_avail = cfg->avail_idx;
+	g->used_idx = cfg->used_idx;
+	g->used_flushed = cfg->used_idx;
+	return 0;
+}
+
+static void vsplit_shadow_setup(struct vuiso_shadow_ring *sr, uint8_t *base,
+                                uint32_t size, bool event_idx)
+{
+	vsplit_shadow_init(&sr->u.split, base, size, event_idx);
+}
+
+static void vsplit_guest_state(const struct vuiso_guest_ring *gr,
+                               struct vuiso_vq_state *st)
+{
+	st->avail_idx = gr->u.split.last_avail;
+	st->used_idx = gr->u.split.used_idx;
+}
+
+const struct vuiso_ring_ops vuiso_ring_split_ops = {
+	.name = "split",
+	.shadow_layout = vsplit_shadow_layout,
+	.guest_setup = vsplit_guest_setup,
+	.shadow_setup = vsplit_shadow_setup,
+	.guest_state = vsplit_guest_state,
+};

@@ -1,0 +1,762 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Engine tests: a simulated guest driver and a simulated back-end drive one
+ * shadow virtqueue through the public API, and every byte is checked on
+ * both sides, together with all of guest RAM around the buffers.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "fixture.h"
+
+#define MAX_SEGS 8
+
+/* What the guest put in one request, for both sides to check against. */
+struct req {
+	bool live;
+	unsigned n;
+	struct sim_buf buf[MAX_SEGS];
+	uint32_t writable;
+	uint32_t seq;
+};
+
+struct round {
+	struct req req[1024];     /* by guest head id */
+	uint8_t *ref;             /* expected image of the heap */
+	uint64_t ref_base, ref_len;
+	uint64_t rng;
+	unsigned completed;
+	unsigned outstanding;
+};
+
+/* The device's answer: byte k of the writable stream. */
+static uint8_t answer(uint32_t seq, uint32_t k)
+{
+	return (uint8_t)(seq * 131u + k * 7u + (k >> 8));
+}
+
+static void ref_write(struct round *r, uint64_t gpa, uint8_t v)
+{
+	r->ref[gpa - r->ref_base] = v;
+}
+
+/* Visit guest [gpa, gpa + len) range by range. */
+static void guest_span(struct fx *f, uint64_t gpa, uint64_t len,
+                       void (*fn)(uint8_t *host, uint64_t off, uint64_t n,
+                                  void *arg),
+                       void *arg)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
+		uint64_t n = len - done;
+
+		for (unsigned i = 0; i < f->g.nram; i++) {
+			const struct sim_ram *ram = &f->g.ram[i];
+			uint64_t a = gpa + done;
+
+			if (a >= ram->gpa && a - ram->gpa < ram->size) {
+				if (n > ram->size - (a - ram->gpa))
+					n = ram->size - (a - ram->gpa);
+				fn(ram->hva + (a - ram->gpa), done, n, arg);
+				break;
+			}
+		}
+		done += n;
+	}
+}
+
+static void span_fill(uint8_t *host, uint64_t off, uint64_t n, void *arg)
+{
+	memcpy(host, (uint8_t *)arg + off, n);
+}
+
+struct span_cmp {
+	const uint8_t *want;
+	uint64_t gpa;
+};
+
+static void span_check(uint8_t *host, uint64_t off, uint64_t n, void *arg)
+{
+	struct span_cmp *c = arg;
+
+	if (memcmp(host, c->want + off, n) == 0)
+		return;
+	for (uint64_t i = 0; i < n; i++)
+		if (host[i] != c->want[off + i])
+			fail_msg("guest byte at gpa 0x%llx is 0x%02x, expected "
+			         "0x%02x",
+			         (unsigned long long)(c->gpa + off + i), host[i],
+			         c->want[off + i]);
+}
+
+/* Check that guest [gpa, gpa + len) holds @want. */
+static void guest_expect(struct fx *f, uint64_t gpa, const uint8_t *want,
+                         uint64_t len)
+{
+	struct span_cmp c = {want, gpa};
+
+	guest_span(f, gpa, len, span_check, &c);
+}
+
+/* Fill the whole heap with random bytes, in the guest and in ref. */
+static void round_begin(struct fx *f, struct round *r)
+{
+	sim_heap_reset(&f->g);
+	r->ref_base = f->g.heap_gpa;
+	r->ref_len = f->g.heap_end - f->g.heap_gpa;
+	r->ref = realloc(r->ref, r->ref_len);
+	assert_non_null(r->ref);
+	for (uint64_t i = 0; i < r->ref_len; i++)
+		r->ref[i] = (uint8_t)sim_rand(&r->rng);
+	guest_span(f, r->ref_base, r->ref_len, span_fill, r->ref);
+}
+
+/* Every byte of the heap is what the requests should have left there. */
+static void round_check_heap(struct fx *f, struct round *r)
+{
+	guest_expect(f, r->ref_base, r->ref, r->ref_len);
+}
+
+/* Build one request of payload @size: header (16 B readable), payload
+ * (readable or writable, split in up to 3 buffers), status (1 B writable). */
+static int add_request(struct fx *f, struct round *r, uint32_t size,
+                       bool payload_out, uint32_t seq, bool indirect)
+{
+	struct req q = {.live = true, .seq = seq};
+	uint64_t hdr = sim_alloc(&f->g, 16);
+	int head;
+
+	if (!hdr)
+		return -1;
+	q.buf[q.n++] = (struct sim_buf){hdr, 16, false};
+	if (size) {
+		unsigned parts = 1 + (unsigned)(sim_rand(&r->rng) % 3);
+		uint32_t left = size;
+
+		for (unsigned p = 0; p < parts && left; p++) {
+			uint32_t len = p + 1 == parts ? left
+			                              : 1 + (uint32_t)(sim_rand(&r->rng) % left);
+			uint64_t gpa = sim_alloc(&f->g, len);
+
+			if (!gpa)
+				return -1;
+			q.buf[q.n++] = (struct sim_buf){gpa, len, !payload_out};
+			left -= len;
+		}
+	}
+	q.buf[q.n] = (struct sim_buf){sim_alloc(&f->g, 1), 1, true};
+	if (!q.buf[q.n].gpa)
+		return -1;
+	q.n++;
+	for (unsigned i = 0; i < q.n; i++)
+		if (q.buf[i].write)
+			q.writable += q.buf[i].len;
+	head = sim_add(&f->g, q.buf, q.n, indirect);
+	if (head < 0)
+		return -1;
+	assert_false(r->req[head].live);
+	if (indirect) {
+		/* The driver wrote its indirect table into the heap. */
+		uint64_t t = f->g.indirect_gpa[head];
+
+		for (unsigned i = 0; i < 16 * q.n; i++)
+			r->ref[t + i - r->ref_base] =
+			    *(uint8_t *)sim_gpa(&f->g, t + i);
+	}
+	r->req[head] = q;
+	r->outstanding++;
+	return head;
+}
+
+/*
+ * The simulated device: check that the readable bytes it sees are the
+ * guest's, write the answer into the writable buffers and pick a used len
+ * (all of it, less, or a lie larger than the buffers).
+ */
+static uint32_t serve(struct fx *f, struct round *r, const struct sim_seg *s,
+                      int n, uint32_t *reported)
+{
+	uint32_t seq, k = 0, in = 0;
+	struct req *q = NULL;
+	uint64_t choice;
+	int i;
+
+	/* The first readable buffer is the header; find its request. */
+	for (unsigned h = 0; h < f->g.qsize; h++) {
+		const struct req *c = &r->req[h];
+
+		if (c->live && c->n == (unsigned)n &&
+		    memcmp(s[0].ptr, r->ref + (c->buf[0].gpa - r->ref_base),
+		           16) == 0) {
+			q = &r->req[h];
+			break;
+		}
+	}
+	if (!q)
+		fail_msg("back-end got a chain that matches no guest request");
+	seq = q->seq;
+	for (i = 0; i < n; i++) {
+		assert_int_equal(s[i].len, q->buf[i].len);
+		assert_int_equal(s[i].write, q->buf[i].write);
+		if (!s[i].write) {
+			/* Readable: exactly the guest's bytes. */
+			if (memcmp(s[i].ptr,
+			           r->ref + (q->buf[i].gpa - r->ref_base),
+			           s[i].len) != 0)
+				fail_msg("back-end saw wrong readable bytes in "
+				         "request %u buffer %d",
+				         seq, i);
+		} else {
+			in += s[i].len;
+		}
+	}
+	choice = sim_rand(&r->rng) % 4;
+	*reported = choice == 0 ? in / 2 : choice == 1 ? in + 1000 : in;
+	for (i = 0; i < n; i++) {
+		if (!s[i].write)
+			continue;
+		for (uint32_t j = 0; j < s[i].len; j++, k++)
+			s[i].ptr[j] = answer(seq, k);
+	}
+	return in;
+}
+
+/* Record what the guest must see for the completion of @head. */
+static void expect_completion(struct fx *f, struct round *r, uint32_t head,
+                              uint32_t len)
+{
+	struct req *q;
+	uint32_t k = 0, left;
+
+	assert_true(head < f->g.qsize);
+	q = &r->req[head];
+	assert_true(q->live);
+	assert_int_equal(len, len < q->writable ? len : q->writable);
+	left = len;
+	for (unsigned i = 0; i < q->n && left; i++) {
+		if (!q->buf[i].write)
+			continue;
+		for (uint32_t j = 0; j < q->buf[i].len && left; j++, k++, left--)
+			ref_write(r, q->buf[i].gpa + j, answer(q->seq, k));
+	}
+	q->live = false;
+	r->outstanding--;
+	r->completed++;
+}
+
+/* Back-end: pop what is there, complete in random order, keep some. */
+static void backend_step(struct fx *f, struct round *r)
+{
+	static struct sim_seg segs[1024];
+	uint16_t held[1024];
+	uint32_t held_len[1024];
+	unsigned nheld = 0;
+	uint16_t head;
+	int n;
+
+	while ((n = sim_backend_pop(&f->b, &head, segs)) > 0) {
+		uint32_t rep;
+
+		serve(f, r, segs, n, &rep);
+		held[nheld] = head;
+		held_len[nheld++] = rep;
+	}
+	assert_int_equal(n, 0);
+	/* Shuffle: out-of-order completion. */
+	for (unsigned i = nheld; i > 1; i--) {
+		unsigned j = (unsigned)(sim_rand(&r->rng) % i);
+		uint16_t t = held[i - 1];
+		uint32_t tl = held_len[i - 1];
+
+		held[i - 1] = held[j];
+		held_len[i - 1] = held_len[j];
+		held[j] = t;
+		held_len[j] = tl;
+	}
+	for (unsigned i = 0; i < nheld; i++)
+		sim_backend_push(&f->b, held[i], held_len[i]);
+	if (sim_backend_flush(&f->b) || nheld)
+		assert_true(vuiso_vq_call_from_backend(f->vq) >= 0);
+	sim_backend_arm(&f->b);
+}
+
+static void guest_reap(struct fx *f, struct round *r)
+{
+	uint32_t id, len;
+
+	while (sim_reap(&f->g, &id, &len))
+		expect_completion(f, r, id, len);
+	sim_guest_arm(&f->g);
+}
+
+static void run_round(struct fx *f, struct round *r, unsigned nreq,
+                      const uint32_t *sizes, unsigned nsizes, bool indirect)
+{
+	unsigned added = 0, spins = 0;
+
+	round_begin(f, r);
+	while (added < nreq || r->outstanding) {
+		while (added < nreq && f->g.nfree >= MAX_SEGS) {
+			uint32_t size = sizes[sim_rand(&r->rng) % nsizes];
+			int head;
+
+			/* Keep room for the largest request plus tables. */
+			if (f->g.heap_end - f->g.heap_next < (2u << 20)) {
+				nreq = added;
+				break;
+			}
+			head = add_request(f, r, size, sim_rand(&r->rng) & 1,
+			                   added, indirect);
+			assert_true(head >= 0);
+			added++;
+		}
+		if (sim_kick_needed(&f->g) || spins % 3 == 0)
+			assert_true(vuiso_vq_kick_from_guest(f->vq) >= 0);
+		backend_step(f, r);
+		guest_reap(f, r);
+		assert_int_equal(f->errors, 0);
+		assert_true(++spins < 100000);
+	}
+	round_check_heap(f, r);
+}
+
+static const uint32_t mixed_sizes[] = {0,    1,    63,    64,    65,
+                                       512,  1500, 4096,  4097,  65536,
+                                       8192, 300,  131072, 1 << 20};
+
+static void roundtrip(bool gev, bool bev, bool indirect)
+{
+	struct fx_opts o = {.qsize = 128,
+	                    .pool_size = 4 << 20,
+	                    .nram = 2,
+	                    .ram_size = 8 << 20,
+	                    .guest_event_idx = gev,
+	                    .backend_event_idx = bev,
+	                    .indirect = indirect};
+	struct fx f;
+	struct round *r = calloc(1, sizeof(*r));
+	struct vuiso_vq_stats st;
+	unsigned total = 0;
+
+	assert_non_null(r);
+	r->rng = 0x1234 + gev * 2 + bev * 4 + indirect * 8;
+	assert_int_equal(fx_init(&f, &o), 0);
+	for (unsigned round = 0; round < 12; round++) {
+		unsigned n = 20 + (unsigned)(sim_rand(&r->rng) % 40);
+
+		run_round(&f, r, n, mixed_sizes,
+		          sizeof(mixed_sizes) / sizeof(mixed_sizes[0]), indirect);
+	}
+	total = r->completed;
+	assert_true(total > 300);
+	vuiso_vq_get_stats(f.vq, &st);
+	assert_int_equal(st.requests, total);
+	assert_int_equal(st.completions, total);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(f.b.bad, 0);
+	assert_int_equal(f.errors, 0);
+	fx_fini(&f);
+	free(r->ref);
+	free(r);
+}
+
+static void test_roundtrip_every_byte_plain(void **state)
+{
+	(void)state;
+	roundtrip(false, false, false);
+}
+
+static void test_roundtrip_every_byte_event_idx_both(void **state)
+{
+	(void)state;
+	roundtrip(true, true, false);
+}
+
+static void test_roundtrip_every_byte_event_idx_guest_only(void **state)
+{
+	(void)state;
+	roundtrip(true, false, false);
+}
+
+static void test_roundtrip_every_byte_event_idx_backend_only(void **state)
+{
+	(void)state;
+	roundtrip(false, true, false);
+}
+
+static void test_roundtrip_every_byte_indirect(void **state)
+{
+	(void)state;
+	roundtrip(true, true, true);
+}
+
+/* A pool much smaller than the ring: the queue waits, nothing is lost. */
+static void test_full_pool_backpressure_loses_nothing(void **state)
+{
+	struct fx_opts o = {.qsize = 256, .pool_size = 64 * 1024};
+	static const uint32_t sizes[] = {16384, 20000, 8192, 100};
+	struct round *r = calloc(1, sizeof(*r));
+	struct vuiso_vq_stats st;
+	struct fx f;
+
+	(void)state;
+	assert_non_null(r);
+	r->rng = 99;
+	assert_int_equal(fx_init(&f, &o), 0);
+	run_round(&f, r, 200, sizes, 4, false);
+	vuiso_vq_get_stats(f.vq, &st);
+	assert_int_equal(st.completions, 200);
+	assert_true(st.backpressure > 0);
+	assert_int_equal(f.errors, 0);
+	fx_fini(&f);
+	free(r->ref);
+	free(r);
+}
+
+static void test_request_larger_than_pool_breaks_queue_e2big(void **state)
+{
+	struct fx_opts o = {.pool_size = 64 * 1024};
+	struct sim_buf b[2];
+	struct fx f;
+
+	(void)state;
+	assert_int_equal(fx_init(&f, &o), 0);
+	b[0] = (struct sim_buf){sim_alloc(&f.g, 16), 16, false};
+	b[1] = (struct sim_buf){sim_alloc(&f.g, 65536), 65536, true};
+	assert_true(sim_add(&f.g, b, 2, false) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), -EIO);
+	assert_int_equal(f.errors, 1);
+	assert_int_equal(f.last_err, -E2BIG);
+	assert_non_null(strstr(f.last_msg, "pool"));
+	/* Broken: every entry point returns early, reported once. */
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), -EIO);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), -EIO);
+	assert_int_equal(f.errors, 1);
+	fx_fini(&f);
+}
+
+/* Budget: a call stops after `budget` chains and says so. */
+static void test_budget_bounds_work_per_call(void **state)
+{
+	struct fx_opts o = {.budget = 4};
+	struct sim_seg segs[64];
+	struct sim_buf b;
+	uint16_t head;
+	unsigned got = 0;
+	struct fx f;
+
+	(void)state;
+	assert_int_equal(fx_init(&f, &o), 0);
+	for (int i = 0; i < 10; i++) {
+		b = (struct sim_buf){sim_alloc(&f.g, 64), 64, false};
+		assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	}
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 1);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 1);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	while (sim_backend_pop(&f.b, &head, segs) > 0) {
+		sim_backend_push(&f.b, head, 0);
+		got++;
+	}
+	assert_int_equal(got, 10);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 1);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 1);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	assert_int_equal(f.errors, 0);
+	fx_fini(&f);
+}
+
+/* Without EVENT_IDX the guest's NO_INTERRUPT flag is honoured. */
+static void test_no_interrupt_flag_suppresses_guest_notify(void **state)
+{
+	struct fx_opts o = {0};
+	struct sim_seg segs[64];
+	struct sim_buf b;
+	uint16_t head;
+	struct fx f;
+
+	(void)state;
+	assert_int_equal(fx_init(&f, &o), 0);
+	*(uint16_t *)f.g.avail = htole16(1); /* VRING_AVAIL_F_NO_INTERRUPT */
+	b = (struct sim_buf){sim_alloc(&f.g, 64), 64, true};
+	assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	assert_int_equal(f.kicks, 1);
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+	sim_backend_push(&f.b, head, 64);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	assert_int_equal(f.notifies, 0);
+	*(uint16_t *)f.g.avail = 0;
+	fx_fini(&f);
+}
+
+/* With EVENT_IDX on both sides, a batch costs one kick and one interrupt,
+ * and a guest that does not arm used_event gets none. */
+static void test_event_idx_batches_notifications(void **state)
+{
+	struct fx_opts o = {.guest_event_idx = true, .backend_event_idx = true};
+	struct sim_seg segs[64];
+	struct sim_buf b;
+	uint16_t head;
+	uint32_t id, len;
+	struct fx f;
+
+	(void)state;
+	assert_int_equal(fx_init(&f, &o), 0);
+	sim_guest_arm(&f.g);
+	sim_backend_arm(&f.b);
+	for (int i = 0; i < 16; i++) {
+		b = (struct sim_buf){sim_alloc(&f.g, 128), 128, true};
+		assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	}
+	assert_true(sim_kick_needed(&f.g));
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	assert_int_equal(f.kicks, 1);
+	for (int i = 0; i < 16; i++) {
+		assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+		sim_backend_push(&f.b, head, 128);
+	}
+	assert_true(sim_backend_flush(&f.b));
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	assert_int_equal(f.notifies, 1);
+	for (int i = 0; i < 16; i++)
+		assert_true(sim_reap(&f.g, &id, &len));
+	/* Guest does not re-arm used_event: the next completion is silent. */
+	b = (struct sim_buf){sim_alloc(&f.g, 128), 128, true};
+	assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	assert_true(sim_kick_needed(&f.g));
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+	sim_backend_push(&f.b, head, 1);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	assert_int_equal(f.notifies, 1);
+	fx_fini(&f);
+}
+
+/* Stop completes what the back-end finished and returns the indices. */
+static void test_stop_drains_and_returns_guest_indices(void **state)
+{
+	struct fx_opts o = {0};
+	struct vuiso_vq_state st;
+	struct sim_seg segs[64];
+	struct sim_buf b;
+	uint16_t head;
+	uint32_t id, len;
+	struct fx f;
+
+	(void)state;
+	assert_int_equal(fx_init(&f, &o), 0);
+	for (int i = 0; i < 5; i++) {
+		b = (struct sim_buf){sim_alloc(&f.g, 100), 100, true};
+		assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	}
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	while (sim_backend_pop(&f.b, &head, segs) > 0)
+		sim_backend_push(&f.b, head, 100);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_stop(f.vq, 1000, &st), 0);
+	assert_int_equal(st.avail_idx, 5);
+	assert_int_equal(st.used_idx, 5);
+	assert_int_equal(st.inflight, 0);
+	for (int i = 0; i < 5; i++)
+		assert_true(sim_reap(&f.g, &id, &len));
+	/* Stopped: guest kicks are refused, a restart works. */
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), -EINVAL);
+	assert_int_equal(fx_restart(&f), 0);
+	b = (struct sim_buf){sim_alloc(&f.g, 100), 100, true};
+	assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+	fx_fini(&f);
+}
+
+/* A back-end that never completes: stop returns after its bound, and a
+ * later stop still completes what finishes late. */
+static void test_stop_times_out_when_backend_never_completes(void **state)
+{
+	struct fx_opts o = {0};
+	struct vuiso_vq_state st;
+	struct sim_seg segs[64];
+	struct sim_buf b;
+	struct timespec t0, t1;
+	uint16_t head;
+	uint32_t id, len;
+	long ms;
+	struct fx f;
+
+	(void)state;
+	assert_int_equal(fx_init(&f, &o), 0);
+	b = (struct sim_buf){sim_alloc(&f.g, 100), 100, true};
+	assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(vuiso_vq_stop(f.vq, 50, &st), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms >= 50);
+	assert_int_equal(st.inflight, 1);
+	assert_int_equal(st.avail_idx, 1);
+	assert_int_equal(st.used_idx, 0);
+	/* Cannot start while a request is still out. */
+	assert_int_equal(fx_restart(&f), -EBUSY);
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+	memset(segs[0].ptr, 0xab, 100);
+	sim_backend_push(&f.b, head, 100);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_stop(f.vq, 0, &st), 0);
+	assert_int_equal(st.used_idx, 1);
+	assert_true(sim_reap(&f.g, &id, &len));
+	assert_int_equal(len, 100);
+	assert_int_equal(((uint8_t *)sim_gpa(&f.g, b.gpa))[99], 0xab);
+	fx_fini(&f);
+}
+
+/* Reset drops in-flight requests and frees the whole pool. */
+static void test_reset_drops_inflight_and_restarts_clean(void **state)
+{
+	struct fx_opts o = {.pool_size = 64 * 1024};
+	struct sim_seg segs[64];
+	struct vuiso_vq_stats st;
+	struct sim_buf b;
+	uint16_t head;
+	struct fx f;
+
+	(void)state;
+	assert_int_equal(fx_init(&f, &o), 0);
+	b = (struct sim_buf){sim_alloc(&f.g, 60000), 60000, true};
+	assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	vuiso_vq_reset(f.vq);
+	vuiso_vq_get_stats(f.vq, &st);
+	assert_int_equal(st.inflight, 0);
+	/* The guest side is reset too (as on a device reset). */
+	sim_guest_fini(&f.g);
+	assert_int_equal(sim_guest_init(&f.g, 2, 4 << 20, 64, false), 0);
+	{
+		struct vuiso_mem_region mr[SIM_MAX_RAM];
+		unsigned n = sim_guest_regions(&f.g, mr);
+
+		assert_int_equal(vuiso_dev_set_guest_memory(f.dev, mr, n), 0);
+	}
+	assert_int_equal(fx_restart(&f), 0);
+	/* The whole 64 KiB pool is free again: a 60000-byte request fits. */
+	b = (struct sim_buf){sim_alloc(&f.g, 60000), 60000, true};
+	assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+	assert_int_equal(f.errors, 0);
+	fx_fini(&f);
+}
+
+/* The map is replaced while a request is in flight: completion writes
+ * through the new mapping, never the old one. */
+static void test_memory_map_replaced_in_flight_uses_new_mapping(void **state)
+{
+	struct fx_opts o = {.nram = 1};
+	struct vuiso_mem_region mr;
+	struct sim_seg segs[64];
+	struct sim_buf b;
+	uint8_t *copy;
+	uint16_t head;
+	struct fx f;
+
+	(void)state;
+	assert_int_equal(fx_init(&f, &o), 0);
+	b = (struct sim_buf){sim_alloc(&f.g, 256), 256, true};
+	memset(sim_gpa(&f.g, b.gpa), 0x11, 256);
+	assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+
+	/* Move guest RAM to a new host mapping (same GPAs). */
+	copy = malloc(f.g.ram[0].size);
+	assert_non_null(copy);
+	memcpy(copy, f.g.ram[0].hva, f.g.ram[0].size);
+	mr = (struct vuiso_mem_region){f.g.ram[0].gpa, f.g.ram[0].size, copy};
+	assert_int_equal(vuiso_dev_set_guest_memory(f.dev, &mr, 1), 0);
+
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+	memset(segs[0].ptr, 0x77, 256);
+	sim_backend_push(&f.b, head, 256);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	assert_int_equal(copy[b.gpa - f.g.ram[0].gpa], 0x77);
+	assert_int_equal(copy[b.gpa - f.g.ram[0].gpa + 255], 0x77);
+	/* The old mapping was not written. */
+	assert_int_equal(((uint8_t *)sim_gpa(&f.g, b.gpa))[0], 0x11);
+	assert_int_equal(f.errors, 0);
+	fx_fini(&f);
+	free(copy);
+}
+
+/* Dirty logging reports every byte the library writes to guest RAM. */
+static void test_dirty_log_reports_guest_writes(void **state)
+{
+	struct fx_opts o = {0};
+	struct sim_seg segs[64];
+	struct sim_buf b[2];
+	uint16_t head;
+	struct fx f;
+
+	(void)state;
+	assert_int_equal(fx_init(&f, &o), 0);
+	vuiso_dev_set_logging(f.dev, 1);
+	b[0] = (struct sim_buf){sim_alloc(&f.g, 64), 64, false};
+	b[1] = (struct sim_buf){sim_alloc(&f.g, 1000), 1000, true};
+	assert_true(sim_add(&f.g, b, 2, false) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 2);
+	sim_backend_push(&f.b, head, 700);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	/* 700 payload bytes + one used element (8) + used->idx (2), plus
+	 * the used->flags writes of notification suppression. */
+	assert_true(f.logged >= 710);
+	vuiso_dev_set_logging(f.dev, 0);
+	fx_fini(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_roundtrip_every_byte_plain),
+	    cmocka_unit_test(test_roundtrip_every_byte_event_idx_both),
+	    cmocka_unit_test(test_roundtrip_every_byte_event_idx_guest_only),
+	    cmocka_unit_test(test_roundtrip_every_byte_event_idx_backend_only),
+	    cmocka_unit_test(test_roundtrip_every_byte_indirect),
+	    cmocka_unit_test(test_full_pool_backpressure_loses_nothing),
+	    cmocka_unit_test(test_request_larger_than_pool_breaks_queue_e2big),
+	    cmocka_unit_test(test_budget_bounds_work_per_call),
+	    cmocka_unit_test(test_no_interrupt_flag_suppresses_guest_notify),
+	    cmocka_unit_test(test_event_idx_batches_notifications),
+	    cmocka_unit_test(test_stop_drains_and_returns_guest_indices),
+	    cmocka_unit_test(test_stop_times_out_when_backend_never_completes),
+	    cmocka_unit_test(test_reset_drops_inflight_and_restarts_clean),
+	    cmocka_unit_test(test_memory_map_replaced_in_flight_uses_new_mapping),
+	    cmocka_unit_test(test_dirty_log_reports_guest_writes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
