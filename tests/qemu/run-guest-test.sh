@@ -1,0 +1,335 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# run-guest-test.sh - boot a real guest against real vhost-user back-ends.
+#
+# Starts qemu-storage-daemon (vhost-user-blk export of a raw image file) and
+# virtiofsd (vhost-user-fs on a shared directory), boots the test guest from
+# make-guest.sh under TCG with vhost-user-blk-pci and vhost-user-fs-pci, and
+# inside the guest
+#   - writes random data to /dev/vda with O_DIRECT, reads it back with
+#     O_DIRECT and compares checksums,
+#   - mounts virtiofs, reads a file the host wrote, creates, writes, reads,
+#     lists and deletes files.
+# While the devices are live the host reads /proc/PID/maps of every back-end
+# process and looks for the guest RAM memfd (matched by inode against QEMU's
+# own mapping of it):
+#   --isolation off (default): the guest RAM memfd MUST be mapped (baseline,
+#                              how vhost-user works today);
+#   --isolation on:            it MUST NOT be mapped (memory-isolation=on).
+# Afterwards the host checks that the image file holds the guest's data and
+# that the shared directory holds what the guest left there.
+#
+# Every process is started on temporary sockets and killed by a trap whatever
+# the outcome; every wait is bounded.
+#
+# Usage: tests/qemu/run-guest-test.sh [options]
+#   --qemu PATH         qemu-system-x86_64 to run (default: from PATH)
+#   --isolation on|off  add memory-isolation=on to both devices (default off)
+#   --kvm               use -accel kvm instead of tcg
+#   --boots N           boot the guest N times in the same run (default 1);
+#                       the second and later boots use -no-shutdown-free
+#                       guest reboots (the guest reboots, QEMU keeps running)
+#   --timeout SEC       bound for the whole guest run (default 240)
+#   --keep              keep the work directory for debugging
+# Exit status: 0 pass, 1 fail, 77 skip (missing prerequisite).
+
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+QEMU=qemu-system-x86_64
+ISOLATION=off
+ACCEL=tcg
+BOOTS=1
+TIMEOUT=240
+KEEP=0
+QSD=${QSD:-qemu-storage-daemon}
+VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
+MEM=512M
+DATA_MB=8
+
+while (($#)); do
+	case $1 in
+	--qemu) QEMU=$2; shift ;;
+	--isolation) ISOLATION=$2; shift ;;
+	--kvm) ACCEL=kvm ;;
+	--boots) BOOTS=$2; shift ;;
+	--timeout) TIMEOUT=$2; shift ;;
+	--keep) KEEP=1 ;;
+	-h | --help) sed -n '3,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run-guest-test: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+[[ $ISOLATION == on || $ISOLATION == off ]] || { echo "--isolation on|off" >&2; exit 2; }
+
+T0=$(date +%s.%N)
+log() { printf 'run-guest-test [%6.2fs]: %s\n' "$(echo "$(date +%s.%N) - $T0" | bc)" "$*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+skip() { log "SKIP: $*"; exit 77; }
+
+command -v "$QEMU" >/dev/null || skip "$QEMU not found"
+command -v "$QSD" >/dev/null || skip "$QSD not found"
+[[ -x $VIRTIOFSD ]] || skip "$VIRTIOFSD not found"
+[[ $(id -u) == 0 ]] || skip "virtiofsd needs root"
+
+eval "$("$HERE/make-guest.sh")"
+[[ -f $KERNEL && -f $INITRD ]] || fail "make-guest.sh gave no guest"
+
+W=$(mktemp -d /tmp/vuiso-guest.XXXXXX)
+PIDS=()
+cleanup() {
+	local rc=$? pid
+	for pid in "${PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if ((rc != 0)); then
+		for f in serial.log qsd.log virtiofsd.log qemu.log; do
+			[[ -s $W/$f ]] || continue
+			echo "----- $f (last 40 lines) -----" >&2
+			tail -n 40 "$W/$f" >&2
+		done
+	fi
+	if ((KEEP)); then
+		echo "run-guest-test: kept $W" >&2
+	else
+		rm -rf "$W"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Wait until $1 exists as a socket, at most $2 seconds, while pid $3 lives.
+wait_socket() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		[[ -S $1 ]] && return 0
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# --- back-ends --------------------------------------------------------------
+
+mkdir -p "$W/shared"
+truncate -s 64M "$W/disk.img"
+echo "hello from the host $$" >"$W/shared/host-file.txt"
+HOST_SHA=$(sha256sum <"$W/shared/host-file.txt" | cut -d' ' -f1)
+
+"$QSD" \
+	--blockdev "driver=file,node-name=disk0,filename=$W/disk.img,cache.direct=on,aio=threads" \
+	--export "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$W/blk.sock,node-name=disk0,writable=on,num-queues=1" \
+	>"$W/qsd.log" 2>&1 &
+QSD_PID=$!
+PIDS+=("$QSD_PID")
+wait_socket "$W/blk.sock" 10 "$QSD_PID" || fail "qemu-storage-daemon did not create its socket"
+log "qemu-storage-daemon pid $QSD_PID on $W/blk.sock"
+
+# The namespace sandbox needs unshare(CLONE_NEWPID|NEWNS|NEWNET); fall back to
+# chroot where a container forbids it.
+start_virtiofsd() {
+	"$VIRTIOFSD" --socket-path="$W/fs.sock" -o source="$W/shared" \
+		-o cache=none -o sandbox="$1" --thread-pool-size=1 \
+		>"$W/virtiofsd.log" 2>&1 &
+	VFS_PID=$!
+	wait_socket "$W/fs.sock" 10 "$VFS_PID"
+}
+if start_virtiofsd namespace; then
+	VFS_SANDBOX=namespace
+else
+	wait "$VFS_PID" 2>/dev/null || true
+	rm -f "$W/fs.sock"
+	start_virtiofsd chroot || fail "virtiofsd did not start (see log)"
+	VFS_SANDBOX=chroot
+fi
+PIDS+=("$VFS_PID")
+log "virtiofsd pid $VFS_PID ($VFS_SANDBOX sandbox) on $W/fs.sock"
+
+# --- the guest's test script ------------------------------------------------
+
+cat >"$W/test.sh" <<EOF
+#!/bin/sh
+# Runs inside the guest as /test.sh (appended to the initramfs).
+DATA_MB=$DATA_MB
+HOST_SHA=$HOST_SHA
+EOF
+cat >>"$W/test.sh" <<'EOF'
+fails=0
+check() { if [ "$1" = 0 ]; then echo "VUISO-CHECK: ok $2"; else echo "VUISO-CHECK: FAIL $2"; fails=$((fails + 1)); fi; }
+boot=$(cat /proc/sys/kernel/random/boot_id | cut -c1-8)
+
+# vhost-user-blk
+[ -b /dev/vda ]; check $? "blk: /dev/vda present"
+dd if=/dev/urandom of=/tmp/rand bs=1M count=$DATA_MB status=none
+want=$(sha256sum /tmp/rand | cut -d' ' -f1)
+dd if=/tmp/rand of=/dev/vda bs=1M count=$DATA_MB oflag=direct conv=fsync status=none
+check $? "blk: O_DIRECT write of $DATA_MB MiB"
+dd if=/dev/vda of=/tmp/back bs=1M count=$DATA_MB iflag=direct status=none
+check $? "blk: O_DIRECT read of $DATA_MB MiB"
+got=$(sha256sum /tmp/back | cut -d' ' -f1)
+[ "$want" = "$got" ]; check $? "blk: read-back checksum $got"
+echo "VUISO-BLK-SHA: $want"
+
+# vhost-user-fs
+mount -t virtiofs vfs /mnt; check $? "fs: mount virtiofs"
+[ "$(sha256sum /mnt/host-file.txt | cut -d' ' -f1)" = "$HOST_SHA" ]
+check $? "fs: host file reads back"
+mkdir -p /mnt/dir; check $? "fs: mkdir"
+dd if=/dev/urandom of=/tmp/f bs=64k count=16 status=none
+cp /tmp/f /mnt/dir/guest-file.bin; check $? "fs: write 1 MiB file"
+sync
+fsha=$(sha256sum /mnt/dir/guest-file.bin | cut -d' ' -f1)
+[ "$fsha" = "$(sha256sum /tmp/f | cut -d' ' -f1)" ]; check $? "fs: file reads back"
+echo "VUISO-FS-SHA: $fsha"
+echo temp >/mnt/dir/to-delete; check $? "fs: create"
+ls /mnt/dir | grep -q to-delete; check $? "fs: list shows new file"
+rm /mnt/dir/to-delete; check $? "fs: delete"
+ls /mnt/dir | grep -q to-delete; [ $? != 0 ]; check $? "fs: list no longer shows it"
+echo "$boot" >>/mnt/boots
+
+# Tell the host the devices are live, wait until it has read the back-ends'
+# /proc/PID/maps (it answers through the shared directory).
+echo "VUISO-GUEST: devices live"
+i=0
+while [ ! -e /mnt/maps-checked ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+[ -e /mnt/maps-checked ]; check $? "host read the back-ends' maps"
+rm -f /mnt/maps-checked
+umount /mnt; check $? "fs: umount"
+echo "VUISO-RESULT: $fails failures"
+[ $fails = 0 ]
+EOF
+chmod 755 "$W/test.sh"
+mkdir -p "$W/overlay"
+cp "$W/test.sh" "$W/overlay/test.sh"
+(cd "$W/overlay" && echo test.sh | cpio -o -H newc --owner=0:0 --quiet) | gzip -n >"$W/test.cpio.gz"
+cat "$INITRD" "$W/test.cpio.gz" >"$W/initrd.img"
+
+# --- maps check -------------------------------------------------------------
+
+# All processes in the tree rooted at $1 (virtiofsd forks into its sandbox).
+proc_tree() {
+	local root=$1 p
+	echo "$root"
+	for p in $(ps -o pid= --ppid "$root" 2>/dev/null); do
+		proc_tree "$p"
+	done
+}
+
+# memfd mappings of pid $1 as "inode name" lines.
+memfd_maps() {
+	awk '$6 ~ /^\/memfd:/ { print $5, $6 }' "/proc/$1/maps" 2>/dev/null | sort -u
+}
+
+check_maps() {
+	local ram name pid verdict=ok
+	ram=$(memfd_maps "$QEMU_PID" | awk '$2 ~ /memory-backend-memfd/ { print $1; exit }')
+	[[ -n $ram ]] || fail "no memory-backend-memfd mapping in QEMU (pid $QEMU_PID)"
+	log "guest RAM memfd inode $ram"
+	for name in qemu-storage-daemon:$QSD_PID virtiofsd:$VFS_PID; do
+		local mapped=0 memfds=""
+		for pid in $(proc_tree "${name#*:}"); do
+			memfd_maps "$pid" | awk -v i="$ram" '$1 == i { found = 1 } END { exit !found }' && mapped=1
+			memfds+=$(memfd_maps "$pid" | awk '{ printf " %s(%s)", $2, $1 }')
+		done
+		log "${name%%:*} memfd mappings:${memfds:- none}"
+		if [[ $ISOLATION == off ]]; then
+			if ((mapped)); then
+				log "maps: ${name%%:*} maps guest RAM (expected with isolation off)"
+			else
+				log "maps: ${name%%:*} does NOT map guest RAM, expected it to"
+				verdict=fail
+			fi
+		else
+			if ((mapped)); then
+				log "maps: ${name%%:*} maps guest RAM despite memory-isolation=on"
+				verdict=fail
+			else
+				log "maps: ${name%%:*} does not map guest RAM (isolated)"
+			fi
+		fi
+	done
+	[[ $verdict == ok ]]
+}
+
+# --- QEMU -------------------------------------------------------------------
+
+ISO_OPT=""
+[[ $ISOLATION == on ]] && ISO_OPT=",memory-isolation=on"
+
+QEMU_ARGS=(
+	-accel "$ACCEL" -machine q35 -cpu max -smp 1 -m "$MEM"
+	-object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem
+	-nodefaults -display none -no-user-config
+	-chardev "socket,id=blk0,path=$W/blk.sock"
+	-device "vhost-user-blk-pci,chardev=blk0,num-queues=1$ISO_OPT"
+	-chardev "socket,id=fs0,path=$W/fs.sock"
+	-device "vhost-user-fs-pci,chardev=fs0,tag=vfs$ISO_OPT"
+	-kernel "$KERNEL" -initrd "$W/initrd.img"
+	-append "console=ttyS0 panic=-1 quiet"
+	-chardev "file,id=ser0,path=$W/serial.log" -serial chardev:ser0
+)
+if ((BOOTS > 1)); then
+	# The guest's poweroff ends the run; for more boots we let QEMU turn the
+	# guest's reboot into a reset, which the /init below triggers.
+	:
+fi
+QEMU_ARGS+=(-no-reboot)
+
+: >"$W/serial.log"
+run_guest() {
+	local boot=$1 maps_done=0 status
+	: >"$W/serial.log"
+	log "boot $boot: $QEMU ${QEMU_ARGS[*]}"
+	"$QEMU" "${QEMU_ARGS[@]}" >"$W/qemu.log" 2>&1 &
+	QEMU_PID=$!
+	PIDS+=("$QEMU_PID")
+	local deadline=$(($(date +%s) + TIMEOUT))
+	while kill -0 "$QEMU_PID" 2>/dev/null; do
+		if ((!maps_done)) && grep -q 'VUISO-GUEST: devices live' "$W/serial.log"; then
+			log "boot $boot: guest devices live, checking back-end maps"
+			if check_maps; then MAPS_OK=1; else MAPS_OK=0; fi
+			touch "$W/shared/maps-checked"
+			maps_done=1
+		fi
+		if (($(date +%s) > deadline)); then
+			fail "boot $boot: guest did not finish within ${TIMEOUT}s"
+		fi
+		sleep 0.2
+	done
+	wait "$QEMU_PID" && status=0 || status=$?
+	log "boot $boot: QEMU exited with status $status"
+	((status == 0)) || fail "QEMU failed: $(tail -n 5 "$W/qemu.log")"
+	sed -n 's/^\(VUISO-.*\)\r\{0,1\}$/  guest: \1/p' "$W/serial.log" >&2
+	grep -q 'VUISO-GUEST-EXIT: 0' "$W/serial.log" || fail "boot $boot: guest test failed"
+	((maps_done)) || fail "boot $boot: guest never reported live devices"
+	((MAPS_OK)) || fail "boot $boot: /proc/PID/maps check failed (isolation $ISOLATION)"
+
+	# Host-side checks.
+	local blk_sha fs_sha
+	blk_sha=$(sed -n 's/^VUISO-BLK-SHA: \([0-9a-f]*\).*/\1/p' "$W/serial.log")
+	[[ $(head -c $((DATA_MB << 20)) "$W/disk.img" | sha256sum | cut -d' ' -f1) == "$blk_sha" ]] ||
+		fail "boot $boot: image file does not hold the guest's data"
+	log "boot $boot: image file matches the guest's checksum $blk_sha"
+	fs_sha=$(sed -n 's/^VUISO-FS-SHA: \([0-9a-f]*\).*/\1/p' "$W/serial.log")
+	[[ $(sha256sum <"$W/shared/dir/guest-file.bin" | cut -d' ' -f1) == "$fs_sha" ]] ||
+		fail "boot $boot: shared dir does not hold the guest's file"
+	[[ ! -e $W/shared/dir/to-delete ]] || fail "boot $boot: deleted file still on the host"
+	[[ $(wc -l <"$W/shared/boots") == "$boot" ]] || fail "boot $boot: boot count in shared dir wrong"
+	log "boot $boot: shared directory matches ($fs_sha)"
+}
+
+for ((b = 1; b <= BOOTS; b++)); do
+	run_guest "$b"
+done
+log "PASS (isolation $ISOLATION, $BOOTS boot(s), accel $ACCEL)"
