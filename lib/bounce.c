@@ -12,6 +12,14 @@
  * safe: a request that fits an empty pool always fits once the back-end has
  * completed enough of what is in flight, so waiting never deadlocks.
  *
+ * Freed blocks are first parked in a small per-order cache and handed out
+ * again as they are, so a steady stream of same-sized requests neither
+ * splits nor merges.  An allocation that finds no block merges every cache
+ * back into the buddy tree before it gives up.  Reused parked blocks can
+ * leave the tree fragmented, so the fit-from-empty property holds after
+ * vuiso_pool_flush() on a pool with nothing allocated: the engine flushes
+ * and retries once when a request does not fit and nothing is in flight.
+ *
  * All metadata lives in private memory: the pool bytes are shared with the
  * back-end, which may scribble on free blocks at any time.
  */
@@ -89,6 +97,7 @@ void vuiso_pool_reset(struct vuiso_pool *p)
 	p->nonempty = 0;
 	/* Only block heads are ever consulted; clear the rest for clarity. */
 	memset(p->state, 0, p->nblocks);
+	memset(p->ncache, 0, sizeof(p->ncache));
 	pool_push(p, 0, p->max_order);
 	p->free_blocks = p->nblocks;
 }
@@ -104,7 +113,37 @@ int vuiso_pool_order(const struct vuiso_pool *p, uint64_t bytes)
 	return (int)order;
 }
 
-int64_t vuiso_pool_get(struct vuiso_pool *p, unsigned order)
+/* Return a block to the buddy tree, merging with free buddies. */
+static void pool_merge(struct vuiso_pool *p, uint32_t blk, unsigned order)
+{
+	while (order < p->max_order) {
+		uint32_t buddy = blk ^ (1u << order);
+
+		if (p->state[buddy] != (POOL_FREE | order))
+			break;
+		pool_unlink(p, buddy, order);
+		p->state[buddy] = 0;
+		blk &= ~(1u << order);
+		order++;
+	}
+	pool_push(p, blk, order);
+}
+
+/* Merge every parked block; at most VUISO_POOL_ORDERS * VUISO_POOL_CACHE. */
+bool vuiso_pool_flush(struct vuiso_pool *p)
+{
+	bool any = false;
+
+	for (unsigned k = 0; k < VUISO_POOL_ORDERS; k++) {
+		while (p->ncache[k]) {
+			pool_merge(p, p->cache[k][--p->ncache[k]], k);
+			any = true;
+		}
+	}
+	return any;
+}
+
+static int64_t pool_split(struct vuiso_pool *p, unsigned order)
 {
 	uint32_t avail = p->nonempty & ~((1u << order) - 1);
 	unsigned k;
@@ -121,6 +160,22 @@ int64_t vuiso_pool_get(struct vuiso_pool *p, unsigned order)
 		pool_push(p, blk + (1u << k), k);
 	}
 	p->state[blk] = (uint8_t)order;
+	return blk;
+}
+
+int64_t vuiso_pool_get(struct vuiso_pool *p, unsigned order)
+{
+	int64_t blk;
+
+	if (likely(p->ncache[order])) {
+		blk = p->cache[order][--p->ncache[order]];
+	} else {
+		blk = pool_split(p, order);
+		if (blk < 0 && vuiso_pool_flush(p))
+			blk = pool_split(p, order);
+		if (blk < 0)
+			return blk;
+	}
 	p->free_blocks -= 1u << order;
 	return blk;
 }
@@ -128,15 +183,9 @@ int64_t vuiso_pool_get(struct vuiso_pool *p, unsigned order)
 void vuiso_pool_put(struct vuiso_pool *p, uint32_t blk, unsigned order)
 {
 	p->free_blocks += 1u << order;
-	while (order < p->max_order) {
-		uint32_t buddy = blk ^ (1u << order);
-
-		if (p->state[buddy] != (POOL_FREE | order))
-			break;
-		pool_unlink(p, buddy, order);
-		p->state[buddy] = 0;
-		blk &= ~(1u << order);
-		order++;
+	if (likely(p->ncache[order] < VUISO_POOL_CACHE)) {
+		p->cache[order][p->ncache[order]++] = blk;
+		return;
 	}
-	pool_push(p, blk, order);
+	pool_merge(p, blk, order);
 }

@@ -156,6 +156,9 @@ VUISO_INTERNAL int vuiso_memmap_write(const struct vuiso_memmap *m,
  * Allocation and free are O(VUISO_POOL_ORDERS): a find-first-set over the
  * non-empty orders, then at most one split or merge per order.
  */
+/* Freed blocks parked per order before they are merged (lazy buddy). */
+#define VUISO_POOL_CACHE 16
+
 struct vuiso_pool {
 	uint32_t nblocks;   /* pool size in VUISO_POOL_BLOCK units */
 	uint32_t max_order; /* log2(nblocks) */
@@ -164,7 +167,9 @@ struct vuiso_pool {
 	uint32_t *next;     /* free-list links, per block */
 	uint32_t *prev;
 	uint8_t *state;     /* per block head: order | VUISO_POOL_FREE */
-	uint64_t free_blocks; /* free space in blocks */
+	uint64_t free_blocks; /* free space in blocks, cached ones included */
+	uint8_t ncache[VUISO_POOL_ORDERS]; /* blocks parked per order */
+	uint32_t cache[VUISO_POOL_ORDERS][VUISO_POOL_CACHE];
 };
 
 #define VUISO_POOL_NIL UINT32_MAX
@@ -178,6 +183,8 @@ VUISO_INTERNAL int vuiso_pool_order(const struct vuiso_pool *p, uint64_t bytes);
 VUISO_INTERNAL int64_t vuiso_pool_get(struct vuiso_pool *p, unsigned order);
 VUISO_INTERNAL void vuiso_pool_put(struct vuiso_pool *p, uint32_t blk,
                                    unsigned order);
+/* Merge every parked block into the buddy tree; true if there was any. */
+VUISO_INTERNAL bool vuiso_pool_flush(struct vuiso_pool *p);
 
 /* ---- Error reporting ---- */
 

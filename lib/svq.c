@@ -169,16 +169,27 @@ static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 
 	/* All or nothing: take every block first, roll back on failure.
 	 * sbuf[i].addr holds the block index until the slots are filled. */
-	for (i = 0; i < c.nseg; i++) {
-		int64_t blk = vuiso_pool_get(pool, vq->sbuf[i].order);
+	for (bool retried = false;; retried = true) {
+		for (i = 0; i < c.nseg; i++) {
+			int64_t blk = vuiso_pool_get(pool, vq->sbuf[i].order);
 
-		if (blk < 0) {
-			while (i--)
-				vuiso_pool_put(pool, (uint32_t)vq->sbuf[i].addr,
-				               vq->sbuf[i].order);
-			return 0;
+			if (blk < 0)
+				break;
+			vq->sbuf[i].addr = (uint64_t)blk;
 		}
-		vq->sbuf[i].addr = (uint64_t)blk;
+		if (i == c.nseg)
+			break;
+		while (i--)
+			vuiso_pool_put(pool, (uint32_t)vq->sbuf[i].addr,
+			               vq->sbuf[i].order);
+		/*
+		 * Nothing in flight means nothing will be freed: merge the
+		 * parked blocks so the pool is one block again, from which
+		 * any request that passed the size check above fits.
+		 */
+		if (vq->inflight || retried)
+			return 0;
+		vuiso_pool_flush(pool);
 	}
 
 	head = vq->free_slot;

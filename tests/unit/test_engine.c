@@ -446,6 +446,71 @@ static void test_request_larger_than_pool_breaks_queue_e2big(void **state)
 	fx_fini(&f);
 }
 
+/*
+ * Freed blocks are parked per order and reused as they are.  Park the
+ * lowest- and highest-addressed 1 KiB blocks on top, then send a request
+ * whose first two parts take them: they split both halves of the pool, so
+ * its 32 KiB part cannot fit until the engine, seeing nothing in flight,
+ * merges everything and retries.  The request needs exactly the whole pool.
+ */
+static void test_whole_pool_request_fits_after_fragmenting_traffic(void **state)
+{
+	static const uint32_t parts[] = {1024, 1024, 32768, 16384,
+	                                 8192, 4096, 2048};
+	struct fx_opts o = {.pool_size = 64 * 1024};
+	struct sim_seg segs[64];
+	struct sim_buf b[7];
+	struct {
+		uint16_t head;
+		uint8_t *addr;
+	} got[48], t;
+	int order[48], n = 0;
+	uint32_t id, len;
+	uint16_t head;
+	struct fx f;
+
+	(void)state;
+	assert_int_equal(fx_init(&f, &o), 0);
+	for (int i = 0; i < 48; i++) {
+		b[0] = (struct sim_buf){sim_alloc(&f.g, 1024), 1024, true};
+		assert_true(sim_add(&f.g, b, 1, false) >= 0);
+	}
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	for (int i = 0; i < 48; i++) {
+		assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+		got[i].head = head;
+		got[i].addr = segs[0].ptr;
+	}
+	for (int i = 0; i < 48; i++) /* sort by bounce address */
+		for (int j = i + 1; j < 48; j++)
+			if (got[j].addr < got[i].addr)
+				t = got[i], got[i] = got[j], got[j] = t;
+	/* The first 16 completions are parked; the last two parked are the
+	 * lowest and the highest block. */
+	for (int i = 2; i < 16; i++)
+		order[n++] = i;
+	order[n++] = 0;
+	order[n++] = 47;
+	order[n++] = 1;
+	for (int i = 16; i < 47; i++)
+		order[n++] = i;
+	for (int i = 0; i < 48; i++)
+		sim_backend_push(&f.b, got[order[i]].head, 1);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	while (sim_reap(&f.g, &id, &len))
+		;
+	for (int i = 0; i < 7; i++)
+		b[i] = (struct sim_buf){sim_alloc(&f.g, parts[i]), parts[i], true};
+	assert_true(sim_add(&f.g, b, 7, false) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 7);
+	assert_int_equal(f.errors, 0);
+	fx_fini(&f);
+}
+
 /* Budget: a call stops after `budget` chains and says so. */
 static void test_budget_bounds_work_per_call(void **state)
 {
@@ -748,6 +813,7 @@ int main(void)
 	    cmocka_unit_test(test_roundtrip_every_byte_indirect),
 	    cmocka_unit_test(test_full_pool_backpressure_loses_nothing),
 	    cmocka_unit_test(test_request_larger_than_pool_breaks_queue_e2big),
+	    cmocka_unit_test(test_whole_pool_request_fits_after_fragmenting_traffic),
 	    cmocka_unit_test(test_budget_bounds_work_per_call),
 	    cmocka_unit_test(test_no_interrupt_flag_suppresses_guest_notify),
 	    cmocka_unit_test(test_event_idx_batches_notifications),
