@@ -76,12 +76,12 @@ static double memcpy_gbps(uint32_t size, double seconds)
 static int run_size(uint32_t size, double seconds, struct result *res)
 {
 	struct fx_opts o = {
-	    .qsize = QSIZE,
-	    .pool_size = 16 << 20,
-	    .nram = 1,
-	    .ram_size = 24 << 20,
-	    .guest_event_idx = true,
-	    .backend_event_idx = true,
+		.qsize = QSIZE,
+		.pool_size = 16 << 20,
+		.nram = 1,
+		.ram_size = 24 << 20,
+		.guest_event_idx = true,
+		.backend_event_idx = true,
 	};
 	static struct sim_seg segs[QSIZE];
 	uint64_t bufs[BATCH], done = 0;
@@ -93,7 +93,7 @@ static int run_size(uint32_t size, double seconds, struct result *res)
 	ret = fx_init(&f, &o);
 	if (ret) {
 		fprintf(stderr, "vuiso-microbench: setup failed: %s\n",
-		        strerror(-ret));
+			strerror(-ret));
 		return ret;
 	}
 	for (int i = 0; i < BATCH; i++) {
@@ -118,7 +118,7 @@ static int run_size(uint32_t size, double seconds, struct result *res)
 				goto broken;
 			while ((n = sim_backend_pop(&f.b, &head, segs)) > 0)
 				sim_backend_push(&f.b, head,
-				                 segs[0].write ? size : 0);
+						 segs[0].write ? size : 0);
 			if (n < 0)
 				goto broken;
 			sim_backend_flush(&f.b);
@@ -134,10 +134,11 @@ static int run_size(uint32_t size, double seconds, struct result *res)
 	vuiso_vq_get_stats(f.vq, &st);
 	if (f.errors || st.completions != done || f.b.bad) {
 		fprintf(stderr,
-		        "vuiso-microbench: %u B: %llu completions, %llu reaped, "
-		        "%u errors (%s)\n",
-		        size, (unsigned long long)st.completions,
-		        (unsigned long long)done, f.errors, f.last_msg);
+			"vuiso-microbench: %u B: %llu completions, %llu "
+			"reaped, "
+			"%u errors (%s)\n",
+			size, (unsigned long long)st.completions,
+			(unsigned long long)done, f.errors, f.last_msg);
 		fx_fini(&f);
 		return -EIO;
 	}
@@ -151,7 +152,7 @@ static int run_size(uint32_t size, double seconds, struct result *res)
 	return 0;
 broken:
 	fprintf(stderr, "vuiso-microbench: %u B: queue failed: %s\n", size,
-	        f.errors ? f.last_msg : "guest or back-end ring error");
+		f.errors ? f.last_msg : "guest or back-end ring error");
 	fx_fini(&f);
 	return -EIO;
 }
@@ -159,21 +160,22 @@ broken:
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: vuiso-microbench [--json] [--seconds S] [--size BYTES]...\n"
-	        "  Drives one shadow virtqueue with an in-process loopback\n"
-	        "  back-end and prints requests/s, GB/s, memcpy GB/s of the\n"
-	        "  same bytes in the same run, and the ratio.\n"
-	        "  Default sizes: 64 1500 4096 65536; default 2 s per size.\n");
+		"usage: vuiso-microbench [--json] [--seconds S] [--size "
+		"BYTES]...\n"
+		"  Drives one shadow virtqueue with an in-process loopback\n"
+		"  back-end and prints requests/s, GB/s, memcpy GB/s of the\n"
+		"  same bytes in the same run, and the ratio.\n"
+		"  Default sizes: 64 1500 4096 65536; default 2 s per size.\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"seconds", required_argument, NULL, 's'},
-	    {"size", required_argument, NULL, 'z'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+		{"json", no_argument, NULL, 'j'},
+		{"seconds", required_argument, NULL, 's'},
+		{"size", required_argument, NULL, 'z'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	uint32_t sizes[16] = {64, 1500, 4096, 65536};
 	unsigned nsizes = 4, custom = 0;
@@ -193,9 +195,9 @@ int main(int argc, char **argv)
 			seconds = strtod(optarg, &end);
 			if (*end || !(seconds > 0 && seconds < 3600)) {
 				fprintf(stderr,
-				        "vuiso-microbench: --seconds wants a "
-				        "number between 0 and 3600, not '%s'\n",
-				        optarg);
+					"vuiso-microbench: --seconds wants a "
+					"number between 0 and 3600, not '%s'\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -204,10 +206,10 @@ int main(int argc, char **argv)
 
 			if (*end || !v || v > (1u << 20) || custom == 16) {
 				fprintf(stderr,
-				        "vuiso-microbench: --size wants 1 to "
-				        "1048576 bytes (at most 16 sizes), not "
-				        "'%s'\n",
-				        optarg);
+					"vuiso-microbench: --size wants 1 to "
+					"1048576 bytes (at most 16 sizes), not "
+					"'%s'\n",
+					optarg);
 				return 2;
 			}
 			sizes[custom++] = (uint32_t)v;
@@ -228,8 +230,8 @@ int main(int argc, char **argv)
 	}
 
 	if (!json)
-		printf("%8s %14s %10s %12s %7s\n", "size", "requests/s",
-		       "GB/s", "memcpy GB/s", "ratio");
+		printf("%8s %14s %10s %12s %7s\n", "size", "requests/s", "GB/s",
+		       "memcpy GB/s", "ratio");
 	for (unsigned i = 0; i < nsizes; i++) {
 		if (run_size(sizes[i], seconds, &res[i]))
 			return 1;

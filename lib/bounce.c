@@ -104,7 +104,8 @@ void vuiso_pool_reset(struct vuiso_pool *p)
 
 int vuiso_pool_order(const struct vuiso_pool *p, uint64_t bytes)
 {
-	uint64_t blocks = (bytes + VUISO_POOL_BLOCK - 1) >> VUISO_POOL_BLOCK_SHIFT;
+	uint64_t blocks = (bytes + VUISO_POOL_BLOCK - 1) >>
+			  VUISO_POOL_BLOCK_SHIFT;
 	unsigned order;
 
 	if (bytes > (uint64_t)p->nblocks << VUISO_POOL_BLOCK_SHIFT)

@@ -39,13 +39,13 @@ VUISO_API uint64_t vuiso_features_for_guest(uint64_t backend_features)
 }
 
 VUISO_API uint64_t vuiso_features_for_backend(uint64_t backend_features,
-                                              uint64_t guest_features)
+					      uint64_t guest_features)
 {
 	uint64_t f = guest_features & backend_features & DEVICE_BITS;
 
-	f |= backend_features & (VUISO_BIT(VUISO_F_EVENT_IDX) |
-	                         VUISO_BIT(VUISO_F_VERSION_1) |
-	                         VUISO_BIT(VUISO_F_VHOST_USER_PROTOCOL_FEATURES));
+	f |= backend_features &
+	     (VUISO_BIT(VUISO_F_EVENT_IDX) | VUISO_BIT(VUISO_F_VERSION_1) |
+	      VUISO_BIT(VUISO_F_VHOST_USER_PROTOCOL_FEATURES));
 	return f;
 }
 
@@ -68,11 +68,11 @@ static int dev_params(const struct vuiso_dev_config *cfg, struct dev_params *p)
 	    cfg->ops->version != VUISO_OPS_VERSION || cfg->flags)
 		return -EINVAL;
 	p->num_queues = cfg->num_queues;
-	p->queue_size_max =
-	    cfg->queue_size_max ? cfg->queue_size_max : DEFAULT_QUEUE_SIZE;
+	p->queue_size_max = cfg->queue_size_max ? cfg->queue_size_max
+						: DEFAULT_QUEUE_SIZE;
 	p->pool_size = cfg->pool_size ? cfg->pool_size : DEFAULT_POOL_SIZE;
-	p->backend_base =
-	    cfg->backend_base ? cfg->backend_base : DEFAULT_BACKEND_BASE;
+	p->backend_base = cfg->backend_base ? cfg->backend_base
+					    : DEFAULT_BACKEND_BASE;
 	p->budget = cfg->budget;
 	if (!p->num_queues || p->num_queues > VUISO_MAX_QUEUES)
 		return -EINVAL;
@@ -85,7 +85,7 @@ static int dev_params(const struct vuiso_dev_config *cfg, struct dev_params *p)
 	if (p->backend_base % 4096)
 		return -EINVAL;
 	svq_region_layout(p->queue_size_max, p->pool_size, &p->ring_bytes,
-	                  &p->stride);
+			  &p->stride);
 	p->size = p->stride * p->num_queues;
 	if (p->size - 1 > UINT64_MAX - p->backend_base)
 		return -EINVAL;
@@ -93,7 +93,7 @@ static int dev_params(const struct vuiso_dev_config *cfg, struct dev_params *p)
 }
 
 VUISO_API int vuiso_region_size(const struct vuiso_dev_config *cfg,
-                                uint64_t *size)
+				uint64_t *size)
 {
 	struct dev_params p;
 	int ret = dev_params(cfg, &p);
@@ -113,7 +113,8 @@ VUISO_API int vuiso_region_size(const struct vuiso_dev_config *cfg,
 
 static int region_create(uint64_t size, int *fdp)
 {
-	int fd = memfd_create("vuiso-isolated", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int fd =
+		memfd_create("vuiso-isolated", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	int err;
 
 	if (fd < 0)
@@ -150,7 +151,7 @@ static int region_adopt(int fd, uint64_t size, int *fdp)
 }
 
 VUISO_API int vuiso_dev_new(const struct vuiso_dev_config *cfg,
-                            struct vuiso_dev **out)
+			    struct vuiso_dev **out)
 {
 	struct vuiso_dev *dev;
 	struct dev_params p;
@@ -178,11 +179,13 @@ VUISO_API int vuiso_dev_new(const struct vuiso_dev_config *cfg,
 	atomic_init(&dev->mem, NULL);
 	atomic_init(&dev->logging, 0);
 
-	ret = cfg->region_fd >= 0 ? region_adopt(cfg->region_fd, p.size, &dev->fd)
-	                          : region_create(p.size, &dev->fd);
+	ret = cfg->region_fd >= 0
+		      ? region_adopt(cfg->region_fd, p.size, &dev->fd)
+		      : region_create(p.size, &dev->fd);
 	if (ret)
 		goto fail;
-	map = mmap(NULL, p.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev->fd, 0);
+	map = mmap(NULL, p.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev->fd,
+		   0);
 	if (map == MAP_FAILED) {
 		ret = -errno;
 		goto fail;
@@ -195,7 +198,7 @@ VUISO_API int vuiso_dev_new(const struct vuiso_dev_config *cfg,
 	}
 	if (dev->ops.region_add)
 		dev->ops.region_add(dev->opaque, 0, dev->fd, dev->size,
-		                    dev->backend_base, dev->map);
+				    dev->backend_base, dev->map);
 	*out = dev;
 	return 0;
 fail:
@@ -228,7 +231,7 @@ VUISO_API unsigned vuiso_dev_num_regions(const struct vuiso_dev *dev)
 }
 
 VUISO_API int vuiso_dev_get_region(const struct vuiso_dev *dev, unsigned index,
-                                   struct vuiso_region_info *info)
+				   struct vuiso_region_info *info)
 {
 	if (index != 0)
 		return -ENOENT;
@@ -241,7 +244,7 @@ VUISO_API int vuiso_dev_get_region(const struct vuiso_dev *dev, unsigned index,
 }
 
 VUISO_API struct vuiso_vq *vuiso_dev_get_vq(struct vuiso_dev *dev,
-                                            unsigned qidx)
+					    unsigned qidx)
 {
 	if (qidx >= dev->num_queues)
 		return NULL;
@@ -251,8 +254,8 @@ VUISO_API struct vuiso_vq *vuiso_dev_get_vq(struct vuiso_dev *dev,
 /* ---- Guest memory map and logging ---- */
 
 VUISO_API int vuiso_dev_set_guest_memory(struct vuiso_dev *dev,
-                                         const struct vuiso_mem_region *regions,
-                                         size_t n)
+					 const struct vuiso_mem_region *regions,
+					 size_t n)
 {
 	struct vuiso_memmap *m, *old;
 	int ret = vuiso_memmap_new(regions, n, &m);

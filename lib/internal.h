@@ -63,7 +63,7 @@ static inline uint64_t vring_used_bytes(uint32_t n, bool event_idx)
  * in the half-open window (old, new].
  */
 static inline bool vring_need_event(uint16_t event, uint16_t new_idx,
-                                    uint16_t old_idx)
+				    uint16_t old_idx)
 {
 	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old_idx);
 }
@@ -77,49 +77,49 @@ static inline bool vring_need_event(uint16_t event, uint16_t new_idx,
 static inline uint16_t vuiso_ld16(const void *p)
 {
 	return le16toh(atomic_load_explicit((const _Atomic uint16_t *)p,
-	                                    memory_order_relaxed));
+					    memory_order_relaxed));
 }
 
 static inline uint32_t vuiso_ld32(const void *p)
 {
 	return le32toh(atomic_load_explicit((const _Atomic uint32_t *)p,
-	                                    memory_order_relaxed));
+					    memory_order_relaxed));
 }
 
 static inline uint64_t vuiso_ld64(const void *p)
 {
 	return le64toh(atomic_load_explicit((const _Atomic uint64_t *)p,
-	                                    memory_order_relaxed));
+					    memory_order_relaxed));
 }
 
 static inline void vuiso_st16(void *p, uint16_t v)
 {
 	atomic_store_explicit((_Atomic uint16_t *)p, htole16(v),
-	                      memory_order_relaxed);
+			      memory_order_relaxed);
 }
 
 static inline void vuiso_st32(void *p, uint32_t v)
 {
 	atomic_store_explicit((_Atomic uint32_t *)p, htole32(v),
-	                      memory_order_relaxed);
+			      memory_order_relaxed);
 }
 
 static inline void vuiso_st64(void *p, uint64_t v)
 {
 	atomic_store_explicit((_Atomic uint64_t *)p, htole64(v),
-	                      memory_order_relaxed);
+			      memory_order_relaxed);
 }
 
 /* ---- Guest memory map (memmap.c) ---- */
 
 /* An immutable, sorted snapshot of guest RAM, published with RCU. */
 struct vuiso_memmap {
-	size_t n;                       /* number of ranges */
-	struct vuiso_mem_region r[];    /* sorted by gpa, non-overlapping */
+	size_t n;                    /* number of ranges */
+	struct vuiso_mem_region r[]; /* sorted by gpa, non-overlapping */
 };
 
 VUISO_INTERNAL int vuiso_memmap_new(const struct vuiso_mem_region *regions,
-                                    size_t n, struct vuiso_memmap **out);
+				    size_t n, struct vuiso_memmap **out);
 
 /* The range holding @gpa, or NULL.  @hint caches the last hit per caller. */
 VUISO_INTERNAL const struct vuiso_mem_region *
@@ -127,19 +127,38 @@ vuiso_memmap_find(const struct vuiso_memmap *m, uint64_t gpa, size_t *hint);
 
 /* Host pointer for [@gpa, @gpa + @len) when it lies in one range, else NULL. */
 VUISO_INTERNAL void *vuiso_memmap_contig(const struct vuiso_memmap *m,
-                                         uint64_t gpa, uint64_t len,
-                                         size_t *hint);
+					 uint64_t gpa, uint64_t len,
+					 size_t *hint);
 
 /* 0 when all of [@gpa, @gpa + @len) is mapped (across ranges), -EFAULT. */
 VUISO_INTERNAL int vuiso_memmap_check(const struct vuiso_memmap *m,
-                                      uint64_t gpa, uint64_t len, size_t *hint);
+				      uint64_t gpa, uint64_t len, size_t *hint);
+
+/*
+ * Fast path: host pointer for [@gpa, @gpa + @len) when it lies in the range
+ * *@hint points at, else NULL (the caller falls back to the full lookup).
+ */
+static inline void *vuiso_memmap_hint(const struct vuiso_memmap *m,
+				      uint64_t gpa, uint64_t len,
+				      const size_t *hint)
+{
+	const struct vuiso_mem_region *r;
+
+	if (unlikely(*hint >= m->n))
+		return NULL;
+	r = &m->r[*hint];
+	if (gpa < r->gpa || gpa - r->gpa > r->size ||
+	    len > r->size - (gpa - r->gpa))
+		return NULL;
+	return (uint8_t *)r->hva + (gpa - r->gpa);
+}
 
 /* Copy between guest memory and private memory, across ranges. */
 VUISO_INTERNAL int vuiso_memmap_read(const struct vuiso_memmap *m, uint64_t gpa,
-                                     void *dst, uint64_t len, size_t *hint);
+				     void *dst, uint64_t len, size_t *hint);
 VUISO_INTERNAL int vuiso_memmap_write(const struct vuiso_memmap *m,
-                                      uint64_t gpa, const void *src,
-                                      uint64_t len, size_t *hint);
+				      uint64_t gpa, const void *src,
+				      uint64_t len, size_t *hint);
 
 /* ---- Bounce pool (bounce.c) ---- */
 
@@ -157,16 +176,16 @@ VUISO_INTERNAL int vuiso_memmap_write(const struct vuiso_memmap *m,
  * non-empty orders, then at most one split or merge per order.
  */
 /* Freed blocks parked per order before they are merged (lazy buddy). */
-#define VUISO_POOL_CACHE 16
+#define VUISO_POOL_CACHE 64
 
 struct vuiso_pool {
 	uint32_t nblocks;   /* pool size in VUISO_POOL_BLOCK units */
 	uint32_t max_order; /* log2(nblocks) */
 	uint32_t nonempty;  /* bit k set when free list k is not empty */
 	uint32_t head[VUISO_POOL_ORDERS]; /* first free block of order k */
-	uint32_t *next;     /* free-list links, per block */
+	uint32_t *next;                   /* free-list links, per block */
 	uint32_t *prev;
-	uint8_t *state;     /* per block head: order | VUISO_POOL_FREE */
+	uint8_t *state;       /* per block head: order | VUISO_POOL_FREE */
 	uint64_t free_blocks; /* free space in blocks, cached ones included */
 	uint8_t ncache[VUISO_POOL_ORDERS]; /* blocks parked per order */
 	uint32_t cache[VUISO_POOL_ORDERS][VUISO_POOL_CACHE];
@@ -182,7 +201,7 @@ VUISO_INTERNAL int vuiso_pool_order(const struct vuiso_pool *p, uint64_t bytes);
 /* Block index, or -ENOSPC when no block of @order is free now. */
 VUISO_INTERNAL int64_t vuiso_pool_get(struct vuiso_pool *p, unsigned order);
 VUISO_INTERNAL void vuiso_pool_put(struct vuiso_pool *p, uint32_t blk,
-                                   unsigned order);
+				   unsigned order);
 /* Merge every parked block into the buddy tree; true if there was any. */
 VUISO_INTERNAL bool vuiso_pool_flush(struct vuiso_pool *p);
 

@@ -21,7 +21,7 @@ static int cmp_gpa(const void *a, const void *b)
 }
 
 int vuiso_memmap_new(const struct vuiso_mem_region *regions, size_t n,
-                     struct vuiso_memmap **out)
+		     struct vuiso_memmap **out)
 {
 	struct vuiso_memmap *m;
 
@@ -50,8 +50,8 @@ bad:
 	return -EINVAL;
 }
 
-const struct vuiso_mem_region *
-vuiso_memmap_find(const struct vuiso_memmap *m, uint64_t gpa, size_t *hint)
+const struct vuiso_mem_region *vuiso_memmap_find(const struct vuiso_memmap *m,
+						 uint64_t gpa, size_t *hint)
 {
 	size_t lo = 0, hi = m->n;
 
@@ -78,7 +78,7 @@ vuiso_memmap_find(const struct vuiso_memmap *m, uint64_t gpa, size_t *hint)
 }
 
 void *vuiso_memmap_contig(const struct vuiso_memmap *m, uint64_t gpa,
-                          uint64_t len, size_t *hint)
+			  uint64_t len, size_t *hint)
 {
 	const struct vuiso_mem_region *r = vuiso_memmap_find(m, gpa, hint);
 	uint64_t off;
@@ -98,9 +98,8 @@ enum memmap_op { MEMMAP_CHECK, MEMMAP_READ, MEMMAP_WRITE };
  * range by range, so a buffer that spans two adjacent RAM ranges (whose host
  * mappings need not be adjacent) is handled piece by piece.
  */
-static int memmap_walk(const struct vuiso_memmap *m, uint64_t gpa,
-                       uint8_t *buf, uint64_t len, size_t *hint,
-                       enum memmap_op op)
+static int memmap_walk(const struct vuiso_memmap *m, uint64_t gpa, uint8_t *buf,
+		       uint64_t len, size_t *hint, enum memmap_op op)
 {
 	uint64_t done = 0;
 
@@ -108,7 +107,7 @@ static int memmap_walk(const struct vuiso_memmap *m, uint64_t gpa,
 		return -EFAULT;
 	while (done < len) {
 		const struct vuiso_mem_region *r =
-		    vuiso_memmap_find(m, gpa + done, hint);
+			vuiso_memmap_find(m, gpa + done, hint);
 		uint64_t off, n;
 		uint8_t *host;
 
@@ -128,22 +127,22 @@ static int memmap_walk(const struct vuiso_memmap *m, uint64_t gpa,
 	return 0;
 }
 
-int vuiso_memmap_check(const struct vuiso_memmap *m, uint64_t gpa,
-                       uint64_t len, size_t *hint)
+int vuiso_memmap_check(const struct vuiso_memmap *m, uint64_t gpa, uint64_t len,
+		       size_t *hint)
 {
 	return memmap_walk(m, gpa, NULL, len, hint, MEMMAP_CHECK);
 }
 
 int vuiso_memmap_read(const struct vuiso_memmap *m, uint64_t gpa, void *dst,
-                      uint64_t len, size_t *hint)
+		      uint64_t len, size_t *hint)
 {
 	return memmap_walk(m, gpa, dst, len, hint, MEMMAP_READ);
 }
 
 int vuiso_memmap_write(const struct vuiso_memmap *m, uint64_t gpa,
-                       const void *src, uint64_t len, size_t *hint)
+		       const void *src, uint64_t len, size_t *hint)
 {
 	/* The walker only reads through @buf for a write. */
 	return memmap_walk(m, gpa, (uint8_t *)(uintptr_t)src, len, hint,
-	                   MEMMAP_WRITE);
+			   MEMMAP_WRITE);
 }

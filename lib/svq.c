@@ -30,13 +30,13 @@
 #define SLOT_NIL UINT16_MAX
 
 void svq_region_layout(uint32_t queue_size_max, uint64_t pool_size,
-                       uint64_t *ring_bytes, uint64_t *stride)
+		       uint64_t *ring_bytes, uint64_t *stride)
 {
 	uint64_t d, a, u;
 
 	/* Room for the largest ring of any layout; split is the only one. */
-	*ring_bytes = vuiso_ring_split_ops.shadow_layout(queue_size_max, &d, &a,
-	                                                 &u);
+	*ring_bytes =
+		vuiso_ring_split_ops.shadow_layout(queue_size_max, &d, &a, &u);
 	*stride = *ring_bytes + pool_size;
 }
 
@@ -124,7 +124,7 @@ static void svq_report(struct vuiso_vq *vq)
 static inline const struct vuiso_log *svq_log(struct vuiso_vq *vq)
 {
 	if (likely(!atomic_load_explicit(&vq->dev->logging,
-	                                 memory_order_relaxed)) ||
+					 memory_order_relaxed)) ||
 	    !vq->log.fn)
 		return NULL;
 	return &vq->log;
@@ -134,13 +134,46 @@ static inline const struct vuiso_log *svq_log(struct vuiso_vq *vq)
 /* Guest -> back-end                                                   */
 /* ------------------------------------------------------------------ */
 
+/* Guest -> bounce; inline when the buffer lies in the last-hit range. */
+static inline int copy_from_guest(const struct vuiso_memmap *m, uint64_t gpa,
+				  uint8_t *dst, uint32_t len, size_t *hint)
+{
+	const uint8_t *src = vuiso_memmap_hint(m, gpa, len, hint);
+
+	if (likely(src)) {
+		memcpy(dst, src, len);
+		return 0;
+	}
+	return vuiso_memmap_read(m, gpa, dst, len, hint);
+}
+
+static inline int copy_to_guest(const struct vuiso_memmap *m, uint64_t gpa,
+				const uint8_t *src, uint32_t len, size_t *hint)
+{
+	uint8_t *dst = vuiso_memmap_hint(m, gpa, len, hint);
+
+	if (likely(dst)) {
+		memcpy(dst, src, len);
+		return 0;
+	}
+	return vuiso_memmap_write(m, gpa, src, len, hint);
+}
+
+static inline int check_guest(const struct vuiso_memmap *m, uint64_t gpa,
+			      uint32_t len, size_t *hint)
+{
+	if (likely(vuiso_memmap_hint(m, gpa, len, hint)))
+		return 0;
+	return vuiso_memmap_check(m, gpa, len, hint);
+}
+
 /*
  * Forward the chain at the guest's next avail entry.
  * Return: 1 forwarded, 0 no room now (nothing consumed; retried on
  * completion), or a negative errno with vq->why set.
  */
 static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-                       size_t *hint)
+		       size_t *hint)
 {
 	struct vuiso_chain c = {.seg = vq->seg};
 	struct vuiso_pool *pool = &vq->pool;
@@ -150,7 +183,7 @@ static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 	int ret;
 
 	ret = vring_guest_walk(vq->layout, &vq->g, m, hint, &c, vq->indirect,
-	                       vq->why);
+			       vq->why);
 	if (unlikely(ret < 0))
 		return ret;
 
@@ -181,7 +214,7 @@ static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 			break;
 		while (i--)
 			vuiso_pool_put(pool, (uint32_t)vq->sbuf[i].addr,
-			               vq->sbuf[i].order);
+				       vq->sbuf[i].order);
 		/*
 		 * Nothing in flight means nothing will be freed: merge the
 		 * parked blocks so the pool is one block again, from which
@@ -200,7 +233,7 @@ static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 		struct svq_slot *sl = &vq->slot[id];
 		uint32_t blk = (uint32_t)sb->addr;
 		uint8_t *bounce = vq->pool_base +
-		                  ((uint64_t)blk << VUISO_POOL_BLOCK_SHIFT);
+				  ((uint64_t)blk << VUISO_POOL_BLOCK_SHIFT);
 
 		vq->free_slot = sl->next;
 		sl->gpa = sg->gpa;
@@ -214,21 +247,21 @@ static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 		prev = id;
 
 		sb->addr = vq->pool_backend +
-		           ((uint64_t)blk << VUISO_POOL_BLOCK_SHIFT);
+			   ((uint64_t)blk << VUISO_POOL_BLOCK_SHIFT);
 		sb->len = sg->len;
 		sb->id = id;
 		sb->write = (uint8_t)sg->write;
 
 		if (!sg->write)
-			ret = vuiso_memmap_read(m, sg->gpa, bounce, sg->len,
-			                        hint);
+			ret = copy_from_guest(m, sg->gpa, bounce, sg->len,
+					      hint);
 		else
-			ret = vuiso_memmap_check(m, sg->gpa, sg->len, hint);
+			ret = check_guest(m, sg->gpa, sg->len, hint);
 		if (unlikely(ret)) {
 			snprintf(vq->why, VUISO_ERRMSG_MAX,
-			         "guest: buffer 0x%" PRIx64
-			         "+%u at head %u is not in guest memory",
-			         sg->gpa, sg->len, c.head);
+				 "guest: buffer 0x%" PRIx64
+				 "+%u at head %u is not in guest memory",
+				 sg->gpa, sg->len, c.head);
 			return -EFAULT;
 		}
 	}
@@ -248,9 +281,9 @@ static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 
 too_big:
 	snprintf(vq->why, VUISO_ERRMSG_MAX,
-	         "guest: request at head %u needs more bounce space than the "
-	         "whole pool (%" PRIu64 " bytes)",
-	         c.head, (uint64_t)pool->nblocks << VUISO_POOL_BLOCK_SHIFT);
+		 "guest: request at head %u needs more bounce space than the "
+		 "whole pool (%" PRIu64 " bytes)",
+		 c.head, (uint64_t)pool->nblocks << VUISO_POOL_BLOCK_SHIFT);
 	return -E2BIG;
 }
 
@@ -260,8 +293,8 @@ too_big:
  * negative errno.  *@kick is set when the back-end wants a kick.
  */
 static int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-                          size_t *hint, const struct vuiso_log *log,
-                          uint32_t *budget, bool *kick)
+			  size_t *hint, const struct vuiso_log *log,
+			  uint32_t *budget, bool *kick)
 {
 	bool added = false;
 	int ret = 0, n;
@@ -313,8 +346,8 @@ out:
 /* ------------------------------------------------------------------ */
 
 static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-                        size_t *hint, const struct vuiso_log *log,
-                        uint32_t id, uint32_t len)
+			size_t *hint, const struct vuiso_log *log, uint32_t id,
+			uint32_t len)
 {
 	struct svq_req *r;
 	uint32_t written, left;
@@ -322,17 +355,18 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 
 	if (unlikely(id >= vq->size)) {
 		snprintf(vq->why, VUISO_ERRMSG_MAX,
-		         "back-end: used id %u out of range (queue size %u)", id,
-		         vq->size);
+			 "back-end: used id %u out of range (queue size %u)",
+			 id, vq->size);
 		return -EPROTO;
 	}
 	r = &vq->req[id];
 	if (unlikely(r->state != SVQ_REQ_INFLIGHT)) {
 		snprintf(vq->why, VUISO_ERRMSG_MAX,
-		         r->state == SVQ_REQ_DONE
-		             ? "back-end: used id %u completed twice"
-		             : "back-end: used id %u was never made available",
-		         id);
+			 r->state == SVQ_REQ_DONE
+				 ? "back-end: used id %u completed twice"
+				 : "back-end: used id %u was never made "
+				   "available",
+			 id);
 		return -EPROTO;
 	}
 
@@ -348,16 +382,16 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 		if (sl->write && left) {
 			uint32_t n = left < sl->len ? left : sl->len;
 			const uint8_t *bounce =
-			    vq->pool_base +
-			    ((uint64_t)sl->blk << VUISO_POOL_BLOCK_SHIFT);
+				vq->pool_base +
+				((uint64_t)sl->blk << VUISO_POOL_BLOCK_SHIFT);
 
-			if (unlikely(vuiso_memmap_write(m, sl->gpa, bounce, n,
-			                                hint))) {
+			if (unlikely(copy_to_guest(m, sl->gpa, bounce, n,
+						   hint))) {
 				snprintf(vq->why, VUISO_ERRMSG_MAX,
-				         "guest: buffer 0x%" PRIx64
-				         "+%u of head %u left guest memory "
-				         "while in flight",
-				         sl->gpa, n, r->guest_head);
+					 "guest: buffer 0x%" PRIx64
+					 "+%u of head %u left guest memory "
+					 "while in flight",
+					 sl->gpa, n, r->guest_head);
 				return -EFAULT;
 			}
 			if (unlikely(log))
@@ -383,19 +417,19 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
  * left, else 0; or a negative errno.
  */
 static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-                         size_t *hint, const struct vuiso_log *log,
-                         uint32_t *budget)
+			 size_t *hint, const struct vuiso_log *log,
+			 uint32_t *budget)
 {
 	for (;;) {
 		int n = vring_shadow_used(vq->layout, &vq->s, vq->inflight,
-		                          vq->why);
+					  vq->why);
 
 		if (unlikely(n < 0))
 			return n;
 		if (n == 0) {
 			vring_shadow_calls(vq->layout, &vq->s);
 			n = vring_shadow_used(vq->layout, &vq->s, vq->inflight,
-			                      vq->why);
+					      vq->why);
 			if (unlikely(n < 0))
 				return n;
 			if (n == 0)
@@ -422,7 +456,7 @@ static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 
 /* The part of a data-path call that runs inside the RCU read side. */
 static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
-                   bool *notify)
+		   bool *notify)
 {
 	const struct vuiso_log *log = svq_log(vq);
 	const struct vuiso_memmap *m;
@@ -433,8 +467,8 @@ static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
 	m = atomic_load_explicit(&vq->dev->mem, memory_order_acquire);
 	if (unlikely(!m || vring_guest_map(vq->layout, &vq->g, m, &hint))) {
 		snprintf(vq->why, VUISO_ERRMSG_MAX,
-		         "guest: a ring of queue %u is not in guest memory",
-		         vq->idx);
+			 "guest: a ring of queue %u is not in guest memory",
+			 vq->idx);
 		return svq_break(vq, -EFAULT);
 	}
 	if (!from_guest) {
@@ -466,7 +500,7 @@ static int svq_call(struct vuiso_vq *vq, bool from_guest)
 	if (unlikely(vq->broken))
 		return -EIO;
 	if (unlikely(vq->run == SVQ_STOPPED ||
-	             (from_guest && vq->run != SVQ_RUNNING)))
+		     (from_guest && vq->run != SVQ_RUNNING)))
 		return -EINVAL;
 
 	rcu_read_lock();
@@ -498,13 +532,13 @@ VUISO_API int vuiso_vq_call_from_backend(struct vuiso_vq *vq)
 }
 
 VUISO_API int vuiso_vq_start(struct vuiso_vq *vq,
-                             const struct vuiso_vq_config *cfg,
-                             struct vuiso_vq_shadow *shadow)
+			     const struct vuiso_vq_config *cfg,
+			     struct vuiso_vq_shadow *shadow)
 {
-	const uint64_t unsupported =
-	    VUISO_BIT(VUISO_F_RING_PACKED) | VUISO_BIT(VUISO_F_IN_ORDER) |
-	    VUISO_BIT(VUISO_F_NOTIFICATION_DATA) |
-	    VUISO_BIT(VUISO_F_ACCESS_PLATFORM);
+	const uint64_t unsupported = VUISO_BIT(VUISO_F_RING_PACKED) |
+				     VUISO_BIT(VUISO_F_IN_ORDER) |
+				     VUISO_BIT(VUISO_F_NOTIFICATION_DATA) |
+				     VUISO_BIT(VUISO_F_ACCESS_PLATFORM);
 	struct vuiso_dev *dev = vq->dev;
 	const struct vuiso_memmap *m;
 	uint64_t d, a, u;
@@ -537,8 +571,8 @@ VUISO_API int vuiso_vq_start(struct vuiso_vq *vq,
 	vq->size = cfg->size;
 	vq->budget = dev->budget ? dev->budget : cfg->size;
 	vq->rops->shadow_setup(
-	    &vq->s, vq->ring_base, cfg->size,
-	    !!(cfg->backend_features & VUISO_BIT(VUISO_F_EVENT_IDX)));
+		&vq->s, vq->ring_base, cfg->size,
+		!!(cfg->backend_features & VUISO_BIT(VUISO_F_EVENT_IDX)));
 	svq_clear(vq, cfg->size);
 	memset(&vq->stats, 0, sizeof(vq->stats));
 	vq->run = SVQ_RUNNING;
@@ -565,7 +599,7 @@ static uint64_t now_ns(void)
 }
 
 VUISO_API int vuiso_vq_stop(struct vuiso_vq *vq, unsigned timeout_ms,
-                            struct vuiso_vq_state *state)
+			    struct vuiso_vq_state *state)
 {
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
 	struct vuiso_vq_state st = {0};
@@ -624,7 +658,7 @@ VUISO_API void vuiso_vq_reset(struct vuiso_vq *vq)
 }
 
 VUISO_API void vuiso_vq_get_stats(const struct vuiso_vq *vq,
-                                  struct vuiso_vq_stats *stats)
+				  struct vuiso_vq_stats *stats)
 {
 	*stats = vq->stats;
 	stats->inflight = vq->inflight;

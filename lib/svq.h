@@ -16,12 +16,12 @@
  * rewrite) is never read back.
  */
 struct svq_slot {
-	uint64_t gpa;    /* guest address saved at pop, re-translated later */
-	uint32_t len;    /* bytes */
-	uint32_t blk;    /* bounce block index in the pool */
-	uint16_t next;   /* next slot of the chain, or free-list link */
-	uint8_t write;   /* device-writable */
-	uint8_t order;   /* bounce block order */
+	uint64_t gpa;  /* guest address saved at pop, re-translated later */
+	uint32_t len;  /* bytes */
+	uint32_t blk;  /* bounce block index in the pool */
+	uint16_t next; /* next slot of the chain, or free-list link */
+	uint8_t write; /* device-writable */
+	uint8_t order; /* bounce block order */
 };
 
 /* Request state, indexed by the head slot id the back-end returns. */
@@ -46,71 +46,71 @@ enum svq_run {
 
 struct vuiso_vq {
 	struct vuiso_dev *dev;
-	unsigned idx;                    /* queue index */
-	uint32_t layout;                 /* enum vuiso_layout */
+	unsigned idx;    /* queue index */
+	uint32_t layout; /* enum vuiso_layout */
 	const struct vuiso_ring_ops *rops;
 	enum svq_run run;
-	bool broken;                     /* a violation was seen */
-	bool throttled;                  /* waiting for bounce or slots */
-	uint32_t size;                   /* queue size since start */
-	uint32_t budget;                 /* chains per data-path call */
+	bool broken;     /* a violation was seen */
+	bool throttled;  /* waiting for bounce or slots */
+	uint32_t size;   /* queue size since start */
+	uint32_t budget; /* chains per data-path call */
 
-	struct vuiso_guest_ring g;       /* the guest's ring */
-	struct vuiso_shadow_ring s;      /* the back-end's ring */
+	struct vuiso_guest_ring g;  /* the guest's ring */
+	struct vuiso_shadow_ring s; /* the back-end's ring */
 
-	uint8_t *ring_base;              /* shadow ring area, VMM mapping */
-	uint64_t ring_backend;           /* same, back-end view */
-	uint8_t *pool_base;              /* bounce pool, VMM mapping */
-	uint64_t pool_backend;           /* same, back-end view */
+	uint8_t *ring_base;    /* shadow ring area, VMM mapping */
+	uint64_t ring_backend; /* same, back-end view */
+	uint8_t *pool_base;    /* bounce pool, VMM mapping */
+	uint64_t pool_backend; /* same, back-end view */
 	struct vuiso_pool pool;
 
-	struct svq_slot *slot;           /* queue_size_max slots */
-	struct svq_req *req;             /* queue_size_max requests */
-	uint16_t free_slot;              /* free-list head */
-	uint32_t nfree;                  /* free slots */
-	uint32_t inflight;               /* requests owned by the back-end */
+	struct svq_slot *slot; /* queue_size_max slots */
+	struct svq_req *req;   /* queue_size_max requests */
+	uint16_t free_slot;    /* free-list head */
+	uint32_t nfree;        /* free slots */
+	uint32_t inflight;     /* requests owned by the back-end */
 
-	struct vuiso_seg *seg;           /* scratch: the chain being popped */
-	struct vuiso_sbuf *sbuf;         /* scratch: its shadow buffers */
-	uint8_t *indirect;               /* scratch: an indirect table copy */
+	struct vuiso_seg *seg;   /* scratch: the chain being popped */
+	struct vuiso_sbuf *sbuf; /* scratch: its shadow buffers */
+	uint8_t *indirect;       /* scratch: an indirect table copy */
 
-	struct vuiso_log log;            /* dirty log sink */
+	struct vuiso_log log; /* dirty log sink */
 	struct vuiso_vq_stats stats;
-	int err;                         /* violation to report, or 0 */
-	char why[VUISO_ERRMSG_MAX];      /* its message */
+	int err;                    /* violation to report, or 0 */
+	char why[VUISO_ERRMSG_MAX]; /* its message */
 };
 
 struct vuiso_dev {
-	struct vuiso_ops ops;            /* copied from the config */
+	struct vuiso_ops ops; /* copied from the config */
 	void *opaque;
 	uint32_t num_queues;
 	uint32_t queue_size_max;
-	uint64_t pool_size;              /* per queue */
-	uint64_t backend_base;           /* region start, back-end view */
-	uint32_t budget;                 /* 0: queue size */
+	uint64_t pool_size;    /* per queue */
+	uint64_t backend_base; /* region start, back-end view */
+	uint32_t budget;       /* 0: queue size */
 
-	int fd;                          /* the region memfd */
-	uint8_t *map;                    /* its VMM mapping */
-	uint64_t size;                   /* bytes */
-	uint64_t ring_bytes;             /* shadow ring area per queue */
-	uint64_t stride;                 /* ring area + pool, per queue */
+	int fd;              /* the region memfd */
+	uint8_t *map;        /* its VMM mapping */
+	uint64_t size;       /* bytes */
+	uint64_t ring_bytes; /* shadow ring area per queue */
+	uint64_t stride;     /* ring area + pool, per queue */
 
 	/* The guest memory map: read under RCU, replaced under mem_lock. */
 	struct vuiso_memmap *_Atomic mem;
 	pthread_mutex_t mem_lock;
-	atomic_int logging;              /* dirty logging on */
+	atomic_int logging; /* dirty logging on */
 
-	struct vuiso_vq vq[];            /* num_queues */
+	struct vuiso_vq vq[]; /* num_queues */
 };
 
 /* Queue setup and teardown, from dev.c. */
 VUISO_INTERNAL int svq_init(struct vuiso_vq *vq, struct vuiso_dev *dev,
-                            unsigned idx);
+			    unsigned idx);
 VUISO_INTERNAL void svq_destroy(struct vuiso_vq *vq);
 
 /* Layout of the region for a validated config. */
 VUISO_INTERNAL void svq_region_layout(uint32_t queue_size_max,
-                                      uint64_t pool_size,
-                                      uint64_t *ring_bytes, uint64_t *stride);
+				      uint64_t pool_size, uint64_t *ring_bytes,
+				      uint64_t *stride);
 
 #endif /* VUISO_SVQ_H */

@@ -31,11 +31,11 @@ struct vuiso_chain {
 
 /* One shadow buffer to publish: what the back-end will see. */
 struct vuiso_sbuf {
-	uint64_t addr;  /* back-end address inside the isolated region */
+	uint64_t addr; /* back-end address inside the isolated region */
 	uint32_t len;
-	uint16_t id;    /* engine slot id (split: the descriptor index) */
-	uint8_t write;  /* non-zero: device-writable */
-	uint8_t order;  /* engine scratch: bounce block order */
+	uint16_t id;   /* engine slot id (split: the descriptor index) */
+	uint8_t write; /* non-zero: device-writable */
+	uint8_t order; /* engine scratch: bounce block order */
 };
 
 /* Where guest writes are reported while dirty logging is on (else NULL). */
@@ -48,58 +48,57 @@ struct vuiso_log {
 
 /* Guest side of a split ring (libvuiso is the device). */
 struct vsplit_guest {
-	uint32_t size;        /* entries, power of two */
-	bool event_idx;       /* VIRTIO_F_EVENT_IDX negotiated with the guest */
-	bool indirect;        /* VIRTIO_F_INDIRECT_DESC negotiated */
-	uint64_t desc_gpa;    /* ring addresses, re-translated every call */
+	uint32_t size;     /* entries, power of two */
+	bool event_idx;    /* VIRTIO_F_EVENT_IDX negotiated with the guest */
+	bool indirect;     /* VIRTIO_F_INDIRECT_DESC negotiated */
+	uint64_t desc_gpa; /* ring addresses, re-translated every call */
 	uint64_t avail_gpa;
 	uint64_t used_gpa;
-	uint8_t *desc;        /* host pointers, valid for one call only */
+	uint8_t *desc; /* host pointers, valid for one call only */
 	uint8_t *avail;
 	uint8_t *used;
-	uint16_t last_avail;  /* next avail entry to consume */
-	uint16_t used_idx;    /* next used index to write */
+	uint16_t last_avail;   /* next avail entry to consume */
+	uint16_t used_idx;     /* next used index to write */
 	uint16_t used_flushed; /* used->idx as last published */
-	bool kicks_off;       /* we set VRING_USED_F_NO_NOTIFY */
+	bool kicks_off;        /* we set VRING_USED_F_NO_NOTIFY */
 };
 
 /* Shadow side of a split ring (libvuiso is the driver). */
 struct vsplit_shadow {
-	uint32_t size;        /* entries, power of two */
-	bool event_idx;       /* VIRTIO_F_EVENT_IDX negotiated with back-end */
-	uint8_t *desc;        /* VMM mapping inside the region */
+	uint32_t size;  /* entries, power of two */
+	bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated with back-end */
+	uint8_t *desc;  /* VMM mapping inside the region */
 	uint8_t *avail;
 	uint8_t *used;
-	uint16_t avail_idx;   /* next avail index (private, never read back) */
+	uint16_t avail_idx;    /* next avail index (private, never read back) */
 	uint16_t avail_kicked; /* avail_idx at the last kick decision */
-	uint16_t last_used;   /* next used entry to read */
+	uint16_t last_used;    /* next used entry to read */
 };
 
 VUISO_INTERNAL int vsplit_guest_map(struct vsplit_guest *g,
-                                    const struct vuiso_memmap *m,
-                                    size_t *hint);
+				    const struct vuiso_memmap *m, size_t *hint);
 VUISO_INTERNAL int vsplit_guest_avail(struct vsplit_guest *g, char *why);
 VUISO_INTERNAL int vsplit_guest_walk(struct vsplit_guest *g,
-                                     const struct vuiso_memmap *m,
-                                     size_t *hint, struct vuiso_chain *c,
-                                     uint8_t *scratch, char *why);
-VUISO_INTERNAL void vsplit_guest_put_used(struct vsplit_guest *g,
-                                          uint16_t head, uint32_t len,
-                                          const struct vuiso_log *log);
+				     const struct vuiso_memmap *m, size_t *hint,
+				     struct vuiso_chain *c, uint8_t *scratch,
+				     char *why);
+VUISO_INTERNAL void vsplit_guest_put_used(struct vsplit_guest *g, uint16_t head,
+					  uint32_t len,
+					  const struct vuiso_log *log);
 VUISO_INTERNAL bool vsplit_guest_flush(struct vsplit_guest *g,
-                                       const struct vuiso_log *log);
+				       const struct vuiso_log *log);
 VUISO_INTERNAL void vsplit_guest_kicks(struct vsplit_guest *g, bool on,
-                                       const struct vuiso_log *log);
+				       const struct vuiso_log *log);
 
 VUISO_INTERNAL void vsplit_shadow_init(struct vsplit_shadow *s, uint8_t *base,
-                                       uint32_t size, bool event_idx);
+				       uint32_t size, bool event_idx);
 VUISO_INTERNAL void vsplit_shadow_add(struct vsplit_shadow *s,
-                                      const struct vuiso_sbuf *b, unsigned n);
+				      const struct vuiso_sbuf *b, unsigned n);
 VUISO_INTERNAL bool vsplit_shadow_publish(struct vsplit_shadow *s);
 VUISO_INTERNAL int vsplit_shadow_used(struct vsplit_shadow *s,
-                                      uint32_t inflight, char *why);
+				      uint32_t inflight, char *why);
 VUISO_INTERNAL void vsplit_shadow_get_used(struct vsplit_shadow *s,
-                                           uint32_t *id, uint32_t *len);
+					   uint32_t *id, uint32_t *len);
 VUISO_INTERNAL void vsplit_shadow_calls(struct vsplit_shadow *s);
 
 /* ---- Layout-neutral state and structural operations ---- */
@@ -121,16 +120,16 @@ struct vuiso_ring_ops {
 	/* Bytes the shadow ring of @size entries takes in the region, with
 	 * the offsets of its three areas from its start. */
 	uint64_t (*shadow_layout)(uint32_t size, uint64_t *desc_off,
-	                          uint64_t *avail_off, uint64_t *used_off);
+				  uint64_t *avail_off, uint64_t *used_off);
 	/* Check the guest ring config (alignment) and set up guest state. */
 	int (*guest_setup)(struct vuiso_guest_ring *g,
-	                   const struct vuiso_vq_config *cfg);
+			   const struct vuiso_vq_config *cfg);
 	/* Reset the shadow ring in the region and its private state. */
 	void (*shadow_setup)(struct vuiso_shadow_ring *s, uint8_t *base,
-	                     uint32_t size, bool event_idx);
+			     uint32_t size, bool event_idx);
 	/* Guest indices to hand back when the queue stops. */
 	void (*guest_state)(const struct vuiso_guest_ring *g,
-	                    struct vuiso_vq_state *st);
+			    struct vuiso_vq_state *st);
 };
 
 VUISO_INTERNAL extern const struct vuiso_ring_ops vuiso_ring_split_ops;
@@ -138,7 +137,7 @@ VUISO_INTERNAL extern const struct vuiso_ring_ops vuiso_ring_split_ops;
 /* ---- Fast-path dispatch ---- */
 
 static inline int vring_guest_map(uint32_t layout, struct vuiso_guest_ring *g,
-                                  const struct vuiso_memmap *m, size_t *hint)
+				  const struct vuiso_memmap *m, size_t *hint)
 {
 	switch (layout) {
 	default:
@@ -146,8 +145,8 @@ static inline int vring_guest_map(uint32_t layout, struct vuiso_guest_ring *g,
 	}
 }
 
-static inline int vring_guest_avail(uint32_t layout,
-                                    struct vuiso_guest_ring *g, char *why)
+static inline int vring_guest_avail(uint32_t layout, struct vuiso_guest_ring *g,
+				    char *why)
 {
 	switch (layout) {
 	default:
@@ -156,9 +155,9 @@ static inline int vring_guest_avail(uint32_t layout,
 }
 
 static inline int vring_guest_walk(uint32_t layout, struct vuiso_guest_ring *g,
-                                   const struct vuiso_memmap *m, size_t *hint,
-                                   struct vuiso_chain *c, uint8_t *scratch,
-                                   char *why)
+				   const struct vuiso_memmap *m, size_t *hint,
+				   struct vuiso_chain *c, uint8_t *scratch,
+				   char *why)
 {
 	switch (layout) {
 	default:
@@ -168,7 +167,7 @@ static inline int vring_guest_walk(uint32_t layout, struct vuiso_guest_ring *g,
 
 /* The chain vring_guest_walk() returned is taken for good. */
 static inline void vring_guest_consume(uint32_t layout,
-                                       struct vuiso_guest_ring *g)
+				       struct vuiso_guest_ring *g)
 {
 	switch (layout) {
 	default:
@@ -178,9 +177,9 @@ static inline void vring_guest_consume(uint32_t layout,
 }
 
 static inline void vring_guest_put_used(uint32_t layout,
-                                        struct vuiso_guest_ring *g,
-                                        uint16_t head, uint32_t len,
-                                        const struct vuiso_log *log)
+					struct vuiso_guest_ring *g,
+					uint16_t head, uint32_t len,
+					const struct vuiso_log *log)
 {
 	switch (layout) {
 	default:
@@ -190,8 +189,8 @@ static inline void vring_guest_put_used(uint32_t layout,
 }
 
 static inline bool vring_guest_flush(uint32_t layout,
-                                     struct vuiso_guest_ring *g,
-                                     const struct vuiso_log *log)
+				     struct vuiso_guest_ring *g,
+				     const struct vuiso_log *log)
 {
 	switch (layout) {
 	default:
@@ -200,8 +199,8 @@ static inline bool vring_guest_flush(uint32_t layout,
 }
 
 static inline void vring_guest_kicks(uint32_t layout,
-                                     struct vuiso_guest_ring *g, bool on,
-                                     const struct vuiso_log *log)
+				     struct vuiso_guest_ring *g, bool on,
+				     const struct vuiso_log *log)
 {
 	switch (layout) {
 	default:
@@ -211,8 +210,8 @@ static inline void vring_guest_kicks(uint32_t layout,
 }
 
 static inline void vring_shadow_add(uint32_t layout,
-                                    struct vuiso_shadow_ring *s,
-                                    const struct vuiso_sbuf *b, unsigned n)
+				    struct vuiso_shadow_ring *s,
+				    const struct vuiso_sbuf *b, unsigned n)
 {
 	switch (layout) {
 	default:
@@ -222,7 +221,7 @@ static inline void vring_shadow_add(uint32_t layout,
 }
 
 static inline bool vring_shadow_publish(uint32_t layout,
-                                        struct vuiso_shadow_ring *s)
+					struct vuiso_shadow_ring *s)
 {
 	switch (layout) {
 	default:
@@ -231,8 +230,8 @@ static inline bool vring_shadow_publish(uint32_t layout,
 }
 
 static inline int vring_shadow_used(uint32_t layout,
-                                    struct vuiso_shadow_ring *s,
-                                    uint32_t inflight, char *why)
+				    struct vuiso_shadow_ring *s,
+				    uint32_t inflight, char *why)
 {
 	switch (layout) {
 	default:
@@ -241,8 +240,8 @@ static inline int vring_shadow_used(uint32_t layout,
 }
 
 static inline void vring_shadow_get_used(uint32_t layout,
-                                         struct vuiso_shadow_ring *s,
-                                         uint32_t *id, uint32_t *len)
+					 struct vuiso_shadow_ring *s,
+					 uint32_t *id, uint32_t *len)
 {
 	switch (layout) {
 	default:
@@ -252,7 +251,7 @@ static inline void vring_shadow_get_used(uint32_t layout,
 }
 
 static inline void vring_shadow_calls(uint32_t layout,
-                                      struct vuiso_shadow_ring *s)
+				      struct vuiso_shadow_ring *s)
 {
 	switch (layout) {
 	default:

@@ -53,7 +53,7 @@ static inline uint8_t *avail_event(uint8_t *used, uint32_t size)
 }
 
 static inline void log_guest(const struct vuiso_log *log, uint64_t gpa,
-                             uint64_t len)
+			     uint64_t len)
 {
 	if (unlikely(log))
 		log->fn(log->opaque, gpa, len);
@@ -64,14 +64,15 @@ static inline void log_guest(const struct vuiso_log *log, uint64_t gpa,
 /* ------------------------------------------------------------------ */
 
 int vsplit_guest_map(struct vsplit_guest *g, const struct vuiso_memmap *m,
-                     size_t *hint)
+		     size_t *hint)
 {
 	g->desc = vuiso_memmap_contig(m, g->desc_gpa, vring_desc_bytes(g->size),
-	                              hint);
-	g->avail = vuiso_memmap_contig(
-	    m, g->avail_gpa, vring_avail_bytes(g->size, g->event_idx), hint);
+				      hint);
+	g->avail = vuiso_memmap_contig(m, g->avail_gpa,
+				       vring_avail_bytes(g->size, g->event_idx),
+				       hint);
 	g->used = vuiso_memmap_contig(
-	    m, g->used_gpa, vring_used_bytes(g->size, g->event_idx), hint);
+		m, g->used_gpa, vring_used_bytes(g->size, g->event_idx), hint);
 	if (!g->desc || !g->avail || !g->used)
 		return -EFAULT;
 	return 0;
@@ -84,9 +85,9 @@ int vsplit_guest_avail(struct vsplit_guest *g, char *why)
 
 	if (unlikely(n > g->size)) {
 		snprintf(why, VUISO_ERRMSG_MAX,
-		         "guest: avail index jumped from %u to %u, more than "
-		         "the queue size %u",
-		         g->last_avail, idx, g->size);
+			 "guest: avail index jumped from %u to %u, more than "
+			 "the queue size %u",
+			 g->last_avail, idx, g->size);
 		return -EPROTO;
 	}
 	/*
@@ -100,7 +101,7 @@ int vsplit_guest_avail(struct vsplit_guest *g, char *why)
 
 /* One descriptor, read once: from guest memory or from the private copy. */
 static inline void read_desc(const uint8_t *d, bool private_copy,
-                             struct vring_desc *out)
+			     struct vring_desc *out)
 {
 	if (private_copy) {
 		memcpy(out, d, sizeof(*out));
@@ -117,23 +118,23 @@ static inline void read_desc(const uint8_t *d, bool private_copy,
 }
 
 int vsplit_guest_walk(struct vsplit_guest *g, const struct vuiso_memmap *m,
-                      size_t *hint, struct vuiso_chain *c, uint8_t *scratch,
-                      char *why)
+		      size_t *hint, struct vuiso_chain *c, uint8_t *scratch,
+		      char *why)
 {
 	const uint32_t size = g->size;
 	const uint8_t *table = g->desc;
-	uint32_t tsize = size;     /* entries in the table being walked */
-	uint32_t steps = 0;        /* descriptors visited in that table */
-	uint32_t ndesc = 0;        /* data descriptors in the chain */
-	uint64_t total = 0;        /* bytes in the chain */
+	uint32_t tsize = size; /* entries in the table being walked */
+	uint32_t steps = 0;    /* descriptors visited in that table */
+	uint32_t ndesc = 0;    /* data descriptors in the chain */
+	uint64_t total = 0;    /* bytes in the chain */
 	bool indirect = false, seen_write = false;
 	uint32_t i;
 
 	i = vuiso_ld16(avail_entry(g->avail, g->last_avail & (size - 1)));
 	if (unlikely(i >= size)) {
 		snprintf(why, VUISO_ERRMSG_MAX,
-		         "guest: head %u out of range (queue size %u)", i,
-		         size);
+			 "guest: head %u out of range (queue size %u)", i,
+			 size);
 		return -EPROTO;
 	}
 	c->head = (uint16_t)i;
@@ -146,15 +147,16 @@ int vsplit_guest_walk(struct vsplit_guest *g, const struct vuiso_memmap *m,
 
 		if (unlikely(i >= tsize)) {
 			snprintf(why, VUISO_ERRMSG_MAX,
-			         "guest: next %u out of range (%s table of %u)",
-			         i, indirect ? "indirect" : "descriptor",
-			         tsize);
+				 "guest: next %u out of range (%s table of %u)",
+				 i, indirect ? "indirect" : "descriptor",
+				 tsize);
 			return -EPROTO;
 		}
 		if (unlikely(++steps > tsize)) {
-			snprintf(why, VUISO_ERRMSG_MAX,
-			         "guest: descriptor loop in %s table at head %u",
-			         indirect ? "indirect" : "descriptor", c->head);
+			snprintf(
+				why, VUISO_ERRMSG_MAX,
+				"guest: descriptor loop in %s table at head %u",
+				indirect ? "indirect" : "descriptor", c->head);
 			return -ELOOP;
 		}
 		read_desc(table + 16u * i, indirect, &d);
@@ -162,39 +164,40 @@ int vsplit_guest_walk(struct vsplit_guest *g, const struct vuiso_memmap *m,
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (unlikely(indirect)) {
 				snprintf(why, VUISO_ERRMSG_MAX,
-				         "guest: nested indirect table at head "
-				         "%u",
-				         c->head);
+					 "guest: nested indirect table at head "
+					 "%u",
+					 c->head);
 				return -EPROTO;
 			}
 			if (unlikely(!g->indirect)) {
 				snprintf(why, VUISO_ERRMSG_MAX,
-				         "guest: indirect descriptor without "
-				         "VIRTIO_F_INDIRECT_DESC");
+					 "guest: indirect descriptor without "
+					 "VIRTIO_F_INDIRECT_DESC");
 				return -EPROTO;
 			}
 			if (unlikely(d.flags & VRING_DESC_F_NEXT)) {
 				snprintf(why, VUISO_ERRMSG_MAX,
-				         "guest: indirect descriptor with NEXT "
-				         "at head %u",
-				         c->head);
+					 "guest: indirect descriptor with NEXT "
+					 "at head %u",
+					 c->head);
 				return -EPROTO;
 			}
 			if (unlikely(!d.len || d.len % 16 ||
-			             d.len / 16 > size)) {
+				     d.len / 16 > size)) {
 				snprintf(why, VUISO_ERRMSG_MAX,
-				         "guest: indirect table length %u is not "
-				         "a multiple of 16 between 16 and %u",
-				         d.len, 16 * size);
+					 "guest: indirect table length %u is "
+					 "not "
+					 "a multiple of 16 between 16 and %u",
+					 d.len, 16 * size);
 				return -EPROTO;
 			}
 			/* One read of the whole table into private memory. */
-			if (unlikely(vuiso_memmap_read(m, d.addr, scratch, d.len,
-			                               hint))) {
+			if (unlikely(vuiso_memmap_read(m, d.addr, scratch,
+						       d.len, hint))) {
 				snprintf(why, VUISO_ERRMSG_MAX,
-				         "guest: indirect table 0x%" PRIx64
-				         "+%u is not in guest memory",
-				         d.addr, d.len);
+					 "guest: indirect table 0x%" PRIx64
+					 "+%u is not in guest memory",
+					 d.addr, d.len);
 				return -EFAULT;
 			}
 			table = scratch;
@@ -207,38 +210,39 @@ int vsplit_guest_walk(struct vsplit_guest *g, const struct vuiso_memmap *m,
 
 		if (unlikely(!d.len)) {
 			snprintf(why, VUISO_ERRMSG_MAX,
-			         "guest: zero-length descriptor at head %u",
-			         c->head);
+				 "guest: zero-length descriptor at head %u",
+				 c->head);
 			return -EPROTO;
 		}
 		if (unlikely(d.len - 1 > UINT64_MAX - d.addr)) {
 			snprintf(why, VUISO_ERRMSG_MAX,
-			         "guest: descriptor 0x%" PRIx64
-			         "+%u overflows the address space",
-			         d.addr, d.len);
+				 "guest: descriptor 0x%" PRIx64
+				 "+%u overflows the address space",
+				 d.addr, d.len);
 			return -EFAULT;
 		}
 		if (d.flags & VRING_DESC_F_WRITE) {
 			seen_write = true;
 		} else if (unlikely(seen_write)) {
 			snprintf(why, VUISO_ERRMSG_MAX,
-			         "guest: device-readable descriptor after "
-			         "device-writable at head %u",
-			         c->head);
+				 "guest: device-readable descriptor after "
+				 "device-writable at head %u",
+				 c->head);
 			return -EPROTO;
 		}
 		if (unlikely(++ndesc > size)) {
-			snprintf(why, VUISO_ERRMSG_MAX,
-			         "guest: chain at head %u longer than the queue "
-			         "size %u",
-			         c->head, size);
+			snprintf(
+				why, VUISO_ERRMSG_MAX,
+				"guest: chain at head %u longer than the queue "
+				"size %u",
+				c->head, size);
 			return -ELOOP;
 		}
 		total += d.len;
 		if (unlikely(total > UINT32_MAX)) {
 			snprintf(why, VUISO_ERRMSG_MAX,
-			         "guest: chain at head %u longer than 4 GiB",
-			         c->head);
+				 "guest: chain at head %u longer than 4 GiB",
+				 c->head);
 			return -EPROTO;
 		}
 		c->seg[c->nseg].gpa = d.addr;
@@ -255,8 +259,8 @@ int vsplit_guest_walk(struct vsplit_guest *g, const struct vuiso_memmap *m,
 	}
 }
 
-void vsplit_guest_put_used(struct vsplit_guest *g, uint16_t head,
-                           uint32_t len, const struct vuiso_log *log)
+void vsplit_guest_put_used(struct vsplit_guest *g, uint16_t head, uint32_t len,
+			   const struct vuiso_log *log)
 {
 	uint32_t slot = g->used_idx & (g->size - 1);
 	uint8_t *e = used_entry(g->used, slot);
@@ -279,7 +283,7 @@ bool vsplit_guest_flush(struct vsplit_guest *g, const struct vuiso_log *log)
 	 * them.  Pairs with the driver's read barrier after loading used->idx.
 	 */
 	atomic_store_explicit((_Atomic uint16_t *)(g->used + USED_IDX),
-	                      htole16(g->used_idx), memory_order_release);
+			      htole16(g->used_idx), memory_order_release);
 	g->used_flushed = g->used_idx;
 	log_guest(log, g->used_gpa + USED_IDX, 2);
 	/*
@@ -290,13 +294,15 @@ bool vsplit_guest_flush(struct vsplit_guest *g, const struct vuiso_log *log)
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (g->event_idx)
-		return vring_need_event(vuiso_ld16(used_event(g->avail, g->size)),
-		                        g->used_idx, old);
-	return !(vuiso_ld16(g->avail + AVAIL_FLAGS) & VRING_AVAIL_F_NO_INTERRUPT);
+		return vring_need_event(
+			vuiso_ld16(used_event(g->avail, g->size)), g->used_idx,
+			old);
+	return !(vuiso_ld16(g->avail + AVAIL_FLAGS) &
+		 VRING_AVAIL_F_NO_INTERRUPT);
 }
 
 void vsplit_guest_kicks(struct vsplit_guest *g, bool on,
-                        const struct vuiso_log *log)
+			const struct vuiso_log *log)
 {
 	if (g->event_idx) {
 		/* Off: leave avail_event behind; the driver kicks only when
@@ -308,7 +314,8 @@ void vsplit_guest_kicks(struct vsplit_guest *g, bool on,
 	} else {
 		if (on != g->kicks_off)
 			return;
-		vuiso_st16(g->used + USED_FLAGS, on ? 0 : VRING_USED_F_NO_NOTIFY);
+		vuiso_st16(g->used + USED_FLAGS,
+			   on ? 0 : VRING_USED_F_NO_NOTIFY);
 		g->kicks_off = !on;
 		log_guest(log, g->used_gpa + USED_FLAGS, 2);
 		if (!on)
@@ -327,18 +334,19 @@ void vsplit_guest_kicks(struct vsplit_guest *g, bool on,
 /* ------------------------------------------------------------------ */
 
 static uint64_t vsplit_shadow_layout(uint32_t size, uint64_t *desc_off,
-                                     uint64_t *avail_off, uint64_t *used_off)
+				     uint64_t *avail_off, uint64_t *used_off)
 {
 	/* Each area on its own cache lines: we write avail, the back-end
 	 * writes used, and neither should bounce the other's lines. */
 	*desc_off = 0;
 	*avail_off = VUISO_ALIGN_UP(vring_desc_bytes(size), 64);
-	*used_off = VUISO_ALIGN_UP(*avail_off + vring_avail_bytes(size, true), 64);
+	*used_off =
+		VUISO_ALIGN_UP(*avail_off + vring_avail_bytes(size, true), 64);
 	return VUISO_ALIGN_UP(*used_off + vring_used_bytes(size, true), 4096);
 }
 
 void vsplit_shadow_init(struct vsplit_shadow *s, uint8_t *base, uint32_t size,
-                        bool event_idx)
+			bool event_idx)
 {
 	uint64_t d, a, u, bytes = vsplit_shadow_layout(size, &d, &a, &u);
 
@@ -354,7 +362,7 @@ void vsplit_shadow_init(struct vsplit_shadow *s, uint8_t *base, uint32_t size,
 }
 
 void vsplit_shadow_add(struct vsplit_shadow *s, const struct vuiso_sbuf *b,
-                       unsigned n)
+		       unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *d = s->desc + 16u * b[i].id;
@@ -367,7 +375,8 @@ void vsplit_shadow_add(struct vsplit_shadow *s, const struct vuiso_sbuf *b,
 		vuiso_st16(d + 12, flags);
 		vuiso_st16(d + 14, i + 1 < n ? b[i + 1].id : 0);
 	}
-	vuiso_st16(avail_entry(s->avail, s->avail_idx & (s->size - 1)), b[0].id);
+	vuiso_st16(avail_entry(s->avail, s->avail_idx & (s->size - 1)),
+		   b[0].id);
 	s->avail_idx++;
 }
 
@@ -383,7 +392,7 @@ bool vsplit_shadow_publish(struct vsplit_shadow *s)
 	 * avail->idx.
 	 */
 	atomic_store_explicit((_Atomic uint16_t *)(s->avail + AVAIL_IDX),
-	                      htole16(s->avail_idx), memory_order_release);
+			      htole16(s->avail_idx), memory_order_release);
 	s->avail_kicked = s->avail_idx;
 	/*
 	 * Full barrier before reading the back-end's suppression state.
@@ -392,8 +401,9 @@ bool vsplit_shadow_publish(struct vsplit_shadow *s)
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (s->event_idx)
-		return vring_need_event(vuiso_ld16(avail_event(s->used, s->size)),
-		                        s->avail_idx, old);
+		return vring_need_event(
+			vuiso_ld16(avail_event(s->used, s->size)), s->avail_idx,
+			old);
 	return !(vuiso_ld16(s->used + USED_FLAGS) & VRING_USED_F_NO_NOTIFY);
 }
 
@@ -404,9 +414,9 @@ int vsplit_shadow_used(struct vsplit_shadow *s, uint32_t inflight, char *why)
 
 	if (unlikely(n > inflight)) {
 		snprintf(why, VUISO_ERRMSG_MAX,
-		         "back-end: used index jumped from %u to %u with only "
-		         "%u requests in flight",
-		         s->last_used, idx, inflight);
+			 "back-end: used index jumped from %u to %u with only "
+			 "%u requests in flight",
+			 s->last_used, idx, inflight);
 		return -EPROTO;
 	}
 	/*
@@ -418,7 +428,7 @@ int vsplit_shadow_used(struct vsplit_shadow *s, uint32_t inflight, char *why)
 }
 
 void vsplit_shadow_get_used(struct vsplit_shadow *s, uint32_t *id,
-                            uint32_t *len)
+			    uint32_t *len)
 {
 	uint8_t *e = used_entry(s->used, s->last_used & (s->size - 1));
 
@@ -444,7 +454,7 @@ void vsplit_shadow_calls(struct vsplit_shadow *s)
 /* ------------------------------------------------------------------ */
 
 static int vsplit_guest_setup(struct vuiso_guest_ring *gr,
-                              const struct vuiso_vq_config *cfg)
+			      const struct vuiso_vq_config *cfg)
 {
 	struct vsplit_guest *g = &gr->u.split;
 
@@ -455,7 +465,7 @@ static int vsplit_guest_setup(struct vuiso_guest_ring *gr,
 	g->size = cfg->size;
 	g->event_idx = !!(cfg->guest_features & VUISO_BIT(VUISO_F_EVENT_IDX));
 	g->indirect =
-	    !!(cfg->guest_features & VUISO_BIT(VUISO_F_INDIRECT_DESC));
+		!!(cfg->guest_features & VUISO_BIT(VUISO_F_INDIRECT_DESC));
 	g->desc_gpa = cfg->desc_gpa;
 	g->avail_gpa = cfg->avail_gpa;
 	g->used_gpa = cfg->used_gpa;
@@ -466,13 +476,13 @@ static int vsplit_guest_setup(struct vuiso_guest_ring *gr,
 }
 
 static void vsplit_shadow_setup(struct vuiso_shadow_ring *sr, uint8_t *base,
-                                uint32_t size, bool event_idx)
+				uint32_t size, bool event_idx)
 {
 	vsplit_shadow_init(&sr->u.split, base, size, event_idx);
 }
 
 static void vsplit_guest_state(const struct vuiso_guest_ring *gr,
-                               struct vuiso_vq_state *st)
+			       struct vuiso_vq_state *st)
 {
 	st->avail_idx = gr->u.split.last_avail;
 	st->used_idx = gr->u.split.used_idx;

@@ -101,7 +101,7 @@ VUISO_API uint64_t vuiso_features_for_guest(uint64_t backend_features);
  * Return: the bits for VHOST_USER_SET_FEATURES.
  */
 VUISO_API uint64_t vuiso_features_for_backend(uint64_t backend_features,
-                                              uint64_t guest_features);
+					      uint64_t guest_features);
 
 /** A virtqueue ring layout. */
 enum vuiso_layout {
@@ -133,7 +133,7 @@ struct vuiso_ops {
 	/** The isolated region @index was created: register it with the
 	 *  back-end.  Optional; the same data is in vuiso_dev_get_region(). */
 	void (*region_add)(void *opaque, unsigned index, int fd, uint64_t size,
-	                   uint64_t backend_addr, void *vmm_addr);
+			   uint64_t backend_addr, void *vmm_addr);
 	/** The isolated region @index is about to be unmapped. Optional. */
 	void (*region_del)(void *opaque, unsigned index);
 };
@@ -193,7 +193,7 @@ struct vuiso_vq;
  * Return: 0, or -EINVAL for an invalid configuration.
  */
 VUISO_API int vuiso_region_size(const struct vuiso_dev_config *cfg,
-                                uint64_t *size);
+				uint64_t *size);
 
 /**
  * vuiso_dev_new() - create a device and its isolated region.
@@ -210,7 +210,7 @@ VUISO_API int vuiso_region_size(const struct vuiso_dev_config *cfg,
  * of a failed memfd_create, ftruncate, fcntl or mmap.
  */
 VUISO_API int vuiso_dev_new(const struct vuiso_dev_config *cfg,
-                            struct vuiso_dev **out);
+			    struct vuiso_dev **out);
 
 /**
  * vuiso_dev_free() - stop nothing, free everything.
@@ -254,7 +254,7 @@ struct vuiso_region_info {
  * Return: 0, or -ENOENT for a bad @index.
  */
 VUISO_API int vuiso_dev_get_region(const struct vuiso_dev *dev, unsigned index,
-                                   struct vuiso_region_info *info);
+				   struct vuiso_region_info *info);
 
 /**
  * vuiso_dev_num_regions() - number of isolated regions (currently always 1).
@@ -295,8 +295,8 @@ struct vuiso_mem_region {
  * -ENOMEM.
  */
 VUISO_API int vuiso_dev_set_guest_memory(struct vuiso_dev *dev,
-                                         const struct vuiso_mem_region *regions,
-                                         size_t n);
+					 const struct vuiso_mem_region *regions,
+					 size_t n);
 
 #define VUISO_MAX_MEM_REGIONS 512
 
@@ -320,7 +320,7 @@ VUISO_API void vuiso_dev_set_logging(struct vuiso_dev *dev, int on);
  * Return: the queue, or NULL for a bad index.  Valid until vuiso_dev_free().
  */
 VUISO_API struct vuiso_vq *vuiso_dev_get_vq(struct vuiso_dev *dev,
-                                            unsigned qidx);
+					    unsigned qidx);
 
 /**
  * struct vuiso_vq_config - a guest virtqueue to shadow.
@@ -392,8 +392,8 @@ struct vuiso_vq_shadow {
  * not mapped.
  */
 VUISO_API int vuiso_vq_start(struct vuiso_vq *vq,
-                             const struct vuiso_vq_config *cfg,
-                             struct vuiso_vq_shadow *shadow);
+			     const struct vuiso_vq_config *cfg,
+			     struct vuiso_vq_shadow *shadow);
 
 /**
  * vuiso_vq_kick_from_guest() - the guest notified the queue.
@@ -458,7 +458,7 @@ struct vuiso_vq_state {
  * still in flight, -EIO if the queue is broken (@state still filled).
  */
 VUISO_API int vuiso_vq_stop(struct vuiso_vq *vq, unsigned timeout_ms,
-                            struct vuiso_vq_state *state);
+			    struct vuiso_vq_state *state);
 
 /**
  * vuiso_vq_reset() - forget the queue: drop in-flight requests, clear the
@@ -500,7 +500,7 @@ struct vuiso_vq_stats {
  * Call on the thread that drives the queue (or when it is idle).
  */
 VUISO_API void vuiso_vq_get_stats(const struct vuiso_vq *vq,
-                                  struct vuiso_vq_stats *stats);
+				  struct vuiso_vq_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -27,9 +27,10 @@
 #   --qemu PATH         qemu-system-x86_64 to run (default: from PATH)
 #   --isolation on|off  add memory-isolation=on to both devices (default off)
 #   --kvm               use -accel kvm instead of tcg
-#   --boots N           boot the guest N times in the same run (default 1);
-#                       the second and later boots use -no-shutdown-free
-#                       guest reboots (the guest reboots, QEMU keeps running)
+#   --boots N           boot the guest N times (default 1): the guest runs
+#                       the test and reboots itself N-1 times in the same
+#                       QEMU process (device reset, vhost stop and start),
+#                       every boot runs the whole test again
 #   --timeout SEC       bound for the whole guest run (default 240)
 #   --keep              keep the work directory for debugging
 # Exit status: 0 pass, 1 fail, 77 skip (missing prerequisite).
@@ -163,50 +164,60 @@ cat >"$W/test.sh" <<EOF
 # Runs inside the guest as /test.sh (appended to the initramfs).
 DATA_MB=$DATA_MB
 HOST_SHA=$HOST_SHA
+BOOTS=$BOOTS
 EOF
 cat >>"$W/test.sh" <<'EOF'
 fails=0
 check() { if [ "$1" = 0 ]; then echo "VUISO-CHECK: ok $2"; else echo "VUISO-CHECK: FAIL $2"; fails=$((fails + 1)); fi; }
-boot=$(cat /proc/sys/kernel/random/boot_id | cut -c1-8)
 
-# vhost-user-blk
-[ -b /dev/vda ]; check $? "blk: /dev/vda present"
-dd if=/dev/urandom of=/tmp/rand bs=1M count=$DATA_MB status=none
-want=$(sha256sum /tmp/rand | cut -d' ' -f1)
-dd if=/tmp/rand of=/dev/vda bs=1M count=$DATA_MB oflag=direct conv=fsync status=none
-check $? "blk: O_DIRECT write of $DATA_MB MiB"
-dd if=/dev/vda of=/tmp/back bs=1M count=$DATA_MB iflag=direct status=none
-check $? "blk: O_DIRECT read of $DATA_MB MiB"
-got=$(sha256sum /tmp/back | cut -d' ' -f1)
-[ "$want" = "$got" ]; check $? "blk: read-back checksum $got"
-echo "VUISO-BLK-SHA: $want"
-
-# vhost-user-fs
+# vhost-user-fs first: the shared directory counts the boots.
 mount -t virtiofs vfs /mnt; check $? "fs: mount virtiofs"
+n=$(( $(cat /mnt/boots 2>/dev/null | wc -l) + 1 ))
+echo "boot $n" >>/mnt/boots
+echo "VUISO-GUEST: boot $n of $BOOTS"
 [ "$(sha256sum /mnt/host-file.txt | cut -d' ' -f1)" = "$HOST_SHA" ]
 check $? "fs: host file reads back"
 mkdir -p /mnt/dir; check $? "fs: mkdir"
 dd if=/dev/urandom of=/tmp/f bs=64k count=16 status=none
-cp /tmp/f /mnt/dir/guest-file.bin; check $? "fs: write 1 MiB file"
+cp /tmp/f /mnt/dir/guest-file-$n.bin; check $? "fs: write 1 MiB file"
 sync
-fsha=$(sha256sum /mnt/dir/guest-file.bin | cut -d' ' -f1)
+fsha=$(sha256sum /mnt/dir/guest-file-$n.bin | cut -d' ' -f1)
 [ "$fsha" = "$(sha256sum /tmp/f | cut -d' ' -f1)" ]; check $? "fs: file reads back"
-echo "VUISO-FS-SHA: $fsha"
+echo "VUISO-FS-SHA $n: $fsha"
 echo temp >/mnt/dir/to-delete; check $? "fs: create"
 ls /mnt/dir | grep -q to-delete; check $? "fs: list shows new file"
 rm /mnt/dir/to-delete; check $? "fs: delete"
-ls /mnt/dir | grep -q to-delete; [ $? != 0 ]; check $? "fs: list no longer shows it"
-echo "$boot" >>/mnt/boots
+! ls /mnt/dir | grep -q to-delete; check $? "fs: list no longer shows it"
+
+# vhost-user-blk: every boot writes its own DATA_MB MiB slice of the disk.
+[ -b /dev/vda ]; check $? "blk: /dev/vda present"
+dd if=/dev/urandom of=/tmp/rand bs=1M count=$DATA_MB status=none
+want=$(sha256sum /tmp/rand | cut -d' ' -f1)
+seek=$(( (n - 1) * DATA_MB ))
+dd if=/tmp/rand of=/dev/vda bs=1M seek=$seek count=$DATA_MB oflag=direct conv=notrunc,fsync status=none
+check $? "blk: O_DIRECT write of $DATA_MB MiB at $seek MiB"
+dd if=/dev/vda of=/tmp/back bs=1M skip=$seek count=$DATA_MB iflag=direct status=none
+check $? "blk: O_DIRECT read of $DATA_MB MiB"
+got=$(sha256sum /tmp/back | cut -d' ' -f1)
+[ "$want" = "$got" ]; check $? "blk: read-back checksum $got"
+echo "VUISO-BLK-SHA $n: $want"
+rm -f /tmp/rand /tmp/back /tmp/f
 
 # Tell the host the devices are live, wait until it has read the back-ends'
 # /proc/PID/maps (it answers through the shared directory).
-echo "VUISO-GUEST: devices live"
+echo "VUISO-GUEST: devices live $n"
 i=0
 while [ ! -e /mnt/maps-checked ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 [ -e /mnt/maps-checked ]; check $? "host read the back-ends' maps"
 rm -f /mnt/maps-checked
 umount /mnt; check $? "fs: umount"
-echo "VUISO-RESULT: $fails failures"
+echo "VUISO-RESULT $n: $fails failures"
+if [ $fails = 0 ] && [ $n -lt $BOOTS ]; then
+	echo "VUISO-GUEST: rebooting"
+	sync
+	reboot -f
+	sleep 10
+fi
 [ $fails = 0 ]
 EOF
 chmod 755 "$W/test.sh"
@@ -279,57 +290,57 @@ QEMU_ARGS=(
 	-append "console=ttyS0 panic=-1 quiet"
 	-chardev "file,id=ser0,path=$W/serial.log" -serial chardev:ser0
 )
-if ((BOOTS > 1)); then
-	# The guest's poweroff ends the run; for more boots we let QEMU turn the
-	# guest's reboot into a reset, which the /init below triggers.
-	:
-fi
-QEMU_ARGS+=(-no-reboot)
+# A QEMU built with --disable-install-blobs (qemu-glue/build-qemu.sh) finds
+# SeaBIOS and linuxboot_dma.bin in Debian's seabios and qemu-system-data.
+for d in /usr/share/qemu /usr/share/seabios; do
+	[[ -d $d ]] && QEMU_ARGS+=(-L "$d")
+done
+# With one boot, a guest reboot or panic ends QEMU; with more, the guest's
+# own reboot is what we test and a panic runs into the timeout.
+((BOOTS > 1)) || QEMU_ARGS+=(-no-reboot)
 
 : >"$W/serial.log"
-run_guest() {
-	local boot=$1 maps_done=0 status
-	: >"$W/serial.log"
-	log "boot $boot: $QEMU ${QEMU_ARGS[*]}"
-	"$QEMU" "${QEMU_ARGS[@]}" >"$W/qemu.log" 2>&1 &
-	QEMU_PID=$!
-	PIDS+=("$QEMU_PID")
-	local deadline=$(($(date +%s) + TIMEOUT))
-	while kill -0 "$QEMU_PID" 2>/dev/null; do
-		if ((!maps_done)) && grep -q 'VUISO-GUEST: devices live' "$W/serial.log"; then
-			log "boot $boot: guest devices live, checking back-end maps"
-			if check_maps; then MAPS_OK=1; else MAPS_OK=0; fi
-			touch "$W/shared/maps-checked"
-			maps_done=1
-		fi
-		if (($(date +%s) > deadline)); then
-			fail "boot $boot: guest did not finish within ${TIMEOUT}s"
-		fi
-		sleep 0.2
-	done
-	wait "$QEMU_PID" && status=0 || status=$?
-	log "boot $boot: QEMU exited with status $status"
-	((status == 0)) || fail "QEMU failed: $(tail -n 5 "$W/qemu.log")"
-	sed -n 's/^\(VUISO-.*\)\r\{0,1\}$/  guest: \1/p' "$W/serial.log" >&2
-	grep -q 'VUISO-GUEST-EXIT: 0' "$W/serial.log" || fail "boot $boot: guest test failed"
-	((maps_done)) || fail "boot $boot: guest never reported live devices"
-	((MAPS_OK)) || fail "boot $boot: /proc/PID/maps check failed (isolation $ISOLATION)"
-
-	# Host-side checks.
-	local blk_sha fs_sha
-	blk_sha=$(sed -n 's/^VUISO-BLK-SHA: \([0-9a-f]*\).*/\1/p' "$W/serial.log")
-	[[ $(head -c $((DATA_MB << 20)) "$W/disk.img" | sha256sum | cut -d' ' -f1) == "$blk_sha" ]] ||
-		fail "boot $boot: image file does not hold the guest's data"
-	log "boot $boot: image file matches the guest's checksum $blk_sha"
-	fs_sha=$(sed -n 's/^VUISO-FS-SHA: \([0-9a-f]*\).*/\1/p' "$W/serial.log")
-	[[ $(sha256sum <"$W/shared/dir/guest-file.bin" | cut -d' ' -f1) == "$fs_sha" ]] ||
-		fail "boot $boot: shared dir does not hold the guest's file"
-	[[ ! -e $W/shared/dir/to-delete ]] || fail "boot $boot: deleted file still on the host"
-	[[ $(wc -l <"$W/shared/boots") == "$boot" ]] || fail "boot $boot: boot count in shared dir wrong"
-	log "boot $boot: shared directory matches ($fs_sha)"
-}
-
-for ((b = 1; b <= BOOTS; b++)); do
-	run_guest "$b"
+MAPS_OK=1
+log "$QEMU ${QEMU_ARGS[*]}"
+"$QEMU" "${QEMU_ARGS[@]}" >"$W/qemu.log" 2>&1 &
+QEMU_PID=$!
+PIDS+=("$QEMU_PID")
+deadline=$(($(date +%s) + TIMEOUT))
+maps_done=0
+while kill -0 "$QEMU_PID" 2>/dev/null; do
+	live=$(grep -c 'VUISO-GUEST: devices live' "$W/serial.log" || true)
+	if ((live > maps_done)); then
+		maps_done=$live
+		log "boot $live: guest devices live, checking back-end maps"
+		check_maps || MAPS_OK=0
+		touch "$W/shared/maps-checked"
+	fi
+	if (($(date +%s) > deadline)); then
+		fail "guest did not finish within ${TIMEOUT}s"
+	fi
+	sleep 0.2
 done
+wait "$QEMU_PID" && status=0 || status=$?
+log "QEMU exited with status $status"
+tr -d '\r' <"$W/serial.log" | sed -n 's/^\(VUISO-.*\)$/  guest: \1/p' >&2
+((status == 0)) || fail "QEMU failed: $(tail -n 5 "$W/qemu.log")"
+grep -q 'VUISO-GUEST-EXIT: 0' "$W/serial.log" || fail "guest test failed"
+((maps_done == BOOTS)) || fail "guest reported live devices $maps_done times, want $BOOTS"
+((MAPS_OK)) || fail "/proc/PID/maps check failed (isolation $ISOLATION)"
+
+# Host-side checks of what every boot left behind.
+for ((n = 1; n <= BOOTS; n++)); do
+	blk_sha=$(tr -d '\r' <"$W/serial.log" | sed -n "s/^VUISO-BLK-SHA $n: \([0-9a-f]*\)$/\1/p")
+	img_sha=$(dd if="$W/disk.img" bs=1M skip=$(((n - 1) * DATA_MB)) count=$DATA_MB status=none |
+		sha256sum | cut -d' ' -f1)
+	[[ -n $blk_sha && $img_sha == "$blk_sha" ]] ||
+		fail "boot $n: image file does not hold the guest's data"
+	log "boot $n: image file matches the guest's checksum $blk_sha"
+	fs_sha=$(tr -d '\r' <"$W/serial.log" | sed -n "s/^VUISO-FS-SHA $n: \([0-9a-f]*\)$/\1/p")
+	[[ -n $fs_sha && $(sha256sum <"$W/shared/dir/guest-file-$n.bin" | cut -d' ' -f1) == "$fs_sha" ]] ||
+		fail "boot $n: shared dir does not hold the guest's file"
+	log "boot $n: shared directory holds the guest's file $fs_sha"
+done
+[[ ! -e $W/shared/dir/to-delete ]] || fail "deleted file still on the host"
+[[ $(wc -l <"$W/shared/boots") == "$BOOTS" ]] || fail "boot count in shared dir is not $BOOTS"
 log "PASS (isolation $ISOLATION, $BOOTS boot(s), accel $ACCEL)"

@@ -60,7 +60,7 @@ int fx_restart(struct fx *f)
 	if (f->o.indirect)
 		gf |= 1ULL << VUISO_F_INDIRECT_DESC;
 	sim_guest_vq_config(&f->g, gf, fx_features(f, f->o.backend_event_idx),
-	                    &cfg);
+			    &cfg);
 	ret = vuiso_vq_start(f->vq, &cfg, &f->shadow);
 	if (ret)
 		return ret;
@@ -72,10 +72,10 @@ int fx_restart(struct fx *f)
 int fx_init(struct fx *f, const struct fx_opts *o)
 {
 	struct vuiso_dev_config cfg = {
-	    .version = VUISO_DEV_CONFIG_VERSION,
-	    .num_queues = 1,
-	    .region_fd = -1,
-	    .ops = &fx_ops,
+		.version = VUISO_DEV_CONFIG_VERSION,
+		.num_queues = 1,
+		.region_fd = -1,
+		.ops = &fx_ops,
 	};
 	struct vuiso_mem_region mr[SIM_MAX_RAM];
 	unsigned n;
@@ -92,7 +92,7 @@ int fx_init(struct fx *f, const struct fx_opts *o)
 	if (!f->o.ram_size)
 		f->o.ram_size = 4 << 20;
 	ret = sim_guest_init(&f->g, f->o.nram, f->o.ram_size, f->o.qsize,
-	                     f->o.guest_event_idx);
+			     f->o.guest_event_idx);
 	if (ret)
 		return ret;
 	cfg.queue_size_max = f->o.qsize;

@@ -10,14 +10,14 @@
 #include "sim.h"
 
 struct fx_opts {
-	uint32_t qsize;          /* default 64 */
-	uint64_t pool_size;      /* default 256 KiB */
-	unsigned nram;           /* guest RAM ranges, default 2 */
-	uint64_t ram_size;       /* per range, default 4 MiB */
+	uint32_t qsize;     /* default 64 */
+	uint64_t pool_size; /* default 256 KiB */
+	unsigned nram;      /* guest RAM ranges, default 2 */
+	uint64_t ram_size;  /* per range, default 4 MiB */
 	bool guest_event_idx;
 	bool backend_event_idx;
-	bool indirect;           /* guest negotiates INDIRECT_DESC */
-	uint32_t budget;         /* 0: default */
+	bool indirect;   /* guest negotiates INDIRECT_DESC */
+	uint32_t budget; /* 0: default */
 };
 
 struct fx {
@@ -31,9 +31,9 @@ struct fx {
 	unsigned errors;
 	int last_err;
 	char last_msg[256];
-	unsigned kicks;          /* back-end kicks */
-	unsigned notifies;       /* guest notifications */
-	uint64_t logged;         /* bytes reported through log_write */
+	unsigned kicks;    /* back-end kicks */
+	unsigned notifies; /* guest notifications */
+	uint64_t logged;   /* bytes reported through log_write */
 };
 
 /* 0 on success; the fixture is left half-built on failure (call fx_fini). */

@@ -23,13 +23,13 @@
 static inline uint16_t ld16(const void *p)
 {
 	return le16toh(atomic_load_explicit((const _Atomic uint16_t *)p,
-	                                    memory_order_relaxed));
+					    memory_order_relaxed));
 }
 
 static inline void st16(void *p, uint16_t v)
 {
 	atomic_store_explicit((_Atomic uint16_t *)p, htole16(v),
-	                      memory_order_relaxed);
+			      memory_order_relaxed);
 }
 
 static inline bool need_event(uint16_t ev, uint16_t new_idx, uint16_t old)
@@ -38,7 +38,7 @@ static inline bool need_event(uint16_t ev, uint16_t new_idx, uint16_t old)
 }
 
 static void put_desc(uint8_t *d, uint64_t addr, uint32_t len, uint16_t flags,
-                     uint16_t next)
+		     uint16_t next)
 {
 	uint64_t a = htole64(addr);
 	uint32_t l = htole32(len);
@@ -67,7 +67,7 @@ uint64_t sim_rand(uint64_t *s)
 static uint8_t *map_guarded(uint64_t size)
 {
 	uint8_t *p = mmap(NULL, size + 2 * PAGE, PROT_NONE,
-	                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (p == MAP_FAILED)
 		return NULL;
@@ -79,7 +79,7 @@ static uint8_t *map_guarded(uint64_t size)
 }
 
 int sim_guest_init(struct sim_guest *g, unsigned nram, uint64_t ram_size,
-                   uint32_t qsize, bool event_idx)
+		   uint32_t qsize, bool event_idx)
 {
 	uint64_t off;
 
@@ -98,7 +98,8 @@ int sim_guest_init(struct sim_guest *g, unsigned nram, uint64_t ram_size,
 	g->event_idx = event_idx;
 	g->desc_gpa = GPA_BASE;
 	g->avail_gpa = GPA_BASE + 16ULL * qsize;
-	g->used_gpa = (g->avail_gpa + 6 + 2ULL * qsize + PAGE - 1) & ~(PAGE - 1);
+	g->used_gpa = (g->avail_gpa + 6 + 2ULL * qsize + PAGE - 1) &
+		      ~(PAGE - 1);
 	off = (g->used_gpa + 6 + 8ULL * qsize + PAGE - 1) & ~(PAGE - 1);
 	if (off - GPA_BASE >= ram_size)
 		return -EINVAL;
@@ -132,7 +133,8 @@ void sim_guest_fini(struct sim_guest *g)
 void *sim_gpa(struct sim_guest *g, uint64_t gpa)
 {
 	for (unsigned i = 0; i < g->nram; i++)
-		if (gpa >= g->ram[i].gpa && gpa - g->ram[i].gpa < g->ram[i].size)
+		if (gpa >= g->ram[i].gpa &&
+		    gpa - g->ram[i].gpa < g->ram[i].size)
 			return g->ram[i].hva + (gpa - g->ram[i].gpa);
 	return NULL;
 }
@@ -148,8 +150,7 @@ unsigned sim_guest_regions(struct sim_guest *g, struct vuiso_mem_region *out)
 }
 
 void sim_guest_vq_config(struct sim_guest *g, uint64_t guest_features,
-                         uint64_t backend_features,
-                         struct vuiso_vq_config *cfg)
+			 uint64_t backend_features, struct vuiso_vq_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->version = VUISO_VQ_CONFIG_VERSION;
@@ -187,7 +188,7 @@ void sim_guest_fill(struct sim_guest *g, uint8_t seed)
 }
 
 static void copy_to_guest(struct sim_guest *g, uint64_t gpa, const void *src,
-                          uint64_t len)
+			  uint64_t len)
 {
 	const uint8_t *s = src;
 
@@ -197,7 +198,7 @@ static void copy_to_guest(struct sim_guest *g, uint64_t gpa, const void *src,
 }
 
 int sim_add(struct sim_guest *g, const struct sim_buf *b, unsigned n,
-            bool indirect)
+	    bool indirect)
 {
 	unsigned need = indirect ? 1 : n;
 	uint16_t head = g->free_head, d = head;
@@ -215,9 +216,9 @@ int sim_add(struct sim_guest *g, const struct sim_buf *b, unsigned n,
 			return -1;
 		for (unsigned i = 0; i < n; i++)
 			put_desc(tbl + 16 * i, b[i].gpa, b[i].len,
-			         (uint16_t)((b[i].write ? F_WRITE : 0) |
-			                    (i + 1 < n ? F_NEXT : 0)),
-			         (uint16_t)(i + 1));
+				 (uint16_t)((b[i].write ? F_WRITE : 0) |
+					    (i + 1 < n ? F_NEXT : 0)),
+				 (uint16_t)(i + 1));
 		copy_to_guest(g, tgpa, tbl, 16ULL * n);
 		free(tbl);
 		put_desc(g->desc + 16ULL * d, tgpa, 16 * n, F_INDIRECT, 0);
@@ -228,9 +229,9 @@ int sim_add(struct sim_guest *g, const struct sim_buf *b, unsigned n,
 			uint16_t nx = g->next_free[d];
 
 			put_desc(g->desc + 16ULL * d, b[i].gpa, b[i].len,
-			         (uint16_t)((b[i].write ? F_WRITE : 0) |
-			                    (i + 1 < n ? F_NEXT : 0)),
-			         i + 1 < n ? nx : 0);
+				 (uint16_t)((b[i].write ? F_WRITE : 0) |
+					    (i + 1 < n ? F_NEXT : 0)),
+				 i + 1 < n ? nx : 0);
 			if (i + 1 < n)
 				d = nx;
 			else
@@ -253,12 +254,12 @@ bool sim_kick_needed(struct sim_guest *g)
 		return false;
 	/* Descriptors and ring entries before the index (device's acquire). */
 	atomic_store_explicit((_Atomic uint16_t *)(g->avail + 2),
-	                      htole16(g->avail_idx), memory_order_release);
+			      htole16(g->avail_idx), memory_order_release);
 	/* Index before reading suppression (device's full barrier). */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (g->event_idx)
 		return need_event(ld16(g->used + 4 + 8ULL * g->qsize),
-		                  g->avail_idx, old);
+				  g->avail_idx, old);
 	return !(ld16(g->used) & 1);
 }
 
@@ -272,7 +273,7 @@ void sim_guest_arm(struct sim_guest *g)
 bool sim_reap(struct sim_guest *g, uint32_t *id, uint32_t *len)
 {
 	uint16_t idx = le16toh(atomic_load_explicit(
-	    (const _Atomic uint16_t *)(g->used + 2), memory_order_acquire));
+		(const _Atomic uint16_t *)(g->used + 2), memory_order_acquire));
 	const uint8_t *e;
 	uint32_t v;
 	uint16_t head, d;
@@ -301,13 +302,13 @@ bool sim_reap(struct sim_guest *g, uint32_t *id, uint32_t *len)
 /* ---- back-end ---- */
 
 int sim_backend_init(struct sim_backend *b, const struct vuiso_region_info *ri,
-                     const struct vuiso_vq_shadow *sh, bool event_idx)
+		     const struct vuiso_vq_shadow *sh, bool event_idx)
 {
 	memset(b, 0, sizeof(*b));
 	/* Map the fd itself, as a vhost-user back-end does after
 	 * SET_MEM_TABLE: it never sees the VMM's pointers. */
 	b->map = mmap(NULL, ri->size, PROT_READ | PROT_WRITE, MAP_SHARED,
-	              ri->fd, (off_t)ri->fd_offset);
+		      ri->fd, (off_t)ri->fd_offset);
 	if (b->map == MAP_FAILED)
 		return -errno;
 	b->map_size = ri->size;
@@ -327,8 +328,7 @@ void sim_backend_fini(struct sim_backend *b)
 	memset(b, 0, sizeof(*b));
 }
 
-int sim_backend_pop(struct sim_backend *b, uint16_t *head,
-                    struct sim_seg *segs)
+int sim_backend_pop(struct sim_backend *b, uint16_t *head, struct sim_seg *segs)
 {
 	uint16_t idx = ld16(b->avail + 2), i;
 	unsigned n = 0;
@@ -357,7 +357,8 @@ int sim_backend_pop(struct sim_backend *b, uint16_t *head,
 		flags = le16toh(flags);
 		next = le16toh(next);
 		if (addr < b->base || addr - b->base > b->map_size ||
-		    len > b->map_size - (addr - b->base) || (flags & F_INDIRECT))
+		    len > b->map_size - (addr - b->base) ||
+		    (flags & F_INDIRECT))
 			goto bad;
 		segs[n].ptr = b->map + (addr - b->base);
 		segs[n].len = len;
@@ -390,12 +391,12 @@ bool sim_backend_flush(struct sim_backend *b)
 	if (old == b->used_idx)
 		return false;
 	atomic_store_explicit((_Atomic uint16_t *)(b->used + 2),
-	                      htole16(b->used_idx), memory_order_release);
+			      htole16(b->used_idx), memory_order_release);
 	b->used_flushed = b->used_idx;
 	atomic_thread_fence(memory_order_seq_cst);
 	if (b->event_idx) {
-		if (need_event(ld16(b->avail + 4 + 2ULL * b->qsize), b->used_idx,
-		               old)) {
+		if (need_event(ld16(b->avail + 4 + 2ULL * b->qsize),
+			       b->used_idx, old)) {
 			b->calls++;
 			return true;
 		}

@@ -21,9 +21,9 @@
 #define SIM_MAX_RAM 4
 
 struct sim_ram {
-	uint64_t gpa;   /* guest physical start */
-	uint64_t size;  /* bytes */
-	uint8_t *hva;   /* host mapping, with PROT_NONE guard pages around */
+	uint64_t gpa;  /* guest physical start */
+	uint64_t size; /* bytes */
+	uint8_t *hva;  /* host mapping, with PROT_NONE guard pages around */
 };
 
 struct sim_guest {
@@ -34,31 +34,30 @@ struct sim_guest {
 	uint64_t desc_gpa, avail_gpa, used_gpa;
 	uint8_t *desc, *avail, *used;
 	bool event_idx;
-	uint16_t avail_idx;   /* next avail index to publish */
-	uint16_t last_used;   /* next used entry to reap */
-	uint16_t free_head;   /* descriptor free list */
+	uint16_t avail_idx; /* next avail index to publish */
+	uint16_t last_used; /* next used entry to reap */
+	uint16_t free_head; /* descriptor free list */
 	uint32_t nfree;
-	uint16_t *next_free;  /* private free-list links */
-	uint16_t *chain_len;  /* descriptors a head holds */
+	uint16_t *next_free;    /* private free-list links */
+	uint16_t *chain_len;    /* descriptors a head holds */
 	uint64_t *indirect_gpa; /* indirect table of a head, or 0 */
 	/* buffer allocator: bump pointer in the data area */
 	uint64_t heap_gpa, heap_end, heap_next;
-	uint64_t kicks;       /* notifications the guest sent */
+	uint64_t kicks; /* notifications the guest sent */
 };
 
 /* Guest RAM: @nram contiguous-in-GPA ranges of @ram_size bytes each, each
  * with its own host mapping (so buffers can straddle ranges). */
 int sim_guest_init(struct sim_guest *g, unsigned nram, uint64_t ram_size,
-                   uint32_t qsize, bool event_idx);
+		   uint32_t qsize, bool event_idx);
 void sim_guest_fini(struct sim_guest *g);
 void *sim_gpa(struct sim_guest *g, uint64_t gpa);
 /* Map for vuiso_dev_set_guest_memory(). */
-unsigned sim_guest_regions(struct sim_guest *g,
-                           struct vuiso_mem_region *out);
+unsigned sim_guest_regions(struct sim_guest *g, struct vuiso_mem_region *out);
 /* Config for vuiso_vq_start(). */
 void sim_guest_vq_config(struct sim_guest *g, uint64_t guest_features,
-                         uint64_t backend_features,
-                         struct vuiso_vq_config *cfg);
+			 uint64_t backend_features,
+			 struct vuiso_vq_config *cfg);
 /* Allocate @len bytes of guest buffer, 64-byte aligned; 0 when full. */
 uint64_t sim_alloc(struct sim_guest *g, uint64_t len);
 void sim_heap_reset(struct sim_guest *g);
@@ -74,7 +73,7 @@ struct sim_buf {
 /* Put a chain on the ring (direct, or as one indirect table allocated
  * from the heap).  Returns the head id, or -1 when the ring is full. */
 int sim_add(struct sim_guest *g, const struct sim_buf *b, unsigned n,
-            bool indirect);
+	    bool indirect);
 /* Publish avail->idx.  Returns true if the device wants a kick. */
 bool sim_kick_needed(struct sim_guest *g);
 /* Reap one used entry; returns false when none. */
@@ -92,26 +91,26 @@ struct sim_seg {
 };
 
 struct sim_backend {
-	uint8_t *map;           /* its own mapping of the region fd */
+	uint8_t *map; /* its own mapping of the region fd */
 	uint64_t map_size;
-	uint64_t base;          /* region's address in the back-end view */
+	uint64_t base; /* region's address in the back-end view */
 	uint32_t qsize;
 	uint8_t *desc, *avail, *used;
 	bool event_idx;
 	uint16_t last_avail;
 	uint16_t used_idx;
 	uint16_t used_flushed;
-	uint64_t calls;         /* times it decided to call the driver */
-	uint64_t bad;           /* invalid shadow descriptors seen */
+	uint64_t calls; /* times it decided to call the driver */
+	uint64_t bad;   /* invalid shadow descriptors seen */
 };
 
 int sim_backend_init(struct sim_backend *b, const struct vuiso_region_info *ri,
-                     const struct vuiso_vq_shadow *sh, bool event_idx);
+		     const struct vuiso_vq_shadow *sh, bool event_idx);
 void sim_backend_fini(struct sim_backend *b);
 /* Pop a shadow chain; @segs must hold qsize entries.  Returns the number
  * of segments, 0 when the ring is empty, -1 for an invalid shadow chain. */
 int sim_backend_pop(struct sim_backend *b, uint16_t *head,
-                    struct sim_seg *segs);
+		    struct sim_seg *segs);
 void sim_backend_push(struct sim_backend *b, uint32_t id, uint32_t len);
 /* Publish used->idx; returns true when the driver wants a call. */
 bool sim_backend_flush(struct sim_backend *b);

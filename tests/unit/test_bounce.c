@@ -91,7 +91,8 @@ static void test_random_get_put_never_overlaps(void **state)
 
 			for (int i = 0; i < (1 << live[k].order); i++)
 				used[live[k].blk + i] = 0;
-			vuiso_pool_put(&p, (uint32_t)live[k].blk, live[k].order);
+			vuiso_pool_put(&p, (uint32_t)live[k].blk,
+				       live[k].order);
 			taken -= 1u << live[k].order;
 			live[k] = live[--nlive];
 		}
@@ -99,7 +100,8 @@ static void test_random_get_put_never_overlaps(void **state)
 	}
 	while (nlive) {
 		nlive--;
-		vuiso_pool_put(&p, (uint32_t)live[nlive].blk, live[nlive].order);
+		vuiso_pool_put(&p, (uint32_t)live[nlive].blk,
+			       live[nlive].order);
 	}
 	/* Everything merged back: the whole pool is one block again. */
 	assert_int_equal(p.free_blocks, NB);
@@ -163,11 +165,12 @@ static void test_reset_frees_everything(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rejects_bad_sizes),
-	    cmocka_unit_test(test_order_rounds_up_to_blocks),
-	    cmocka_unit_test(test_random_get_put_never_overlaps),
-	    cmocka_unit_test(test_any_set_that_fits_empty_pool_is_allocatable),
-	    cmocka_unit_test(test_reset_frees_everything),
+		cmocka_unit_test(test_rejects_bad_sizes),
+		cmocka_unit_test(test_order_rounds_up_to_blocks),
+		cmocka_unit_test(test_random_get_put_never_overlaps),
+		cmocka_unit_test(
+			test_any_set_that_fits_empty_pool_is_allocatable),
+		cmocka_unit_test(test_reset_frees_everything),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,7 +28,7 @@ struct seen {
 };
 
 static void region_add(void *o, unsigned index, int fd, uint64_t size,
-                       uint64_t backend_addr, void *vmm_addr)
+		       uint64_t backend_addr, void *vmm_addr)
 {
 	struct seen *s = o;
 
@@ -55,13 +55,13 @@ static const struct vuiso_ops ops = {
 static struct vuiso_dev_config config(struct seen *s)
 {
 	struct vuiso_dev_config c = {
-	    .version = VUISO_DEV_CONFIG_VERSION,
-	    .num_queues = 2,
-	    .queue_size_max = 256,
-	    .pool_size = 1 << 20,
-	    .region_fd = -1,
-	    .ops = &ops,
-	    .opaque = s,
+		.version = VUISO_DEV_CONFIG_VERSION,
+		.num_queues = 2,
+		.queue_size_max = 256,
+		.pool_size = 1 << 20,
+		.region_fd = -1,
+		.ops = &ops,
+		.opaque = s,
 	};
 	return c;
 }
@@ -168,7 +168,8 @@ static void test_adopted_fd_must_be_sealed_and_big_enough(void **state)
 	/* Right. */
 	fd = memfd_create("caller", MFD_ALLOW_SEALING);
 	assert_int_equal(ftruncate(fd, (off_t)size), 0);
-	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW),
+			 0);
 	c.region_fd = fd;
 	assert_int_equal(vuiso_dev_new(&c, &d), 0);
 	assert_int_equal(vuiso_dev_get_region(d, 0, &ri), 0);
@@ -181,12 +182,13 @@ static void test_features_split_per_side(void **state)
 {
 	const uint64_t blk_seg_max = BIT(2), blk_flush = BIT(9);
 	const uint64_t net_hash = BIT(57);
-	uint64_t be = blk_seg_max | blk_flush | net_hash | BIT(VUISO_F_VERSION_1) |
-	              BIT(VUISO_F_EVENT_IDX) | BIT(VUISO_F_RING_PACKED) |
-	              BIT(VUISO_F_IN_ORDER) | BIT(VUISO_F_ACCESS_PLATFORM) |
-	              BIT(VUISO_F_NOTIFICATION_DATA) | BIT(VUISO_F_RING_RESET) |
-	              BIT(VUISO_F_VHOST_USER_PROTOCOL_FEATURES) |
-	              BIT(VUISO_F_VHOST_LOG_ALL);
+	uint64_t be = blk_seg_max | blk_flush | net_hash |
+		      BIT(VUISO_F_VERSION_1) | BIT(VUISO_F_EVENT_IDX) |
+		      BIT(VUISO_F_RING_PACKED) | BIT(VUISO_F_IN_ORDER) |
+		      BIT(VUISO_F_ACCESS_PLATFORM) |
+		      BIT(VUISO_F_NOTIFICATION_DATA) | BIT(VUISO_F_RING_RESET) |
+		      BIT(VUISO_F_VHOST_USER_PROTOCOL_FEATURES) |
+		      BIT(VUISO_F_VHOST_LOG_ALL);
 	uint64_t g = vuiso_features_for_guest(be), b;
 
 	(void)state;
@@ -206,9 +208,9 @@ static void test_features_split_per_side(void **state)
 	assert_false(g & BIT(VUISO_F_VHOST_LOG_ALL));
 	/* Guest took seg_max only (and INDIRECT, EVENT_IDX). */
 	b = vuiso_features_for_backend(be, blk_seg_max |
-	                                       BIT(VUISO_F_VERSION_1) |
-	                                       BIT(VUISO_F_INDIRECT_DESC) |
-	                                       BIT(VUISO_F_EVENT_IDX));
+						   BIT(VUISO_F_VERSION_1) |
+						   BIT(VUISO_F_INDIRECT_DESC) |
+						   BIT(VUISO_F_EVENT_IDX));
 	assert_true(b & blk_seg_max);
 	assert_false(b & blk_flush);
 	assert_true(b & BIT(VUISO_F_EVENT_IDX));
@@ -231,14 +233,14 @@ static void test_queue_start_checks_config(void **state)
 	struct seen s = {0};
 	struct vuiso_dev_config c = config(&s);
 	struct vuiso_vq_config q = {
-	    .version = VUISO_VQ_CONFIG_VERSION,
-	    .layout = VUISO_LAYOUT_SPLIT,
-	    .size = 256,
-	    .desc_gpa = 0x10000,
-	    .avail_gpa = 0x11000,
-	    .used_gpa = 0x12000,
-	    .guest_features = BIT(VUISO_F_VERSION_1),
-	    .backend_features = BIT(VUISO_F_VERSION_1),
+		.version = VUISO_VQ_CONFIG_VERSION,
+		.layout = VUISO_LAYOUT_SPLIT,
+		.size = 256,
+		.desc_gpa = 0x10000,
+		.avail_gpa = 0x11000,
+		.used_gpa = 0x12000,
+		.guest_features = BIT(VUISO_F_VERSION_1),
+		.backend_features = BIT(VUISO_F_VERSION_1),
 	};
 	struct vuiso_vq_config bad;
 	struct vuiso_region_info ri;
@@ -287,11 +289,11 @@ static void test_queue_start_checks_config(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_bad_configs_are_refused),
-	    cmocka_unit_test(test_region_is_a_sealed_memfd),
-	    cmocka_unit_test(test_adopted_fd_must_be_sealed_and_big_enough),
-	    cmocka_unit_test(test_features_split_per_side),
-	    cmocka_unit_test(test_queue_start_checks_config),
+		cmocka_unit_test(test_bad_configs_are_refused),
+		cmocka_unit_test(test_region_is_a_sealed_memfd),
+		cmocka_unit_test(test_adopted_fd_must_be_sealed_and_big_enough),
+		cmocka_unit_test(test_features_split_per_side),
+		cmocka_unit_test(test_queue_start_checks_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

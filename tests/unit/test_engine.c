@@ -30,8 +30,8 @@ struct req {
 };
 
 struct round {
-	struct req req[1024];     /* by guest head id */
-	uint8_t *ref;             /* expected image of the heap */
+	struct req req[1024]; /* by guest head id */
+	uint8_t *ref;         /* expected image of the heap */
 	uint64_t ref_base, ref_len;
 	uint64_t rng;
 	unsigned completed;
@@ -51,9 +51,9 @@ static void ref_write(struct round *r, uint64_t gpa, uint8_t v)
 
 /* Visit guest [gpa, gpa + len) range by range. */
 static void guest_span(struct fx *f, uint64_t gpa, uint64_t len,
-                       void (*fn)(uint8_t *host, uint64_t off, uint64_t n,
-                                  void *arg),
-                       void *arg)
+		       void (*fn)(uint8_t *host, uint64_t off, uint64_t n,
+				  void *arg),
+		       void *arg)
 {
 	uint64_t done = 0;
 
@@ -94,14 +94,14 @@ static void span_check(uint8_t *host, uint64_t off, uint64_t n, void *arg)
 	for (uint64_t i = 0; i < n; i++)
 		if (host[i] != c->want[off + i])
 			fail_msg("guest byte at gpa 0x%llx is 0x%02x, expected "
-			         "0x%02x",
-			         (unsigned long long)(c->gpa + off + i), host[i],
-			         c->want[off + i]);
+				 "0x%02x",
+				 (unsigned long long)(c->gpa + off + i),
+				 host[i], c->want[off + i]);
 }
 
 /* Check that guest [gpa, gpa + len) holds @want. */
 static void guest_expect(struct fx *f, uint64_t gpa, const uint8_t *want,
-                         uint64_t len)
+			 uint64_t len)
 {
 	struct span_cmp c = {want, gpa};
 
@@ -130,7 +130,7 @@ static void round_check_heap(struct fx *f, struct round *r)
 /* Build one request of payload @size: header (16 B readable), payload
  * (readable or writable, split in up to 3 buffers), status (1 B writable). */
 static int add_request(struct fx *f, struct round *r, uint32_t size,
-                       bool payload_out, uint32_t seq, bool indirect)
+		       bool payload_out, uint32_t seq, bool indirect)
 {
 	struct req q = {.live = true, .seq = seq};
 	uint64_t hdr = sim_alloc(&f->g, 16);
@@ -144,8 +144,11 @@ static int add_request(struct fx *f, struct round *r, uint32_t size,
 		uint32_t left = size;
 
 		for (unsigned p = 0; p < parts && left; p++) {
-			uint32_t len = p + 1 == parts ? left
-			                              : 1 + (uint32_t)(sim_rand(&r->rng) % left);
+			uint32_t len =
+				p + 1 == parts
+					? left
+					: 1 + (uint32_t)(sim_rand(&r->rng) %
+							 left);
 			uint64_t gpa = sim_alloc(&f->g, len);
 
 			if (!gpa)
@@ -171,7 +174,7 @@ static int add_request(struct fx *f, struct round *r, uint32_t size,
 
 		for (unsigned i = 0; i < 16 * q.n; i++)
 			r->ref[t + i - r->ref_base] =
-			    *(uint8_t *)sim_gpa(&f->g, t + i);
+				*(uint8_t *)sim_gpa(&f->g, t + i);
 	}
 	r->req[head] = q;
 	r->outstanding++;
@@ -184,7 +187,7 @@ static int add_request(struct fx *f, struct round *r, uint32_t size,
  * (all of it, less, or a lie larger than the buffers).
  */
 static uint32_t serve(struct fx *f, struct round *r, const struct sim_seg *s,
-                      int n, uint32_t *reported)
+		      int n, uint32_t *reported)
 {
 	uint32_t seq, k = 0, in = 0;
 	struct req *q = NULL;
@@ -197,7 +200,7 @@ static uint32_t serve(struct fx *f, struct round *r, const struct sim_seg *s,
 
 		if (c->live && c->n == (unsigned)n &&
 		    memcmp(s[0].ptr, r->ref + (c->buf[0].gpa - r->ref_base),
-		           16) == 0) {
+			   16) == 0) {
 			q = &r->req[h];
 			break;
 		}
@@ -211,11 +214,11 @@ static uint32_t serve(struct fx *f, struct round *r, const struct sim_seg *s,
 		if (!s[i].write) {
 			/* Readable: exactly the guest's bytes. */
 			if (memcmp(s[i].ptr,
-			           r->ref + (q->buf[i].gpa - r->ref_base),
-			           s[i].len) != 0)
+				   r->ref + (q->buf[i].gpa - r->ref_base),
+				   s[i].len) != 0)
 				fail_msg("back-end saw wrong readable bytes in "
-				         "request %u buffer %d",
-				         seq, i);
+					 "request %u buffer %d",
+					 seq, i);
 		} else {
 			in += s[i].len;
 		}
@@ -233,7 +236,7 @@ static uint32_t serve(struct fx *f, struct round *r, const struct sim_seg *s,
 
 /* Record what the guest must see for the completion of @head. */
 static void expect_completion(struct fx *f, struct round *r, uint32_t head,
-                              uint32_t len)
+			      uint32_t len)
 {
 	struct req *q;
 	uint32_t k = 0, left;
@@ -246,7 +249,8 @@ static void expect_completion(struct fx *f, struct round *r, uint32_t head,
 	for (unsigned i = 0; i < q->n && left; i++) {
 		if (!q->buf[i].write)
 			continue;
-		for (uint32_t j = 0; j < q->buf[i].len && left; j++, k++, left--)
+		for (uint32_t j = 0; j < q->buf[i].len && left;
+		     j++, k++, left--)
 			ref_write(r, q->buf[i].gpa + j, answer(q->seq, k));
 	}
 	q->live = false;
@@ -300,7 +304,7 @@ static void guest_reap(struct fx *f, struct round *r)
 }
 
 static void run_round(struct fx *f, struct round *r, unsigned nreq,
-                      const uint32_t *sizes, unsigned nsizes, bool indirect)
+		      const uint32_t *sizes, unsigned nsizes, bool indirect)
 {
 	unsigned added = 0, spins = 0;
 
@@ -316,7 +320,7 @@ static void run_round(struct fx *f, struct round *r, unsigned nreq,
 				break;
 			}
 			head = add_request(f, r, size, sim_rand(&r->rng) & 1,
-			                   added, indirect);
+					   added, indirect);
 			assert_true(head >= 0);
 			added++;
 		}
@@ -330,19 +334,19 @@ static void run_round(struct fx *f, struct round *r, unsigned nreq,
 	round_check_heap(f, r);
 }
 
-static const uint32_t mixed_sizes[] = {0,    1,    63,    64,    65,
-                                       512,  1500, 4096,  4097,  65536,
-                                       8192, 300,  131072, 1 << 20};
+static const uint32_t mixed_sizes[] = {0,    1,    63,     64,     65,
+				       512,  1500, 4096,   4097,   65536,
+				       8192, 300,  131072, 1 << 20};
 
 static void roundtrip(bool gev, bool bev, bool indirect)
 {
 	struct fx_opts o = {.qsize = 128,
-	                    .pool_size = 4 << 20,
-	                    .nram = 2,
-	                    .ram_size = 8 << 20,
-	                    .guest_event_idx = gev,
-	                    .backend_event_idx = bev,
-	                    .indirect = indirect};
+			    .pool_size = 4 << 20,
+			    .nram = 2,
+			    .ram_size = 8 << 20,
+			    .guest_event_idx = gev,
+			    .backend_event_idx = bev,
+			    .indirect = indirect};
 	struct fx f;
 	struct round *r = calloc(1, sizeof(*r));
 	struct vuiso_vq_stats st;
@@ -355,7 +359,8 @@ static void roundtrip(bool gev, bool bev, bool indirect)
 		unsigned n = 20 + (unsigned)(sim_rand(&r->rng) % 40);
 
 		run_round(&f, r, n, mixed_sizes,
-		          sizeof(mixed_sizes) / sizeof(mixed_sizes[0]), indirect);
+			  sizeof(mixed_sizes) / sizeof(mixed_sizes[0]),
+			  indirect);
 	}
 	total = r->completed;
 	assert_true(total > 300);
@@ -456,7 +461,7 @@ static void test_request_larger_than_pool_breaks_queue_e2big(void **state)
 static void test_whole_pool_request_fits_after_fragmenting_traffic(void **state)
 {
 	static const uint32_t parts[] = {1024, 1024, 32768, 16384,
-	                                 8192, 4096, 2048};
+					 8192, 4096, 2048};
 	struct fx_opts o = {.pool_size = 64 * 1024};
 	struct sim_seg segs[64];
 	struct sim_buf b[7];
@@ -502,7 +507,8 @@ static void test_whole_pool_request_fits_after_fragmenting_traffic(void **state)
 	while (sim_reap(&f.g, &id, &len))
 		;
 	for (int i = 0; i < 7; i++)
-		b[i] = (struct sim_buf){sim_alloc(&f.g, parts[i]), parts[i], true};
+		b[i] = (struct sim_buf){sim_alloc(&f.g, parts[i]), parts[i],
+					true};
 	assert_true(sim_add(&f.g, b, 7, false) >= 0);
 	sim_kick_needed(&f.g);
 	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
@@ -676,7 +682,8 @@ static void test_stop_times_out_when_backend_never_completes(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	assert_int_equal(vuiso_vq_stop(f.vq, 50, &st), -ETIMEDOUT);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	assert_true(ms >= 50);
 	assert_int_equal(st.inflight, 1);
 	assert_int_equal(st.avail_idx, 1);
@@ -806,22 +813,29 @@ static void test_dirty_log_reports_guest_writes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_roundtrip_every_byte_plain),
-	    cmocka_unit_test(test_roundtrip_every_byte_event_idx_both),
-	    cmocka_unit_test(test_roundtrip_every_byte_event_idx_guest_only),
-	    cmocka_unit_test(test_roundtrip_every_byte_event_idx_backend_only),
-	    cmocka_unit_test(test_roundtrip_every_byte_indirect),
-	    cmocka_unit_test(test_full_pool_backpressure_loses_nothing),
-	    cmocka_unit_test(test_request_larger_than_pool_breaks_queue_e2big),
-	    cmocka_unit_test(test_whole_pool_request_fits_after_fragmenting_traffic),
-	    cmocka_unit_test(test_budget_bounds_work_per_call),
-	    cmocka_unit_test(test_no_interrupt_flag_suppresses_guest_notify),
-	    cmocka_unit_test(test_event_idx_batches_notifications),
-	    cmocka_unit_test(test_stop_drains_and_returns_guest_indices),
-	    cmocka_unit_test(test_stop_times_out_when_backend_never_completes),
-	    cmocka_unit_test(test_reset_drops_inflight_and_restarts_clean),
-	    cmocka_unit_test(test_memory_map_replaced_in_flight_uses_new_mapping),
-	    cmocka_unit_test(test_dirty_log_reports_guest_writes),
+		cmocka_unit_test(test_roundtrip_every_byte_plain),
+		cmocka_unit_test(test_roundtrip_every_byte_event_idx_both),
+		cmocka_unit_test(
+			test_roundtrip_every_byte_event_idx_guest_only),
+		cmocka_unit_test(
+			test_roundtrip_every_byte_event_idx_backend_only),
+		cmocka_unit_test(test_roundtrip_every_byte_indirect),
+		cmocka_unit_test(test_full_pool_backpressure_loses_nothing),
+		cmocka_unit_test(
+			test_request_larger_than_pool_breaks_queue_e2big),
+		cmocka_unit_test(
+			test_whole_pool_request_fits_after_fragmenting_traffic),
+		cmocka_unit_test(test_budget_bounds_work_per_call),
+		cmocka_unit_test(
+			test_no_interrupt_flag_suppresses_guest_notify),
+		cmocka_unit_test(test_event_idx_batches_notifications),
+		cmocka_unit_test(test_stop_drains_and_returns_guest_indices),
+		cmocka_unit_test(
+			test_stop_times_out_when_backend_never_completes),
+		cmocka_unit_test(test_reset_drops_inflight_and_restarts_clean),
+		cmocka_unit_test(
+			test_memory_map_replaced_in_flight_uses_new_mapping),
+		cmocka_unit_test(test_dirty_log_reports_guest_writes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

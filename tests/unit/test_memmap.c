@@ -22,9 +22,9 @@ static uint8_t ram_a[8192], ram_b[4096], ram_c[4096];
 static struct vuiso_memmap *three(void)
 {
 	struct vuiso_mem_region r[] = {
-	    {0x10000, sizeof(ram_c), ram_c},
-	    {0x1000, sizeof(ram_a), ram_a},
-	    {0x3000, sizeof(ram_b), ram_b},
+		{0x10000, sizeof(ram_c), ram_c},
+		{0x1000, sizeof(ram_a), ram_a},
+		{0x3000, sizeof(ram_b), ram_b},
 	};
 	struct vuiso_memmap *m;
 
@@ -40,10 +40,10 @@ static void test_lookup_finds_each_range_and_misses_holes(void **state)
 	(void)state;
 	assert_ptr_equal(vuiso_memmap_contig(m, 0x1000, 1, &hint), ram_a);
 	assert_ptr_equal(vuiso_memmap_contig(m, 0x2fff, 1, &hint),
-	                 ram_a + 0x1fff);
+			 ram_a + 0x1fff);
 	assert_ptr_equal(vuiso_memmap_contig(m, 0x3000, 4096, &hint), ram_b);
 	assert_ptr_equal(vuiso_memmap_contig(m, 0x10010, 16, &hint),
-	                 ram_c + 16);
+			 ram_c + 16);
 	assert_null(vuiso_memmap_contig(m, 0xfff, 1, &hint));
 	assert_null(vuiso_memmap_contig(m, 0x4000, 1, &hint));
 	assert_null(vuiso_memmap_contig(m, 0x11000, 1, &hint));
@@ -79,11 +79,10 @@ static void test_unmapped_or_overflowing_ranges_are_rejected(void **state)
 	(void)state;
 	/* Runs off the end of b into the hole. */
 	assert_int_equal(vuiso_memmap_check(m, 0x3ff0, 32, &hint), -EFAULT);
-	assert_int_equal(vuiso_memmap_read(m, 0x3ff0, buf, 32, &hint),
-	                 -EFAULT);
+	assert_int_equal(vuiso_memmap_read(m, 0x3ff0, buf, 32, &hint), -EFAULT);
 	/* Wraps the 64-bit address space. */
 	assert_int_equal(vuiso_memmap_check(m, UINT64_MAX - 4, 32, &hint),
-	                 -EFAULT);
+			 -EFAULT);
 	assert_int_equal(vuiso_memmap_check(m, 0x1000, 0, &hint), 0);
 	free(m);
 }
@@ -91,8 +90,8 @@ static void test_unmapped_or_overflowing_ranges_are_rejected(void **state)
 static void test_bad_tables_are_refused(void **state)
 {
 	struct vuiso_mem_region overlap[] = {
-	    {0x1000, 0x2000, ram_a},
-	    {0x2fff, 0x10, ram_b},
+		{0x1000, 0x2000, ram_a},
+		{0x2fff, 0x10, ram_b},
 	};
 	struct vuiso_mem_region zero[] = {{0x1000, 0, ram_a}};
 	struct vuiso_mem_region wrap[] = {{UINT64_MAX - 10, 100, ram_a}};
@@ -104,8 +103,9 @@ static void test_bad_tables_are_refused(void **state)
 	assert_int_equal(vuiso_memmap_new(zero, 1, &m), -EINVAL);
 	assert_int_equal(vuiso_memmap_new(wrap, 1, &m), -EINVAL);
 	assert_int_equal(vuiso_memmap_new(null_hva, 1, &m), -EINVAL);
-	assert_int_equal(vuiso_memmap_new(overlap, VUISO_MAX_MEM_REGIONS + 1, &m),
-	                 -EINVAL);
+	assert_int_equal(
+		vuiso_memmap_new(overlap, VUISO_MAX_MEM_REGIONS + 1, &m),
+		-EINVAL);
 	assert_int_equal(vuiso_memmap_new(NULL, 0, &m), 0);
 	free(m);
 }
@@ -120,15 +120,15 @@ static void test_lookup_in_many_ranges(void **state)
 
 	(void)state;
 	for (int i = 0; i < N; i++)
-		r[N - 1 - i] = (struct vuiso_mem_region){
-		    (uint64_t)i * 0x1000, 64, backing[i]};
+		r[N - 1 - i] = (struct vuiso_mem_region){(uint64_t)i * 0x1000,
+							 64, backing[i]};
 	assert_int_equal(vuiso_memmap_new(r, N, &m), 0);
 	for (int i = 0; i < N; i++) {
-		assert_ptr_equal(vuiso_memmap_contig(m, (uint64_t)i * 0x1000 + 8,
-		                                     8, &hint),
-		                 backing[i] + 8);
+		assert_ptr_equal(vuiso_memmap_contig(
+					 m, (uint64_t)i * 0x1000 + 8, 8, &hint),
+				 backing[i] + 8);
 		assert_null(vuiso_memmap_contig(m, (uint64_t)i * 0x1000 + 64, 1,
-		                                &hint));
+						&hint));
 	}
 	free(m);
 }
@@ -136,11 +136,12 @@ static void test_lookup_in_many_ranges(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_lookup_finds_each_range_and_misses_holes),
-	    cmocka_unit_test(test_copy_spans_adjacent_ranges),
-	    cmocka_unit_test(test_unmapped_or_overflowing_ranges_are_rejected),
-	    cmocka_unit_test(test_bad_tables_are_refused),
-	    cmocka_unit_test(test_lookup_in_many_ranges),
+		cmocka_unit_test(test_lookup_finds_each_range_and_misses_holes),
+		cmocka_unit_test(test_copy_spans_adjacent_ranges),
+		cmocka_unit_test(
+			test_unmapped_or_overflowing_ranges_are_rejected),
+		cmocka_unit_test(test_bad_tables_are_refused),
+		cmocka_unit_test(test_lookup_in_many_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
