@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# The whole test suite, as the README's quick start and CI run it:
+#   1. install missing Debian packages and build (scripts/setup.sh);
+#   2. every meson suite of the normal build;
+#   3. the unit, bench and fuzz-replay suites again under ASan+UBSan.
+# Ends with one "N passed, M failed" line; exits non-zero on any failure.
+set -uo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top"
+"$top/scripts/setup.sh" build || exit 1
+
+passed=0
+failed=0
+
+# Run meson test in $1 with the remaining arguments; add up its counts.
+run_suite() {
+	local dir=$1 log
+	shift
+	log=$(mktemp)
+	meson test -C "$dir" --print-errorlogs "$@" 2>&1 | tee "$log"
+	local ok fail timeout
+	ok=$(awk '/^Ok:/ {print $2}' "$log" | tail -n1)
+	fail=$(awk '/^Fail:/ {print $2}' "$log" | tail -n1)
+	timeout=$(awk '/^Timeout:/ {print $2}' "$log" | tail -n1)
+	rm -f "$log"
+	passed=$((passed + ${ok:-0}))
+	failed=$((failed + ${fail:-0} + ${timeout:-0}))
+	if [ -z "$ok" ]; then
+		echo "test.sh: meson test in $dir did not run" >&2
+		failed=$((failed + 1))
+	fi
+}
+
+echo "=== all suites (build/)"
+run_suite build
+
+echo "=== unit, bench and fuzz replay under AddressSanitizer + UBSan (build-asan/)"
+if [ ! -f build-asan/build.ninja ]; then
+	meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+fi
+if ninja -C build-asan >/dev/null; then
+	suites=(--suite unit --suite bench)
+	if meson test -C build-asan --list 2>/dev/null | grep -q '^libvuiso:fuzz'; then
+		suites+=(--suite fuzz)
+	fi
+	run_suite build-asan "${suites[@]}"
+else
+	echo "test.sh: the sanitizer build failed" >&2
+	failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
