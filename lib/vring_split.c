@@ -271,34 +271,42 @@ void vsplit_guest_put_used(struct vsplit_guest *g, uint16_t head, uint32_t len,
 	log_guest(log, g->used_gpa + USED_RING + 8u * slot, 8);
 }
 
+/*
+ * Publish @new_idx at @idx (used->idx on the guest side, avail->idx on the
+ * shadow side) and tell whether the other side wants a notification: with
+ * EVENT_IDX when its event index lies in (old, new], else when its
+ * suppression @flag is clear.  This is the one place where the release
+ * store and the full barrier of VIRTIO 2.7.7 / 2.7.10 happen:
+ *  - release: entries (and, on the guest side, the bytes copied into guest
+ *    buffers) are visible before the index; pairs with the other side's
+ *    read barrier after it loads the index;
+ *  - full barrier: the index is visible before we read the other side's
+ *    event index or flags; pairs with its full barrier between writing
+ *    those and re-reading our index.  Without it both could miss a wakeup.
+ */
+static bool publish_idx(uint8_t *idx, uint16_t new_idx, uint16_t old_idx,
+			bool event_idx, const uint8_t *event,
+			const uint8_t *flags, uint16_t flag)
+{
+	atomic_store_explicit((_Atomic uint16_t *)idx, htole16(new_idx),
+			      memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (event_idx)
+		return vring_need_event(vuiso_ld16(event), new_idx, old_idx);
+	return !(vuiso_ld16(flags) & flag);
+}
+
 bool vsplit_guest_flush(struct vsplit_guest *g, const struct vuiso_log *log)
 {
 	uint16_t old = g->used_flushed;
 
 	if (g->used_idx == old)
 		return false;
-	/*
-	 * Release: the used elements, and the bytes copied into the guest
-	 * buffers before them, are visible before the index that publishes
-	 * them.  Pairs with the driver's read barrier after loading used->idx.
-	 */
-	atomic_store_explicit((_Atomic uint16_t *)(g->used + USED_IDX),
-			      htole16(g->used_idx), memory_order_release);
 	g->used_flushed = g->used_idx;
 	log_guest(log, g->used_gpa + USED_IDX, 2);
-	/*
-	 * Full barrier: the index store is visible before we read the
-	 * driver's suppression state.  Pairs with the driver's full barrier
-	 * between writing used_event (or avail->flags) and re-reading
-	 * used->idx; without it both sides could miss each other.
-	 */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (g->event_idx)
-		return vring_need_event(
-			vuiso_ld16(used_event(g->avail, g->size)), g->used_idx,
-			old);
-	return !(vuiso_ld16(g->avail + AVAIL_FLAGS) &
-		 VRING_AVAIL_F_NO_INTERRUPT);
+	return publish_idx(g->used + USED_IDX, g->used_idx, old, g->event_idx,
+			   used_event(g->avail, g->size),
+			   g->avail + AVAIL_FLAGS, VRING_AVAIL_F_NO_INTERRUPT);
 }
 
 void vsplit_guest_kicks(struct vsplit_guest *g, bool on,
@@ -386,25 +394,10 @@ bool vsplit_shadow_publish(struct vsplit_shadow *s)
 
 	if (s->avail_idx == old)
 		return false;
-	/*
-	 * Release: descriptors and avail entries are visible before the
-	 * index.  Pairs with the back-end's read barrier after it loads
-	 * avail->idx.
-	 */
-	atomic_store_explicit((_Atomic uint16_t *)(s->avail + AVAIL_IDX),
-			      htole16(s->avail_idx), memory_order_release);
 	s->avail_kicked = s->avail_idx;
-	/*
-	 * Full barrier before reading the back-end's suppression state.
-	 * Pairs with the back-end's full barrier between writing
-	 * avail_event (or used->flags) and re-reading avail->idx.
-	 */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (s->event_idx)
-		return vring_need_event(
-			vuiso_ld16(avail_event(s->used, s->size)), s->avail_idx,
-			old);
-	return !(vuiso_ld16(s->used + USED_FLAGS) & VRING_USED_F_NO_NOTIFY);
+	return publish_idx(s->avail + AVAIL_IDX, s->avail_idx, old,
+			   s->event_idx, avail_event(s->used, s->size),
+			   s->used + USED_FLAGS, VRING_USED_F_NO_NOTIFY);
 }
 
 int vsplit_shadow_used(struct vsplit_shadow *s, uint32_t inflight, char *why)
