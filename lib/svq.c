@@ -95,7 +95,7 @@ static void svq_clear(struct vuiso_vq *vq, uint32_t size)
 	vq->free_slot = 0;
 	vq->nfree = size;
 	vq->inflight = 0;
-	vq->throttled = false;
+	vq->guest_pending = false;
 	vuiso_pool_reset(&vq->pool);
 }
 
@@ -299,7 +299,7 @@ static int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 	bool added = false;
 	int ret = 0, n;
 
-	vq->throttled = false;
+	vq->guest_pending = false;
 	for (;;) {
 		n = vring_guest_avail(vq->layout, &vq->g, vq->why);
 		if (unlikely(n < 0))
@@ -319,6 +319,8 @@ static int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 			int r;
 
 			if (*budget == 0) {
+				/* The next call, from either side, goes on. */
+				vq->guest_pending = true;
 				ret = 1;
 				goto out;
 			}
@@ -327,7 +329,7 @@ static int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 				return r;
 			if (r == 0) {
 				/* Back-pressure: resume on completion. */
-				vq->throttled = true;
+				vq->guest_pending = true;
 				vq->stats.backpressure++;
 				goto out;
 			}
@@ -478,8 +480,8 @@ static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
 			return svq_break(vq, r);
 		ret = r;
 		vq->stats.inflight = vq->inflight;
-		/* Completions made room: resume guest work that waited. */
-		if (!vq->throttled || vq->run != SVQ_RUNNING)
+		/* Resume guest work that waited for room or for budget. */
+		if (!vq->guest_pending || vq->run != SVQ_RUNNING)
 			return ret;
 	}
 	if (vq->run == SVQ_RUNNING) {

@@ -50,10 +50,10 @@ struct vuiso_vq {
 	uint32_t layout; /* enum vuiso_layout */
 	const struct vuiso_ring_ops *rops;
 	enum svq_run run;
-	bool broken;     /* a violation was seen */
-	bool throttled;  /* waiting for bounce or slots */
-	uint32_t size;   /* queue size since start */
-	uint32_t budget; /* chains per data-path call */
+	bool broken;        /* a violation was seen */
+	bool guest_pending; /* guest work left: back-pressure or budget */
+	uint32_t size;      /* queue size since start */
+	uint32_t budget;    /* chains per data-path call */
 
 	struct vuiso_guest_ring g;  /* the guest's ring */
 	struct vuiso_shadow_ring s; /* the back-end's ring */

@@ -550,6 +550,49 @@ static void test_budget_bounds_work_per_call(void **state)
 	fx_fini(&f);
 }
 
+/*
+ * Budget and back-pressure together: guest work left over when a call's
+ * budget runs out is resumed by whichever call comes next, the back-end's
+ * included, until the guest ring is drained.
+ */
+static void test_budget_leftover_resumes_from_backend_call(void **state)
+{
+	struct fx_opts o = {.budget = 3, .pool_size = 64 * 1024};
+	struct sim_seg segs[64];
+	struct sim_buf b;
+	uint16_t head;
+	uint32_t id, len;
+	unsigned forwarded = 0, reaped = 0, spins = 0;
+	struct fx f;
+
+	(void)state;
+	assert_int_equal(fx_init(&f, &o), 0);
+	for (int i = 0; i < 40; i++) {
+		b = (struct sim_buf){sim_alloc(&f.g, 8192), 8192, true};
+		assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	}
+	sim_kick_needed(&f.g);
+	/* One guest kick only; from then on only the back-end calls. */
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 1);
+	while (reaped < 40) {
+		int r;
+
+		while (sim_backend_pop(&f.b, &head, segs) > 0) {
+			sim_backend_push(&f.b, head, 8192);
+			forwarded++;
+		}
+		sim_backend_flush(&f.b);
+		r = vuiso_vq_call_from_backend(f.vq);
+		assert_true(r == 0 || r == 1);
+		while (sim_reap(&f.g, &id, &len))
+			reaped++;
+		assert_true(++spins < 1000);
+	}
+	assert_int_equal(forwarded, 40);
+	assert_int_equal(f.errors, 0);
+	fx_fini(&f);
+}
+
 /* Without EVENT_IDX the guest's NO_INTERRUPT flag is honoured. */
 static void test_no_interrupt_flag_suppresses_guest_notify(void **state)
 {
@@ -826,6 +869,8 @@ int main(void)
 		cmocka_unit_test(
 			test_whole_pool_request_fits_after_fragmenting_traffic),
 		cmocka_unit_test(test_budget_bounds_work_per_call),
+		cmocka_unit_test(
+			test_budget_leftover_resumes_from_backend_call),
 		cmocka_unit_test(
 			test_no_interrupt_flag_suppresses_guest_notify),
 		cmocka_unit_test(test_event_idx_batches_notifications),
