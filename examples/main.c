@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vuiso-vmm: an example VMM that runs unmodified vhost-user back-ends
+ * (qemu-storage-daemon, virtiofsd) with memory isolation through libvuiso.
+ *
+ * Exit status: 0 success, 1 data mismatch / protocol or device error,
+ * 2 usage error, 3 isolation proof failed.
+ */
+#include "vmm.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char usage_text[] =
+	"usage: vuiso-vmm --socket=PATH [options]\n"
+	"\n"
+	"  --socket=PATH         vhost-user back-end socket (required)\n"
+	"  --device=blk|fs       device type (default blk)\n"
+	"  --isolation=on|off    on (default): the back-end sees only the\n"
+	"                        libvuiso isolated region; off: guest RAM\n"
+	"                        is shared with the back-end\n"
+	"  --workload=NAME       blk: verify (default), randread,\n"
+	"                        randwrite, seqread, seqwrite;\n"
+	"                        fs: verify (default), read\n"
+	"  --queues=N            request queues (default 1)\n"
+	"  --depth=N             requests in flight per queue (16)\n"
+	"  --queue-size=N        virtqueue size (default 256)\n"
+	"  --bs=SIZE             benchmark block size (default 4k)\n"
+	"  --min-bs=SIZE         smallest verify request (512)\n"
+	"  --max-bs=SIZE         largest verify request (1M)\n"
+	"  --ops=N               requests per queue (verify: 2000)\n"
+	"  --time=SEC            run time limit (benchmarks: 5)\n"
+	"  --mem=SIZE            guest RAM (default: what is needed)\n"
+	"  --pool-size=SIZE      libvuiso bounce pool per queue (16M)\n"
+	"  --budget=N            libvuiso chains per call (default: queue\n"
+	"                        size); small values exercise the\n"
+	"                        \"call again\" path\n"
+	"  --fs-file-size=SIZE   fs read benchmark file (default 64M)\n"
+	"  --image=PATH          blk: compare this image file at the end\n"
+	"  --shared-dir=PATH     fs: check this host directory at the end\n"
+	"  --require-features=L  fail unless the back-end offers these\n"
+	"                        features (names or bit numbers, a,b,c)\n"
+	"  --no-indirect         the guest driver uses no indirect tables\n"
+	"  --no-event-idx        the guest driver does not use event idx\n"
+	"  --no-mem-slots        SET_MEM_TABLE even if ADD_MEM_REG works\n"
+	"  --backend-pid=PID     back-end for the isolation proof\n"
+	"                        (default: the socket peer)\n"
+	"  --stall-timeout=SEC   fail if nothing completes (default 10)\n"
+	"  --seed=N --quiet --help\n"
+	"\n"
+	"exit status: 0 ok, 1 data mismatch or device/protocol error,\n"
+	"2 usage error, 3 isolation proof failed\n";
+
+static void usage(FILE *f)
+{
+	fputs(usage_text, f);
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		v <<= 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		v <<= 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		v <<= 30;
+		end++;
+		break;
+	}
+	if (*end == 'i' || *end == 'B')
+		end++;
+	if (*end == 'B')
+		end++;
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+enum {
+	OPT_SOCKET = 256,
+	OPT_DEVICE,
+	OPT_ISOLATION,
+	OPT_WORKLOAD,
+	OPT_QUEUES,
+	OPT_DEPTH,
+	OPT_QSIZE,
+	OPT_BS,
+	OPT_MINBS,
+	OPT_MAXBS,
+	OPT_OPS,
+	OPT_TIME,
+	OPT_MEM,
+	OPT_POOL,
+	OPT_FSFILE,
+	OPT_IMAGE,
+	OPT_SHARED,
+	OPT_REQUIRE,
+	OPT_NOIND,
+	OPT_NOEVT,
+	OPT_NOSLOTS,
+	OPT_PID,
+	OPT_STALL,
+	OPT_SEED,
+	OPT_QUIET,
+	OPT_BUDGET,
+	OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+	{"socket", required_argument, NULL, OPT_SOCKET},
+	{"device", required_argument, NULL, OPT_DEVICE},
+	{"isolation", required_argument, NULL, OPT_ISOLATION},
+	{"workload", required_argument, NULL, OPT_WORKLOAD},
+	{"queues", required_argument, NULL, OPT_QUEUES},
+	{"depth", required_argument, NULL, OPT_DEPTH},
+	{"queue-size", required_argument, NULL, OPT_QSIZE},
+	{"bs", required_argument, NULL, OPT_BS},
+	{"min-bs", required_argument, NULL, OPT_MINBS},
+	{"max-bs", required_argument, NULL, OPT_MAXBS},
+	{"ops", required_argument, NULL, OPT_OPS},
+	{"time", required_argument, NULL, OPT_TIME},
+	{"mem", required_argument, NULL, OPT_MEM},
+	{"pool-size", required_argument, NULL, OPT_POOL},
+	{"fs-file-size", required_argument, NULL, OPT_FSFILE},
+	{"image", required_argument, NULL, OPT_IMAGE},
+	{"shared-dir", required_argument, NULL, OPT_SHARED},
+	{"require-features", required_argument, NULL, OPT_REQUIRE},
+	{"no-indirect", no_argument, NULL, OPT_NOIND},
+	{"no-event-idx", no_argument, NULL, OPT_NOEVT},
+	{"no-mem-slots", no_argument, NULL, OPT_NOSLOTS},
+	{"backend-pid", required_argument, NULL, OPT_PID},
+	{"stall-timeout", required_argument, NULL, OPT_STALL},
+	{"seed", required_argument, NULL, OPT_SEED},
+	{"quiet", no_argument, NULL, OPT_QUIET},
+	{"budget", required_argument, NULL, OPT_BUDGET},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+static int bad(const char *opt, const char *val)
+{
+	fprintf(stderr, "vuiso-vmm: bad value '%s' for --%s\n", val, opt);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	static struct vmm_dev dev;
+	struct vmm_opts o = {
+		.type = VMM_DEV_BLK,
+		.isolation = true,
+		.queues = 1,
+		.depth = 16,
+		.queue_size = 256,
+		.bs = 4096,
+		.min_bs = 512,
+		.max_bs = 1 << 20,
+		.pool_size = 16 << 20,
+		.fs_file_size = 64 << 20,
+		.stall_timeout_s = 10,
+	};
+	const char *require = NULL;
+	bool ops_set = false, time_set = false;
+	uint64_t v;
+	int c, r;
+
+	o.seed = (uint64_t)time(NULL);
+	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_SOCKET:
+			o.socket = optarg;
+			break;
+		case OPT_DEVICE:
+			if (!strcmp(optarg, "blk"))
+				o.type = VMM_DEV_BLK;
+			else if (!strcmp(optarg, "fs"))
+				o.type = VMM_DEV_FS;
+			else
+				return bad("device", optarg);
+			break;
+		case OPT_ISOLATION:
+			if (!strcmp(optarg, "on"))
+				o.isolation = true;
+			else if (!strcmp(optarg, "off"))
+				o.isolation = false;
+			else
+				return bad("isolation", optarg);
+			break;
+		case OPT_WORKLOAD:
+			o.workload = optarg;
+			break;
+		case OPT_IMAGE:
+			o.image = optarg;
+			break;
+		case OPT_SHARED:
+			o.shared_dir = optarg;
+			break;
+		case OPT_REQUIRE:
+			require = optarg;
+			break;
+		case OPT_NOIND:
+			o.no_indirect = true;
+			break;
+		case OPT_NOEVT:
+			o.no_event_idx = true;
+			break;
+		case OPT_NOSLOTS:
+			o.no_mem_slots = true;
+			break;
+		case OPT_QUIET:
+			o.quiet = true;
+			break;
+		case OPT_TIME: {
+			char *end;
+
+			o.time_s = strtod(optarg, &end);
+			if (*end || o.time_s < 0)
+				return bad("time", optarg);
+			time_set = true;
+			break;
+		}
+		case 'h':
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
+		case '?':
+			usage(stderr);
+			return 2;
+		default:
+			if (parse_size(optarg, &v) < 0)
+				return bad(long_opts[c - OPT_SOCKET].name,
+					   optarg);
+			switch (c) {
+			case OPT_QUEUES:
+				o.queues = (unsigned)v;
+				break;
+			case OPT_DEPTH:
+				o.depth = (unsigned)v;
+				break;
+			case OPT_QSIZE:
+				o.queue_size = (unsigned)v;
+				break;
+			case OPT_BS:
+				o.bs = (uint32_t)v;
+				break;
+			case OPT_MINBS:
+				o.min_bs = (uint32_t)v;
+				break;
+			case OPT_MAXBS:
+				o.max_bs = (uint32_t)v;
+				break;
+			case OPT_OPS:
+				o.ops = v;
+				ops_set = true;
+				break;
+			case OPT_MEM:
+				o.mem_size = v;
+				break;
+			case OPT_POOL:
+				o.pool_size = v;
+				break;
+			case OPT_FSFILE:
+				o.fs_file_size = v;
+				break;
+			case OPT_PID:
+				o.backend_pid = (int)v;
+				break;
+			case OPT_STALL:
+				o.stall_timeout_s = (unsigned)v;
+				break;
+			case OPT_SEED:
+				o.seed = v;
+				break;
+			case OPT_BUDGET:
+				o.budget = (uint32_t)v;
+				break;
+			}
+		}
+	}
+	if (!o.socket || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (!o.workload)
+		o.workload = "verify";
+	if (o.depth < 1 || o.depth > 1024 || o.queue_size < 2 ||
+	    o.queue_size > 32768 || (o.queue_size & (o.queue_size - 1))) {
+		fprintf(stderr, "vuiso-vmm: bad --depth or --queue-size\n");
+		return 2;
+	}
+	if (!strcmp(o.workload, "verify")) {
+		if (!ops_set && !time_set)
+			o.ops = 2000;
+	} else if (!time_set && !ops_set) {
+		o.time_s = 5;
+	}
+	if (require) {
+		char *list = strdup(require), *save = NULL, *tok;
+
+		for (tok = strtok_r(list, ",", &save); tok;
+		     tok = strtok_r(NULL, ",", &save)) {
+			int bit = vmm_feature_parse(o.type, tok);
+
+			if (bit < 0) {
+				free(list);
+				return bad("require-features", tok);
+			}
+			o.require_features |= 1ULL << bit;
+		}
+		free(list);
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	if (!o.quiet)
+		fprintf(stderr,
+			"vuiso-vmm: libvuiso %06x, %s device on %s, "
+			"isolation %s\n",
+			vuiso_version(), o.type == VMM_DEV_BLK ? "blk" : "fs",
+			o.socket, o.isolation ? "on" : "off");
+	vmm_dev_init(&dev, &o);
+	r = o.type == VMM_DEV_BLK ? vmm_blk_run(&dev, &o)
+				  : vmm_fs_run(&dev, &o);
+	if (r == -EINVAL && !vmm_failed(&dev)) {
+		vmm_dev_close(&dev);
+		return 2;
+	}
+	if (vmm_failed(&dev)) {
+		fprintf(stderr, "vuiso-vmm: FAILED: %s\n", dev.err);
+		r = strstr(dev.err, "isolation proof failed") ? 3 : 1;
+	} else if (r < 0) {
+		fprintf(stderr, "vuiso-vmm: FAILED: %s\n", strerror(-r));
+		r = 1;
+	} else {
+		printf("result: OK\n");
+		r = 0;
+	}
+	vmm_dev_close(&dev);
+	return r;
+}

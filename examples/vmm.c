@@ -1,0 +1,914 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device bring-up, queue event handling and the isolation proof.
+ *
+ * This is the part of the example VMM that embeds libvuiso.  With
+ * --isolation=on the data path is:
+ *
+ *   guest driver kick -> vmm_queue_kick -> vuiso_vq_kick_from_guest
+ *       -> ops.kick_backend -> write(kick eventfd)            [back-end runs]
+ *   back-end call eventfd -> vmm_queue_wait -> vuiso_vq_call_from_backend
+ *       -> ops.notify_guest -> q->irq = true -> driver reaps the used ring
+ *
+ * With --isolation=off the driver's kick writes the back-end's kick eventfd
+ * directly and the back-end's call eventfd is the driver's interrupt, which
+ * is what vhost-user does without isolation.
+ */
+#include "vmm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+double vmm_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void vmm_fail(struct vmm_dev *dev, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&dev->err_lock);
+	if (!atomic_load(&dev->failed)) {
+		va_start(ap, fmt);
+		vsnprintf(dev->err, sizeof(dev->err), fmt, ap);
+		va_end(ap);
+		atomic_store_explicit(&dev->failed, 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&dev->err_lock);
+}
+
+/* ---- feature names ---- */
+
+struct feature_name {
+	unsigned bit;
+	const char *name;
+};
+
+static const struct feature_name common_features[] = {
+	{24, "notify-on-empty"},
+	{27, "any-layout"},
+	{28, "indirect-desc"},
+	{29, "event-idx"},
+	{30, "protocol-features"},
+	{32, "version-1"},
+	{33, "access-platform"},
+	{34, "ring-packed"},
+	{35, "in-order"},
+	{36, "order-platform"},
+	{37, "sr-iov"},
+	{38, "notification-data"},
+	{40, "ring-reset"},
+};
+
+static const struct feature_name blk_features[] = {
+	{1, "size-max"},  {2, "seg-max"},       {4, "geometry"},
+	{5, "ro"},        {6, "blk-size"},      {9, "flush"},
+	{10, "topology"}, {11, "config-wce"},   {12, "mq"},
+	{13, "discard"},  {14, "write-zeroes"},
+};
+
+static const struct feature_name fs_features[] = {
+	{0, "notification"},
+};
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct feature_name *dev_features(enum vmm_device_type type,
+					       size_t *n)
+{
+	if (type == VMM_DEV_BLK) {
+		*n = ARRAY_SIZE(blk_features);
+		return blk_features;
+	}
+	*n = ARRAY_SIZE(fs_features);
+	return fs_features;
+}
+
+const char *vmm_feature_name(enum vmm_device_type type, unsigned bit)
+{
+	const struct feature_name *t;
+	size_t n;
+
+	t = dev_features(type, &n);
+	for (size_t i = 0; i < n; i++)
+		if (t[i].bit == bit)
+			return t[i].name;
+	for (size_t i = 0; i < ARRAY_SIZE(common_features); i++)
+		if (common_features[i].bit == bit)
+			return common_features[i].name;
+	return "unnamed";
+}
+
+int vmm_feature_parse(enum vmm_device_type type, const char *name)
+{
+	const struct feature_name *t;
+	char *end;
+	size_t n;
+	long v;
+
+	t = dev_features(type, &n);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(t[i].name, name))
+			return (int)t[i].bit;
+	for (size_t i = 0; i < ARRAY_SIZE(common_features); i++)
+		if (!strcmp(common_features[i].name, name))
+			return (int)common_features[i].bit;
+	v = strtol(name, &end, 0);
+	if (*name && !*end && v >= 0 && v < 64)
+		return (int)v;
+	return -EINVAL;
+}
+
+/* ---- libvuiso callbacks ---- */
+
+static void ops_kick_backend(void *opaque, unsigned qidx)
+{
+	struct vmm_dev *dev = opaque;
+	uint64_t one = 1;
+
+	if (qidx < dev->nq && write(dev->q[qidx].kick_fd, &one, 8) != 8)
+		vmm_fail(dev, "queue %u: writing the kick eventfd failed: %s",
+			 qidx, strerror(errno));
+}
+
+static void ops_notify_guest(void *opaque, unsigned qidx)
+{
+	struct vmm_dev *dev = opaque;
+
+	/* The queue's own thread is the one in the library: no locking. */
+	if (qidx < dev->nq)
+		dev->q[qidx].irq = true;
+}
+
+static void ops_error(void *opaque, unsigned qidx, int err, const char *msg)
+{
+	struct vmm_dev *dev = opaque;
+
+	vmm_fail(dev, "libvuiso: queue %u broken: %s (%s)", qidx, msg,
+		 strerror(-err));
+}
+
+static const struct vuiso_ops vmm_vuiso_ops = {
+	.version = VUISO_OPS_VERSION,
+	.kick_backend = ops_kick_backend,
+	.notify_guest = ops_notify_guest,
+	.error = ops_error,
+};
+
+/* ---- bring-up ---- */
+
+static int vu_err(struct vmm_dev *dev, int r)
+{
+	vmm_fail(dev, "vhost-user: %s",
+		 dev->vu.err[0] ? dev->vu.err : strerror(-r));
+	return r;
+}
+
+void vmm_dev_init(struct vmm_dev *dev, struct vmm_opts *opts)
+{
+	memset(dev, 0, sizeof(*dev));
+	pthread_mutex_init(&dev->err_lock, NULL);
+	dev->opts = opts;
+	dev->mem.fd = -1;
+	dev->vu.sock = -1;
+	for (unsigned i = 0; i < VMM_MAX_QUEUES; i++) {
+		dev->q[i].kick_fd = -1;
+		dev->q[i].call_fd = -1;
+	}
+}
+
+int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
+		 uint64_t driver_wants, unsigned nq)
+{
+	const uint64_t want_proto =
+		(1ULL << VMM_VU_PROTO_F_MQ) |
+		(1ULL << VMM_VU_PROTO_F_REPLY_ACK) |
+		(1ULL << VMM_VU_PROTO_F_CONFIG) |
+		(1ULL << VMM_VU_PROTO_F_CONFIGURE_MEM_SLOTS);
+	uint64_t offered, guest_offer, proto = 0, qnum;
+	int r;
+
+	dev->opts = opts;
+	dev->nq = nq;
+
+	r = vmm_vu_connect(&dev->vu, opts->socket);
+	if (r < 0)
+		return vu_err(dev, r);
+	if (opts->backend_pid > 0)
+		dev->vu.peer_pid = opts->backend_pid;
+
+	r = vmm_vu_set_owner(&dev->vu);
+	if (r < 0)
+		return vu_err(dev, r);
+	r = vmm_vu_get_features(&dev->vu, &offered);
+	if (r < 0)
+		return vu_err(dev, r);
+	dev->backend_offered = offered;
+
+	/* Features the user insists on: refuse clearly if absent. */
+	for (unsigned bit = 0; bit < 64; bit++) {
+		if (!((opts->require_features >> bit) & 1) ||
+		    ((offered >> bit) & 1))
+			continue;
+		vmm_fail(dev,
+			 "back-end does not offer required feature %s (bit "
+			 "%u); it offered 0x%016" PRIx64,
+			 vmm_feature_name(opts->type, bit), bit, offered);
+		return -ENOTSUP;
+	}
+	if (!((offered >> VMM_F_VERSION_1) & 1)) {
+		vmm_fail(dev, "back-end does not offer VIRTIO_F_VERSION_1; "
+			      "legacy devices are not supported");
+		return -ENOTSUP;
+	}
+
+	if ((offered >> VMM_VU_F_PROTOCOL_FEATURES) & 1) {
+		r = vmm_vu_get_protocol_features(&dev->vu, &proto);
+		if (r < 0)
+			return vu_err(dev, r);
+		r = vmm_vu_set_protocol_features(&dev->vu, proto & want_proto);
+		if (r < 0)
+			return vu_err(dev, r);
+	}
+	r = vmm_vu_get_queue_num(&dev->vu, &qnum);
+	if (r < 0)
+		return vu_err(dev, r);
+	if (qnum < nq) {
+		vmm_fail(dev,
+			 "back-end supports %" PRIu64 " queue(s), %u needed%s",
+			 qnum, nq,
+			 vmm_vu_has_proto(&dev->vu, VMM_VU_PROTO_F_MQ)
+				 ? ""
+				 : " (it does not offer the MQ protocol "
+				   "feature)");
+		return -ENOTSUP;
+	}
+
+	/*
+	 * The guest driver sees what the VMM offers it.  Isolated, libvuiso
+	 * decides: it implements indirect descriptors and event idx toward
+	 * the guest itself and masks what it cannot shadow.  Not isolated,
+	 * the back-end's offer goes to the guest minus the vhost-only bits.
+	 */
+	if (opts->isolation)
+		guest_offer = vuiso_features_for_guest(offered);
+	else
+		guest_offer = offered & ~((1ULL << VMM_VU_F_PROTOCOL_FEATURES) |
+					  (1ULL << 26));
+	if (opts->no_indirect)
+		driver_wants &= ~(1ULL << VMM_F_INDIRECT_DESC);
+	if (opts->no_event_idx)
+		driver_wants &= ~(1ULL << VMM_F_EVENT_IDX);
+	dev->guest_features = guest_offer & driver_wants;
+	if (!((dev->guest_features >> VMM_F_VERSION_1) & 1)) {
+		vmm_fail(dev, "VIRTIO_F_VERSION_1 not offered to the guest");
+		return -ENOTSUP;
+	}
+	if (opts->isolation)
+		dev->backend_features = vuiso_features_for_backend(
+			offered, dev->guest_features);
+	else
+		dev->backend_features =
+			dev->guest_features |
+			(offered & (1ULL << VMM_VU_F_PROTOCOL_FEATURES));
+	r = vmm_vu_set_features(&dev->vu, dev->backend_features);
+	if (r < 0)
+		return vu_err(dev, r);
+	if (!opts->quiet)
+		fprintf(stderr,
+			"vmm: back-end pid %d offered features 0x%016" PRIx64
+			" protocol 0x%" PRIx64 " queues %" PRIu64 "\n"
+			"vmm: guest driver features 0x%016" PRIx64
+			", back-end features 0x%016" PRIx64 "\n",
+			(int)dev->vu.peer_pid, offered, proto, qnum,
+			dev->guest_features, dev->backend_features);
+	return 0;
+}
+
+static void guest_notify(void *opaque)
+{
+	struct vmm_queue *q = opaque;
+	uint64_t one = 1;
+
+	if (q->svq) {
+		/* An MMIO write trapping into the VMM: handled on this thread
+		 * by vmm_queue_wait()/vmm_queue_kick(). */
+		q->kick_pending = true;
+		return;
+	}
+	/* Not isolated: the guest's doorbell is the back-end's kick fd
+	 * (an ioeventfd in a real VMM). */
+	if (write(q->kick_fd, &one, 8) != 8)
+		vmm_fail(q->dev, "queue %u: kick eventfd write failed: %s",
+			 q->idx, strerror(errno));
+}
+
+static int register_memory(struct vmm_dev *dev,
+			   const struct vmm_vu_mem_region *regs, unsigned n)
+{
+	uint64_t slots;
+	int r;
+
+	if (vmm_vu_has_proto(&dev->vu, VMM_VU_PROTO_F_CONFIGURE_MEM_SLOTS) &&
+	    !dev->opts->no_mem_slots) {
+		r = vmm_vu_get_max_mem_slots(&dev->vu, &slots);
+		if (r < 0)
+			return vu_err(dev, r);
+		if (slots < n) {
+			vmm_fail(dev,
+				 "back-end has %" PRIu64 " memory slots, %u "
+				 "needed",
+				 slots, n);
+			return -ENOSPC;
+		}
+		for (unsigned i = 0; i < n; i++) {
+			r = vmm_vu_add_mem_reg(&dev->vu, &regs[i]);
+			if (r < 0)
+				return vu_err(dev, r);
+		}
+		if (!dev->opts->quiet)
+			fprintf(stderr,
+				"vmm: %u memory region(s) sent with "
+				"ADD_MEM_REG "
+				"(%" PRIu64 " slots)\n",
+				n, slots);
+		return 0;
+	}
+	r = vmm_vu_set_mem_table(&dev->vu, regs, n);
+	if (r < 0)
+		return vu_err(dev, r);
+	if (!dev->opts->quiet)
+		fprintf(stderr,
+			"vmm: %u memory region(s) sent with SET_MEM_TABLE\n",
+			n);
+	return 0;
+}
+
+static int start_queue(struct vmm_dev *dev, struct vmm_queue *q)
+{
+	struct vmm_opts *o = dev->opts;
+	uint64_t desc, used, avail;
+	unsigned num;
+	int r;
+
+	r = vmm_vring_init(&q->vr, &dev->mem, o->queue_size,
+			   dev->guest_features, 64);
+	if (r < 0) {
+		vmm_fail(dev, "queue %u: guest ring: %s", q->idx, strerror(-r));
+		return r;
+	}
+	q->vr.notify = guest_notify;
+	q->vr.notify_opaque = q;
+	q->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	q->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->kick_fd < 0 || q->call_fd < 0) {
+		vmm_fail(dev, "eventfd: %s", strerror(errno));
+		return -errno;
+	}
+
+	if (dev->iso) {
+		struct vuiso_vq_config cfg = {
+			.version = VUISO_VQ_CONFIG_VERSION,
+			.layout = VUISO_LAYOUT_SPLIT,
+			.size = q->vr.num,
+			.desc_gpa = q->vr.desc_gpa,
+			.avail_gpa = q->vr.avail_gpa,
+			.used_gpa = q->vr.used_gpa,
+			.guest_features = dev->guest_features,
+			.backend_features = dev->backend_features,
+			.avail_idx = 0,
+			.used_idx = 0,
+		};
+		struct vuiso_vq_shadow sh;
+
+		q->svq = vuiso_dev_get_vq(dev->iso, q->idx);
+		if (!q->svq) {
+			vmm_fail(dev, "libvuiso has no queue %u", q->idx);
+			return -EINVAL;
+		}
+		r = vuiso_vq_start(q->svq, &cfg, &sh);
+		if (r < 0) {
+			vmm_fail(dev, "vuiso_vq_start(queue %u): %s", q->idx,
+				 strerror(-r));
+			return r;
+		}
+		/* The back-end gets the shadow ring, never the guest's. */
+		num = sh.size;
+		desc = sh.desc_addr;
+		used = sh.used_addr;
+		avail = sh.avail_addr;
+	} else {
+		num = q->vr.num;
+		desc = (uint64_t)(uintptr_t)q->vr.desc;
+		used = (uint64_t)(uintptr_t)q->vr.used;
+		avail = (uint64_t)(uintptr_t)q->vr.avail;
+	}
+	q->started = true;
+
+	if ((r = vmm_vu_set_vring_num(&dev->vu, q->idx, num)) < 0 ||
+	    (r = vmm_vu_set_vring_base(&dev->vu, q->idx, 0)) < 0 ||
+	    (r = vmm_vu_set_vring_addr(&dev->vu, q->idx, desc, used, avail)) <
+		    0 ||
+	    (r = vmm_vu_set_vring_call(&dev->vu, q->idx, q->call_fd)) < 0 ||
+	    (r = vmm_vu_set_vring_kick(&dev->vu, q->idx, q->kick_fd)) < 0)
+		return vu_err(dev, r);
+	if ((dev->backend_features >> VMM_VU_F_PROTOCOL_FEATURES) & 1) {
+		r = vmm_vu_set_vring_enable(&dev->vu, q->idx, true);
+		if (r < 0)
+			return vu_err(dev, r);
+	}
+	return 0;
+}
+
+int vmm_dev_start(struct vmm_dev *dev, uint64_t guest_ram)
+{
+	struct vmm_vu_mem_region regs[VMM_VU_MAX_MEM_REGIONS];
+	unsigned n = 0;
+	int r;
+
+	r = vmm_guest_mem_init(&dev->mem, guest_ram);
+	if (r < 0) {
+		vmm_fail(dev, "guest RAM (%" PRIu64 " bytes): %s", guest_ram,
+			 strerror(-r));
+		return r;
+	}
+
+	if (dev->opts->isolation) {
+		struct vuiso_dev_config cfg = {
+			.version = VUISO_DEV_CONFIG_VERSION,
+			.num_queues = dev->nq,
+			.queue_size_max = dev->opts->queue_size,
+			.pool_size = dev->opts->pool_size,
+			.budget = dev->opts->budget,
+			.region_fd = -1,
+			.ops = &vmm_vuiso_ops,
+			.opaque = dev,
+		};
+		struct vuiso_mem_region ram = {
+			.gpa = dev->mem.gpa,
+			.size = dev->mem.size,
+			.hva = dev->mem.hva,
+		};
+
+		r = vuiso_dev_new(&cfg, &dev->iso);
+		if (r < 0) {
+			vmm_fail(dev, "vuiso_dev_new: %s", strerror(-r));
+			return r;
+		}
+		r = vuiso_dev_set_guest_memory(dev->iso, &ram, 1);
+		if (r < 0) {
+			vmm_fail(dev, "vuiso_dev_set_guest_memory: %s",
+				 strerror(-r));
+			return r;
+		}
+		/* Only the isolated region(s) are ever sent. */
+		for (unsigned i = 0; i < vuiso_dev_num_regions(dev->iso) &&
+				     n < VMM_VU_MAX_MEM_REGIONS;
+		     i++) {
+			struct vuiso_region_info info;
+
+			r = vuiso_dev_get_region(dev->iso, i, &info);
+			if (r < 0) {
+				vmm_fail(dev, "vuiso_dev_get_region(%u): %s", i,
+					 strerror(-r));
+				return r;
+			}
+			regs[n++] = (struct vmm_vu_mem_region){
+				.gpa = info.backend_addr,
+				.size = info.size,
+				.uaddr = (uint64_t)(uintptr_t)info.vmm_addr,
+				.mmap_offset = info.fd_offset,
+				.fd = info.fd,
+			};
+		}
+	} else {
+		regs[n++] = (struct vmm_vu_mem_region){
+			.gpa = dev->mem.gpa,
+			.size = dev->mem.size,
+			.uaddr = (uint64_t)(uintptr_t)dev->mem.hva,
+			.mmap_offset = 0,
+			.fd = dev->mem.fd,
+		};
+	}
+	r = register_memory(dev, regs, n);
+	if (r < 0)
+		return r;
+
+	for (unsigned i = 0; i < dev->nq; i++) {
+		dev->q[i].dev = dev;
+		dev->q[i].idx = i;
+		r = start_queue(dev, &dev->q[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int vmm_dev_stop(struct vmm_dev *dev)
+{
+	bool healthy = !vmm_failed(dev);
+	int ret = 0;
+
+	for (unsigned i = 0; i < dev->nq; i++) {
+		struct vmm_queue *q = &dev->q[i];
+		unsigned base;
+		int r;
+
+		if (!q->started)
+			continue;
+		q->started = false;
+		if (q->svq) {
+			struct vuiso_vq_state st;
+			struct vuiso_vq_stats stats;
+
+			r = vuiso_vq_stop(q->svq, healthy ? 2000 : 0, &st);
+			vuiso_vq_get_stats(q->svq, &stats);
+			if (r < 0) {
+				if (healthy)
+					vmm_fail(dev,
+						 "vuiso_vq_stop(queue %u): %s, "
+						 "%u "
+						 "request(s) still in flight",
+						 i, strerror(-r), st.inflight);
+				vuiso_vq_reset(q->svq);
+				ret = r;
+				healthy = false;
+				continue;
+			}
+			if (!healthy)
+				continue;
+			if (st.avail_idx != q->vr.avail_idx ||
+			    st.used_idx != q->vr.last_used) {
+				vmm_fail(dev,
+					 "queue %u: vuiso_vq_stop returned "
+					 "guest "
+					 "avail %u used %u, the driver has "
+					 "avail "
+					 "%u used %u",
+					 i, st.avail_idx, st.used_idx,
+					 q->vr.avail_idx, q->vr.last_used);
+				ret = -EPROTO;
+				continue;
+			}
+			r = vmm_vu_get_vring_base(&dev->vu, i, &base);
+			if (r < 0) {
+				ret = vu_err(dev, r);
+				healthy = false;
+				continue;
+			}
+			/* The back-end consumed every shadow chain. */
+			if (base != (uint16_t)stats.requests) {
+				vmm_fail(dev,
+					 "queue %u: back-end stopped at shadow "
+					 "avail %u, libvuiso published %" PRIu64
+					 " chains",
+					 i, base, stats.requests);
+				ret = -EPROTO;
+			}
+		} else if (healthy) {
+			r = vmm_vu_get_vring_base(&dev->vu, i, &base);
+			if (r < 0) {
+				ret = vu_err(dev, r);
+				healthy = false;
+				continue;
+			}
+			if (base != q->vr.avail_idx) {
+				vmm_fail(dev,
+					 "queue %u: back-end stopped at avail "
+					 "%u, the driver published %u",
+					 i, base, q->vr.avail_idx);
+				ret = -EPROTO;
+			}
+		}
+	}
+	return ret;
+}
+
+void vmm_dev_close(struct vmm_dev *dev)
+{
+	vmm_vu_close(&dev->vu);
+	for (unsigned i = 0; i < VMM_MAX_QUEUES; i++) {
+		struct vmm_queue *q = &dev->q[i];
+
+		if (q->kick_fd >= 0)
+			close(q->kick_fd);
+		if (q->call_fd >= 0)
+			close(q->call_fd);
+		q->kick_fd = q->call_fd = -1;
+		vmm_vring_fini(&q->vr);
+	}
+	vuiso_dev_free(dev->iso);
+	dev->iso = NULL;
+	vmm_guest_mem_fini(&dev->mem);
+}
+
+/* ---- data path ---- */
+
+int vmm_queue_submit(struct vmm_queue *q, const struct vmm_sg *sg, unsigned out,
+		     unsigned in, void *token)
+{
+	return vmm_vring_add(&q->vr, sg, out, in, token);
+}
+
+static int handle_kick(struct vmm_queue *q)
+{
+	int r;
+
+	q->kick_pending = false;
+	r = vuiso_vq_kick_from_guest(q->svq);
+	if (r == 1) {
+		q->kick_pending = true; /* budget ran out: call again */
+	} else if (r < 0) {
+		vmm_fail(q->dev, "vuiso_vq_kick_from_guest(queue %u): %s",
+			 q->idx, strerror(-r));
+		return -EIO;
+	}
+	return 0;
+}
+
+static int handle_call(struct vmm_queue *q)
+{
+	int r;
+
+	q->call_pending = false;
+	r = vuiso_vq_call_from_backend(q->svq);
+	if (r == 1) {
+		q->call_pending = true;
+	} else if (r < 0) {
+		vmm_fail(q->dev, "vuiso_vq_call_from_backend(queue %u): %s",
+			 q->idx, strerror(-r));
+		return -EIO;
+	}
+	return 0;
+}
+
+void vmm_queue_kick(struct vmm_queue *q)
+{
+	vmm_vring_kick(&q->vr);
+	if (q->kick_pending)
+		handle_kick(q);
+}
+
+/* The guest's interrupt handler: take every used chain. */
+static int reap(struct vmm_queue *q)
+{
+	void *token;
+	uint32_t len;
+	int n = 0, r;
+
+	do {
+		while ((r = vmm_vring_get_used(&q->vr, &token, &len)) == 1) {
+			n++;
+			if (q->complete(q, token, len) < 0)
+				return -EIO;
+		}
+		if (r < 0) {
+			vmm_fail(q->dev,
+				 "queue %u: guest driver found an invalid used "
+				 "ring entry (bad id, length or index)",
+				 q->idx);
+			return -EIO;
+		}
+	} while (vmm_vring_enable_cb(&q->vr));
+	return n;
+}
+
+int vmm_queue_wait(struct vmm_queue *q)
+{
+	struct vmm_dev *dev = q->dev;
+	double idle_start = 0;
+
+	for (;;) {
+		struct pollfd pfd[2];
+		uint64_t cnt;
+		int r, n;
+
+		if (vmm_failed(dev))
+			return -EIO;
+		if (q->kick_pending && handle_kick(q) < 0)
+			return -EIO;
+		if (q->call_pending && handle_call(q) < 0)
+			return -EIO;
+		if (q->irq) {
+			q->irq = false;
+			n = reap(q);
+			if (n < 0)
+				return n;
+			if (n > 0)
+				return n;
+		}
+		if (q->kick_pending || q->call_pending || q->irq)
+			continue;
+
+		pfd[0] = (struct pollfd){.fd = q->call_fd, .events = POLLIN};
+		/* events 0: only POLLHUP/POLLERR, i.e. the back-end died. */
+		pfd[1] = (struct pollfd){.fd = dev->vu.sock, .events = 0};
+		r = poll(pfd, 2, 500);
+		if (r < 0 && errno != EINTR) {
+			vmm_fail(dev, "poll: %s", strerror(errno));
+			return -EIO;
+		}
+		if (r > 0 && (pfd[1].revents & (POLLHUP | POLLERR))) {
+			vmm_fail(dev,
+				 "back-end (pid %d) closed the vhost-user "
+				 "connection while queue %u had %u request(s) "
+				 "in flight: the back-end died or dropped us",
+				 (int)dev->vu.peer_pid, q->idx, q->vr.inflight);
+			return -EIO;
+		}
+		if (r > 0 && (pfd[0].revents & POLLIN)) {
+			if (read(q->call_fd, &cnt, 8) == 8) {
+				q->backend_calls++;
+				if (q->svq)
+					q->call_pending = true;
+				else
+					q->irq = true;
+			}
+			idle_start = 0;
+			continue;
+		}
+		if (r == 0) {
+			double now = vmm_now();
+
+			if (idle_start == 0) {
+				idle_start = now;
+			} else if (now - idle_start >
+				   dev->opts->stall_timeout_s) {
+				vmm_fail(
+					dev,
+					"queue %u: no completion for %u s with "
+					"%u request(s) in flight (back-end or "
+					"notification stalled; guest ring "
+					"avail %u used %u, driver saw used %u, "
+					"%" PRIu64 " driver kicks)",
+					q->idx, dev->opts->stall_timeout_s,
+					q->vr.inflight, q->vr.avail_idx,
+					vmm_vring_used_idx(&q->vr),
+					q->vr.last_used, q->vr.kicks);
+				return -EIO;
+			}
+		}
+	}
+}
+
+/* ---- isolation proof ---- */
+
+static bool same_file(const struct vmm_vu_sent_fd *s, const struct stat *st)
+{
+	return s->dev == st->st_dev && s->ino == st->st_ino;
+}
+
+int vmm_isolation_proof(struct vmm_dev *dev)
+{
+	unsigned ram_maps = 0, region_maps = 0, mem_fds = 0, ram_fds = 0,
+		 region_fds = 0, eventfds = 0, other_fds = 0;
+	struct stat ram_st, region_st = {0};
+	char path[64], line[1024];
+	pid_t pid = dev->vu.peer_pid;
+	bool have_region = false, pass;
+	FILE *f;
+
+	if (fstat(dev->mem.fd, &ram_st) < 0)
+		return -errno;
+	if (dev->iso) {
+		struct vuiso_region_info info;
+
+		if (vuiso_dev_get_region(dev->iso, 0, &info) == 0 &&
+		    fstat(info.fd, &region_st) == 0)
+			have_region = true;
+	}
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = pid > 0 ? fopen(path, "r") : NULL;
+	if (!f) {
+		printf("isolation proof: cannot read %s: %s\n", path,
+		       strerror(errno));
+		return -ENOENT;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, "/memfd:" VMM_GUEST_RAM_NAME))
+			ram_maps++;
+		if (strstr(line, "/memfd:vuiso-isolated"))
+			region_maps++;
+	}
+	fclose(f);
+
+	for (unsigned i = 0; i < dev->vu.n_sent; i++) {
+		const struct vmm_vu_sent_fd *s = &dev->vu.sent[i];
+
+		if (s->request == VMM_VU_SET_MEM_TABLE ||
+		    s->request == VMM_VU_ADD_MEM_REG) {
+			mem_fds++;
+			if (same_file(s, &ram_st))
+				ram_fds++;
+			else if (have_region && same_file(s, &region_st))
+				region_fds++;
+		} else if (!strcmp(s->kind, "anon_inode:[eventfd]")) {
+			eventfds++;
+		} else {
+			other_fds++;
+		}
+	}
+
+	printf("isolation proof (back-end pid %d, %s):\n", (int)pid, path);
+	printf("  guest RAM memfd '%s' mappings in back-end: %u\n",
+	       VMM_GUEST_RAM_NAME, ram_maps);
+	printf("  isolated region memfd 'vuiso-isolated' mappings in "
+	       "back-end: %u\n",
+	       region_maps);
+	printf("  fds sent: %u memory fd(s) [%u isolated region, %u guest "
+	       "RAM, %u other], %u eventfd(s), %u other fd(s)\n",
+	       mem_fds, region_fds, ram_fds, mem_fds - region_fds - ram_fds,
+	       eventfds, other_fds);
+	if (dev->opts->isolation) {
+		pass = ram_maps == 0 && ram_fds == 0 && mem_fds > 0 &&
+		       region_fds == mem_fds && other_fds == 0 &&
+		       region_maps > 0;
+		printf("  ISOLATION %s: %s\n", pass ? "PASS" : "FAIL",
+		       pass ? "the back-end maps only the isolated region "
+			      "and never received a guest RAM fd"
+			    : "the back-end can see memory other than the "
+			      "isolated region");
+		return pass ? 0 : -EPERM;
+	}
+	printf("  isolation off: guest RAM %s by the back-end (expected for "
+	       "--isolation=off)\n",
+	       ram_maps > 0 ? "IS MAPPED" : "is not mapped");
+	return 0;
+}
+
+/* ---- reporting ---- */
+
+void vmm_queue_print_stats(struct vmm_queue *q)
+{
+	struct vuiso_vq_stats st;
+
+	printf("queue %u: driver kicks %" PRIu64 ", back-end calls %" PRIu64,
+	       q->idx, q->vr.kicks, q->backend_calls);
+	if (q->svq) {
+		vuiso_vq_get_stats(q->svq, &st);
+		printf("; libvuiso: %" PRIu64 " requests, %" PRIu64
+		       " completions, %" PRIu64 " bytes out, %" PRIu64
+		       " bytes in, %" PRIu64 " back-end kicks, %" PRIu64
+		       " guest notifies, %" PRIu64 " backpressure",
+		       st.requests, st.completions, st.bytes_out, st.bytes_in,
+		       st.backend_kicks, st.guest_notifies, st.backpressure);
+	}
+	printf("\n");
+}
+
+void vmm_print_summary(const struct vmm_dev *dev, const struct vmm_summary *s)
+{
+	double secs = s->seconds > 0 ? s->seconds : 1e-9;
+
+	printf("summary: %s isolation=%s requests=%" PRIu64 " bytes=%" PRIu64
+	       " seconds=%.3f IOPS=%.0f GB/s=%.3f errors=%" PRIu64 "\n",
+	       s->what, dev->opts->isolation ? "on" : "off", s->requests,
+	       s->bytes, s->seconds, (double)s->requests / secs,
+	       (double)s->bytes / secs / 1e9, s->errors);
+}
+
+void vmm_join_queues(struct vmm_dev *dev, unsigned first, unsigned n, double t0)
+{
+	double last = vmm_now();
+
+	for (unsigned i = first; i < first + n; i++) {
+		while (pthread_tryjoin_np(dev->q[i].thread, NULL) != 0) {
+			uint64_t reqs = 0, bytes = 0;
+			double now;
+
+			usleep(20000);
+			now = vmm_now();
+			if (dev->opts->quiet || now - last < 1.0)
+				continue;
+			last = now;
+			for (unsigned k = first; k < first + n; k++) {
+				reqs += atomic_load_explicit(
+					&dev->q[k].done_reqs,
+					memory_order_relaxed);
+				bytes += atomic_load_explicit(
+					&dev->q[k].done_bytes,
+					memory_order_relaxed);
+			}
+			fprintf(stderr,
+				"progress: %.0f s, %" PRIu64
+				" requests, %.1f MB, "
+				"%.3f GB/s average\n",
+				now - t0, reqs, (double)bytes / 1e6,
+				(double)bytes / (now - t0) / 1e9);
+		}
+	}
+}

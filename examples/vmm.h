@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The example VMM's device model: one vhost-user device, its guest RAM,
+ * its virtqueues, and (with isolation on) the libvuiso device in between.
+ */
+#ifndef VMM_VMM_H
+#define VMM_VMM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <vuiso/vuiso.h>
+
+#include "guest.h"
+#include "vhost_user.h"
+
+#define VMM_MAX_QUEUES 16
+
+enum vmm_device_type { VMM_DEV_BLK, VMM_DEV_FS };
+
+/* Command-line options. */
+struct vmm_opts {
+	const char *socket; /* back-end socket path */
+	enum vmm_device_type type;
+	bool isolation;       /* --isolation=on */
+	const char *workload; /* see --help */
+	unsigned queues;      /* request queues */
+	unsigned depth;       /* requests in flight per queue */
+	unsigned queue_size;  /* virtqueue size */
+	uint32_t bs, min_bs, max_bs;
+	uint64_t ops;           /* requests per queue (0: time only) */
+	double time_s;          /* run time limit (0: ops only) */
+	uint64_t mem_size;      /* guest RAM bytes (0: automatic) */
+	uint64_t pool_size;     /* libvuiso bounce pool per queue */
+	uint32_t budget;        /* libvuiso chains per data-path call */
+	uint64_t fs_file_size;  /* fs read benchmark file size */
+	const char *image;      /* blk: image file to compare on the host */
+	const char *shared_dir; /* fs: shared directory to check on the host */
+	bool no_indirect, no_event_idx, no_mem_slots;
+	uint64_t require_features;
+	int backend_pid; /* 0: SO_PEERCRED */
+	uint64_t seed;
+	bool quiet;
+	unsigned stall_timeout_s;
+};
+
+struct vmm_dev;
+struct vmm_queue;
+
+/* Called for every used chain the guest driver takes. */
+typedef int (*vmm_complete_fn)(struct vmm_queue *q, void *token, uint32_t len);
+
+struct vmm_queue {
+	struct vmm_dev *dev;
+	unsigned idx;         /* virtqueue index */
+	struct vmm_vring vr;  /* the guest driver's ring */
+	int kick_fd;          /* eventfd the back-end waits on */
+	int call_fd;          /* eventfd the back-end signals */
+	struct vuiso_vq *svq; /* libvuiso queue, NULL with isolation off */
+	bool started;
+	bool kick_pending;        /* guest kicked / budget ran out */
+	bool call_pending;        /* back-end called / budget ran out */
+	bool irq;                 /* the "interrupt line" to the driver */
+	vmm_complete_fn complete; /* the driver's completion handler */
+	void *priv;               /* the workload's per-queue state */
+	pthread_t thread;
+	/* Progress counters, read by the main thread. */
+	_Atomic uint64_t done_reqs;
+	_Atomic uint64_t done_bytes;
+	uint64_t errors;
+	uint64_t backend_calls; /* call eventfd wake-ups */
+};
+
+struct vmm_dev {
+	struct vmm_opts *opts;
+	struct vmm_vu vu;
+	struct vmm_guest_mem mem;
+	struct vuiso_dev *iso;     /* NULL with isolation off */
+	uint64_t backend_offered;  /* GET_FEATURES */
+	uint64_t guest_features;   /* what our guest driver accepted */
+	uint64_t backend_features; /* SET_FEATURES */
+	unsigned nq;               /* virtqueues in use */
+	struct vmm_queue q[VMM_MAX_QUEUES];
+	_Atomic int failed; /* set once on the first error */
+	pthread_mutex_t err_lock;
+	char err[768];
+	_Atomic int stop; /* ask queue threads to wind down */
+};
+
+__attribute__((format(printf, 2, 3))) void vmm_fail(struct vmm_dev *dev,
+						    const char *fmt, ...);
+static inline bool vmm_failed(const struct vmm_dev *dev)
+{
+	return atomic_load_explicit(&dev->failed, memory_order_acquire);
+}
+
+/* Feature names for messages and --require-features. */
+const char *vmm_feature_name(enum vmm_device_type type, unsigned bit);
+int vmm_feature_parse(enum vmm_device_type type, const char *name);
+
+/*
+ * Control path (main thread).  vmm_dev_open connects and negotiates;
+ * @driver_wants is the set of feature bits the guest driver understands.
+ */
+void vmm_dev_init(struct vmm_dev *dev, struct vmm_opts *opts);
+int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
+		 uint64_t driver_wants, unsigned nq);
+int vmm_dev_start(struct vmm_dev *dev, uint64_t guest_ram);
+/* Stop all queues and check the indices the back-end hands back. */
+int vmm_dev_stop(struct vmm_dev *dev);
+void vmm_dev_close(struct vmm_dev *dev);
+
+/* Prints the isolation proof; returns 0 if it holds for the mode. */
+int vmm_isolation_proof(struct vmm_dev *dev);
+
+static inline bool vmm_has(const struct vmm_dev *dev, unsigned bit)
+{
+	return (dev->guest_features >> bit) & 1;
+}
+
+/*
+ * Data path, on the queue's thread.
+ * vmm_queue_submit: put a chain on the guest ring (0, or -ENOSPC).
+ * vmm_queue_kick: the guest notifies the device.
+ * vmm_queue_wait: run the queue's events until at least one completion was
+ * delivered to q->complete; returns the count, or -EIO once the device
+ * failed.
+ */
+int vmm_queue_submit(struct vmm_queue *q, const struct vmm_sg *sg, unsigned out,
+		     unsigned in, void *token);
+void vmm_queue_kick(struct vmm_queue *q);
+int vmm_queue_wait(struct vmm_queue *q);
+
+/* Time in seconds from a monotonic clock. */
+double vmm_now(void);
+
+/* blk.c and fs.c */
+int vmm_blk_run(struct vmm_dev *dev, struct vmm_opts *opts);
+int vmm_fs_run(struct vmm_dev *dev, struct vmm_opts *opts);
+
+/* Summary figures a workload reports to main. */
+struct vmm_summary {
+	uint64_t requests;
+	uint64_t bytes;
+	uint64_t errors;
+	double seconds;
+	const char *what;
+};
+void vmm_print_summary(const struct vmm_dev *dev, const struct vmm_summary *s);
+/* Print a queue's notification counters (and libvuiso's, if isolated). */
+void vmm_queue_print_stats(struct vmm_queue *q);
+/* Join the threads of queues [first, first + n), printing progress. */
+void vmm_join_queues(struct vmm_dev *dev, unsigned first, unsigned n,
+		     double t0);
+
+#endif /* VMM_VMM_H */

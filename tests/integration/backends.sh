@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: MIT
+# Helpers to run real vhost-user back-ends on temporary sockets.  Sourced by
+# the integration tests, examples/demo.sh and examples/bench.sh.
+#
+# Everything started here is recorded and killed by vmm_cleanup, which the
+# caller installs with: trap vmm_cleanup EXIT INT TERM
+
+QSD=${QSD:-qemu-storage-daemon}
+VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
+
+# Optional command prefix for the back-ends, e.g. "taskset -c 1".
+BACKEND_WRAP=${BACKEND_WRAP:-}
+
+VMM_PIDS=()
+VMM_TMP=
+
+vmm_cleanup() {
+	local p
+	for p in "${VMM_PIDS[@]}"; do
+		kill -9 "$p" 2>/dev/null || true
+	done
+	for p in "${VMM_PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	VMM_PIDS=()
+	if [ -n "$VMM_TMP" ] && [ -d "$VMM_TMP" ]; then
+		rm -rf "$VMM_TMP"
+	fi
+}
+
+vmm_tmpdir() {
+	VMM_TMP=$(mktemp -d "${TMPDIR:-/tmp}/vuiso-vmm.XXXXXX")
+}
+
+# Fail when a back-end is not installed: scripts/setup.sh installs them, so
+# their absence is a broken set-up, never a reason to skip.
+vmm_need_backends() {
+	command -v "$QSD" >/dev/null || { echo "FAIL: $QSD not installed (run scripts/setup.sh)"; exit 1; }
+	[ -x "$VIRTIOFSD" ] || { echo "FAIL: $VIRTIOFSD not installed (run scripts/setup.sh)"; exit 1; }
+}
+
+vmm_wait_socket() {
+	local sock=$1 pid=$2 i
+	for i in $(seq 100); do
+		[ -S "$sock" ] && return 0
+		kill -0 "$pid" 2>/dev/null || { echo "back-end exited before creating $sock"; return 1; }
+		sleep 0.05
+	done
+	echo "timed out waiting for $sock"
+	return 1
+}
+
+# start_qsd_file SOCK IMAGE QUEUES: vhost-user-blk export of a raw image.
+# Sets QSD_PID.
+start_qsd_file() {
+	local sock=$1 image=$2 queues=${3:-1}
+	$BACKEND_WRAP "$QSD" \
+		--blockdev "driver=file,node-name=file0,filename=$image,cache.direct=off" \
+		--blockdev driver=raw,node-name=disk0,file=file0 \
+		--export "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$sock,node-name=disk0,writable=on,num-queues=$queues" \
+		>"$sock.log" 2>&1 &
+	QSD_PID=$!
+	VMM_PIDS+=("$QSD_PID")
+	vmm_wait_socket "$sock" "$QSD_PID"
+}
+
+# start_qsd_null SOCK QUEUES: a null-co device (no storage), for speed.
+start_qsd_null() {
+	local sock=$1 queues=${2:-1}
+	$BACKEND_WRAP "$QSD" \
+		--blockdev driver=null-co,node-name=disk0,size=1073741824,read-zeroes=on \
+		--export "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$sock,node-name=disk0,writable=on,num-queues=$queues" \
+		>"$sock.log" 2>&1 &
+	QSD_PID=$!
+	VMM_PIDS+=("$QSD_PID")
+	vmm_wait_socket "$sock" "$QSD_PID"
+}
+
+# start_virtiofsd SOCK DIR: virtiofsd 7.2 serves one connection, then exits.
+# sandbox=chroot works as root in containers; the default namespace
+# sandbox also forks, which would hide the mapping process from
+# SO_PEERCRED.  Sets FSD_PID.
+start_virtiofsd() {
+	local sock=$1 dir=$2
+	$BACKEND_WRAP "$VIRTIOFSD" --socket-path="$sock" -o source="$dir" -o cache=none \
+		-o sandbox=chroot >"$sock.log" 2>&1 &
+	FSD_PID=$!
+	VMM_PIDS+=("$FSD_PID")
+	vmm_wait_socket "$sock" "$FSD_PID"
+}

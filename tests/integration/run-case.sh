@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# One integration test case: the example VMM against a real back-end
+# (qemu-storage-daemon, virtiofsd) started here on a temporary socket and
+# always killed on exit.
+#
+# usage: run-case.sh PATH/TO/vuiso-vmm CASE
+set -uo pipefail
+
+VMM=$1
+CASE=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=backends.sh
+. "$HERE/backends.sh"
+
+trap vmm_cleanup EXIT INT TERM
+vmm_need_backends
+vmm_tmpdir
+T=$VMM_TMP
+OUT=$T/vmm.out
+
+fail() {
+	echo "FAIL [$CASE]: $*"
+	echo "---- vmm output ----"
+	cat "$OUT" 2>/dev/null
+	for l in "$T"/*.log; do
+		[ -f "$l" ] && { echo "---- $l ----"; tail -n 20 "$l"; }
+	done
+	exit 1
+}
+
+# run_vmm ARGS...: run the VMM with a hard time limit; sets RC.
+run_vmm() {
+	timeout -k 5 90 "$VMM" "$@" >"$OUT" 2>&1
+	RC=$?
+	[ $RC -eq 124 ] && fail "vuiso-vmm hung (killed after 90 s)"
+	[ $RC -ge 128 ] && fail "vuiso-vmm crashed (status $RC)"
+	return 0
+}
+
+expect() {
+	grep -Eq -- "$1" "$OUT" || fail "output lacks /$1/"
+}
+
+new_image() {
+	truncate -s "${2:-128M}" "$1"
+}
+
+case $CASE in
+blk-on | blk-off)
+	mode=${CASE#blk-}
+	new_image "$T/disk.img"
+	start_qsd_file "$T/blk.sock" "$T/disk.img" 4 || fail "qemu-storage-daemon did not start"
+	run_vmm --socket="$T/blk.sock" --isolation="$mode" --queues=4 \
+		--depth=32 --ops=1500 --image="$T/disk.img" --seed=11
+	[ $RC -eq 0 ] || fail "exit status $RC"
+	expect 'verify: every read matched'
+	expect 'verify: image file .* sectors match'
+	expect 'result: OK'
+	expect 'sent with ADD_MEM_REG'
+	if [ "$mode" = on ]; then
+		expect "guest RAM memfd 'vmm-guest-ram' mappings in back-end: 0"
+		expect 'ISOLATION PASS'
+	else
+		expect "guest RAM memfd 'vmm-guest-ram' mappings in back-end: [1-9]"
+		expect 'guest RAM IS MAPPED'
+	fi
+	;;
+blk-on-plain-ring)
+	# No indirect descriptors, no event idx, SET_MEM_TABLE: the other
+	# driver and protocol paths.
+	new_image "$T/disk.img" 64M
+	start_qsd_file "$T/blk.sock" "$T/disk.img" 2 || fail "qemu-storage-daemon did not start"
+	run_vmm --socket="$T/blk.sock" --queues=2 --depth=64 --ops=1500 \
+		--no-indirect --no-event-idx --no-mem-slots \
+		--image="$T/disk.img" --seed=12
+	[ $RC -eq 0 ] || fail "exit status $RC"
+	expect 'sent with SET_MEM_TABLE'
+	expect 'verify: image file .* sectors match'
+	expect 'ISOLATION PASS'
+	;;
+blk-on-budget-backpressure)
+	# A 2 MiB bounce pool for 64 requests of up to 1 MiB forces
+	# back-pressure, and a budget of 3 chains per call makes libvuiso
+	# return 1 ("call again") all the time: guest work that waited for
+	# bounce space must resume from vuiso_vq_call_from_backend().
+	new_image "$T/disk.img" 64M
+	start_qsd_file "$T/blk.sock" "$T/disk.img" 2 || fail "qemu-storage-daemon did not start"
+	run_vmm --socket="$T/blk.sock" --queues=2 --depth=64 --ops=1500 \
+		--pool-size=2M --budget=3 --stall-timeout=5 \
+		--image="$T/disk.img" --seed=12
+	[ $RC -eq 0 ] || fail "exit status $RC"
+	expect ' [1-9][0-9]* backpressure'
+	expect 'verify: image file .* sectors match'
+	expect 'ISOLATION PASS'
+	;;
+fs-on | fs-off)
+	mode=${CASE#fs-}
+	mkdir "$T/share"
+	start_virtiofsd "$T/fs.sock" "$T/share" || fail "virtiofsd did not start"
+	run_vmm --device=fs --socket="$T/fs.sock" --isolation="$mode" \
+		--shared-dir="$T/share" --seed=13
+	[ $RC -eq 0 ] || fail "exit status $RC"
+	expect 'verify: virtio-fs: 8 files'
+	expect 'verify: host directory .* matches'
+	# Independent look at the host directory.
+	d=$(find "$T/share" -mindepth 1 -maxdepth 1 -type d -name 'vmm-fs-*')
+	[ -n "$d" ] || fail "no test directory in the shared directory"
+	[ "$(find "$d" -type f | wc -l)" -eq 4 ] || fail "expected 4 files in $d"
+	[ "$(stat -c %s "$d/file-6")" -eq 300000 ] || fail "file-6 has the wrong size"
+	[ ! -e "$d/file-1" ] || fail "file-1 was not unlinked"
+	if [ "$mode" = on ]; then
+		expect 'ISOLATION PASS'
+	else
+		expect 'guest RAM IS MAPPED'
+	fi
+	;;
+proof-maps-on | proof-maps-off)
+	# The test looks at the back-end's /proc/PID/maps itself while the VMM
+	# runs, so the proof does not rest on the VMM's own report.
+	mode=${CASE#proof-maps-}
+	new_image "$T/disk.img" 64M
+	start_qsd_file "$T/blk.sock" "$T/disk.img" 1 || fail "qemu-storage-daemon did not start"
+	timeout -k 5 60 "$VMM" --socket="$T/blk.sock" --isolation="$mode" \
+		--workload=randread --time=4 --quiet >"$OUT" 2>&1 &
+	vmm=$!
+	VMM_PIDS+=("$vmm")
+	sleep 1.5
+	maps=$(cat "/proc/$QSD_PID/maps")
+	wait "$vmm"
+	RC=$?
+	[ $RC -eq 0 ] || fail "exit status $RC"
+	ram=$(grep -c '/memfd:vmm-guest-ram' <<<"$maps")
+	region=$(grep -c '/memfd:vuiso-isolated' <<<"$maps")
+	echo "back-end $QSD_PID maps: guest RAM $ram, isolated region $region"
+	if [ "$mode" = on ]; then
+		[ "$ram" -eq 0 ] || fail "guest RAM is mapped in the back-end with isolation on"
+		[ "$region" -ge 1 ] || fail "the isolated region is not mapped in the back-end"
+	else
+		# The same check must be able to fail.
+		[ "$ram" -ge 1 ] || fail "the check did not find guest RAM with isolation off"
+	fi
+	;;
+killed-on | killed-off)
+	mode=${CASE#killed-}
+	new_image "$T/disk.img" 64M
+	start_qsd_file "$T/blk.sock" "$T/disk.img" 2 || fail "qemu-storage-daemon did not start"
+	timeout -k 5 60 "$VMM" --socket="$T/blk.sock" --isolation="$mode" \
+		--queues=2 --depth=32 --ops=100000000 >"$OUT" 2>&1 &
+	vmm=$!
+	VMM_PIDS+=("$vmm")
+	sleep 1
+	kill -0 "$vmm" 2>/dev/null || fail "the VMM stopped before the back-end was killed"
+	kill -9 "$QSD_PID"
+	start=$(date +%s)
+	wait "$vmm"
+	RC=$?
+	took=$(($(date +%s) - start))
+	[ $RC -eq 124 ] && fail "vuiso-vmm hung after the back-end died"
+	[ $RC -ge 128 ] && fail "vuiso-vmm crashed (status $RC)"
+	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
+	expect 'FAILED: .*back-end .* closed the vhost-user connection'
+	[ "$took" -le 15 ] || fail "took $took s to notice the dead back-end"
+	;;
+refuse-feature)
+	new_image "$T/disk.img" 64M
+	start_qsd_file "$T/blk.sock" "$T/disk.img" 1 || fail "qemu-storage-daemon did not start"
+	# virtio-blk over libvhost-user never offers packed rings.
+	run_vmm --socket="$T/blk.sock" --require-features=ring-packed
+	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
+	expect 'FAILED: back-end does not offer required feature ring-packed \(bit 34\)'
+	# A single-queue export refuses multiqueue.
+	run_vmm --socket="$T/blk.sock" --queues=4 --ops=10
+	[ $RC -eq 1 ] || fail "exit status $RC, expected 1 for --queues=4"
+	expect 'FAILED: .*(device has 1 queues, 4 requested|supports 1 queue)'
+	# The back-end is still usable afterwards.
+	run_vmm --socket="$T/blk.sock" --ops=200 --image="$T/disk.img"
+	[ $RC -eq 0 ] || fail "exit status $RC after the refused runs"
+	;;
+detects-mismatch)
+	# The checker must be able to fail: a second verify run with another
+	# seed finds the first run's data where it expects zeroes.
+	new_image "$T/disk.img" 64M
+	start_qsd_file "$T/blk.sock" "$T/disk.img" 1 || fail "qemu-storage-daemon did not start"
+	run_vmm --socket="$T/blk.sock" --ops=300 --seed=21
+	[ $RC -eq 0 ] || fail "first run: exit status $RC"
+	run_vmm --socket="$T/blk.sock" --ops=300 --seed=22
+	[ $RC -eq 1 ] || fail "second run: exit status $RC, expected 1"
+	expect 'FAILED: DATA MISMATCH: queue 0 read of sector [0-9]+'
+	;;
+no-socket)
+	run_vmm --socket="$T/does-not-exist.sock" --ops=10
+	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
+	expect 'FAILED: vhost-user: cannot connect to vhost-user back-end socket .*does-not-exist.sock: No such file or directory'
+	;;
+*)
+	echo "unknown case $CASE"
+	exit 2
+	;;
+esac
+grep -E '^(vuiso-vmm: FAILED|  ISOLATION|  guest RAM|summary|verify|result)' "$OUT" || true
+echo "PASS [$CASE]"
+exit 0
