@@ -1,0 +1,533 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Back-end-side harness: a well-behaved simulated guest makes requests; a
+ * hostile back-end writes arbitrary used entries, ids, lengths and indices,
+ * and scribbles over the shadow descriptor table, the shadow avail ring and
+ * the bounce pool (all of which it can write in a real deployment).
+ *
+ * Input: one fixture byte (fz_opts), then a stream of operations:
+ *   0 ADD    n:u8 {len:u16 w:u8}*  the guest makes a request and kicks
+ *   1 USED   sel:u8 id:u32 len:u32 write a used entry (sel picks a real
+ *                                   in-flight id or the raw one)
+ *   2 PUB                           publish used->idx
+ *   3 JUMP   delta:u16              publish used->idx + delta
+ *   4 CALL                          the back-end calls the VMM
+ *   5 DESC   i:u8 16 bytes          scribble a shadow descriptor
+ *   6 RING   off:u16 n:u8 bytes     scribble the shadow ring area
+ *   7 POOL   off:u32 n:u8 bytes     scribble anywhere in the region
+ *   8 STOP                          stop, polling once; restart if clean
+ *   9 RESET                         device reset and restart
+ *  10 KICK                          guest kick without a new request
+ *  11 GOOD   sel:u8 len:u32         complete one in-flight request properly
+ *
+ * A reference model of the engine's used-side validation predicts, for
+ * every used entry the library reads, either a completion (guest head and
+ * min(len, writable)) or the exact violation; the guest checks what it
+ * reaps against that, and that no byte of guest RAM outside the first
+ * `len` writable bytes of completed requests ever changes.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "fuzz_common.h"
+
+#define MAXSEG 4
+#define MAXQ 128
+
+enum { SH_NEVER, SH_INFLIGHT, SH_DONE };
+
+struct greq {
+	bool live; /* made available, not completed */
+	unsigned n;
+	struct sim_buf buf[MAXSEG];
+	uint32_t writable;
+};
+
+struct expect {
+	uint16_t head;
+	uint32_t len;
+};
+
+struct bctx {
+	struct fx f;
+	struct greq req[MAXQ];         /* by guest head */
+	uint16_t fifo[65536];          /* guest heads in avail order */
+	uint32_t fifo_head, fifo_tail; /* next to be forwarded, next free */
+	uint8_t sh_state[MAXQ];        /* engine's view of each shadow id */
+	uint16_t sh_guest[MAXQ]; /* guest head of an in-flight shadow id */
+	uint64_t sh_avail_seen;  /* shadow chains the model learnt */
+	uint16_t lib_last_used;  /* used entries the library consumed */
+	uint32_t inflight;
+	struct expect exp[1024]; /* completions the guest must reap next */
+	unsigned nexp, exp_pos;
+	const char *violation; /* predicted violation, or NULL */
+	uint8_t *ref;          /* expected image of the heap */
+	uint64_t heap_base, heap_len;
+	uint8_t *ring_copy; /* guest desc table and avail ring */
+	size_t ring_copy_len;
+};
+
+static uint16_t ld16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return le16toh(v);
+}
+
+static uint32_t ld32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+/* Copy guest [gpa, gpa + len) of the heap to the reference image, or
+ * back; chunked by page because the two RAM ranges have separate maps. */
+static void heap_span(struct bctx *c, uint64_t gpa, uint64_t len, bool to_ref)
+{
+	while (len) {
+		uint8_t *p = sim_gpa(&c->f.g, gpa);
+		uint8_t *r = c->ref + (gpa - c->heap_base);
+		uint64_t n = FZ_PAGE - (gpa & (FZ_PAGE - 1));
+
+		if (n > len)
+			n = len;
+		if (to_ref)
+			memcpy(r, p, n);
+		else
+			memcpy(p, r, n);
+		gpa += n;
+		len -= n;
+	}
+}
+
+static void check_heap(struct bctx *c)
+{
+	for (uint64_t off = 0; off < c->heap_len;) {
+		uint64_t gpa = c->heap_base + off;
+		uint8_t *p = sim_gpa(&c->f.g, gpa);
+		/* The two RAM ranges have separate maps: compare by page. */
+		uint64_t n = FZ_PAGE - (gpa & (FZ_PAGE - 1));
+
+		if (n > c->heap_len - off)
+			n = c->heap_len - off;
+		if (memcmp(p, c->ref + off, n)) {
+			for (uint64_t i = 0; i < n; i++)
+				FZ_CHECK(p[i] == c->ref[off + i],
+					 "guest byte at gpa 0x%llx changed "
+					 "(0x%02x, expected 0x%02x)",
+					 (unsigned long long)(gpa + i), p[i],
+					 c->ref[off + i]);
+		}
+		off += n;
+	}
+}
+
+/* The guest's desc table and avail ring: the library never writes them. */
+static void ring_snapshot(struct bctx *c)
+{
+	memcpy(c->ring_copy, c->f.g.desc, 16ULL * c->f.g.qsize);
+	memcpy(c->ring_copy + 16ULL * c->f.g.qsize, c->f.g.avail,
+	       c->ring_copy_len - 16ULL * c->f.g.qsize);
+}
+
+static void ring_check(struct bctx *c)
+{
+	FZ_CHECK(memcmp(c->ring_copy, c->f.g.desc, 16ULL * c->f.g.qsize) == 0,
+		 "the library wrote the guest descriptor table");
+	FZ_CHECK(memcmp(c->ring_copy + 16ULL * c->f.g.qsize, c->f.g.avail,
+			c->ring_copy_len - 16ULL * c->f.g.qsize) == 0,
+		 "the library wrote the guest avail ring");
+}
+
+/* Learn the shadow chains the library just published (read before the
+ * back-end can scribble the shadow avail ring). */
+static void learn_shadow(struct bctx *c)
+{
+	struct fx *f = &c->f;
+	struct vuiso_vq_stats st;
+
+	/* Not avail->idx: the back-end may have scribbled it. */
+	vuiso_vq_get_stats(f->vq, &st);
+	while (c->sh_avail_seen != st.requests) {
+		uint16_t id = ld16(f->b.avail + 4 +
+				   2 * (c->sh_avail_seen & (f->o.qsize - 1)));
+
+		FZ_CHECK(id < f->o.qsize, "shadow head %u out of range", id);
+		FZ_CHECK(c->sh_state[id] != SH_INFLIGHT,
+			 "shadow head %u published twice", id);
+		FZ_CHECK(c->fifo_head != c->fifo_tail,
+			 "a shadow chain no guest request made");
+		c->sh_state[id] = SH_INFLIGHT;
+		c->sh_guest[id] = c->fifo[c->fifo_head++ & 0xffff];
+		c->inflight++;
+		c->sh_avail_seen++;
+	}
+}
+
+/*
+ * Predict what the library will do with the used entries published now:
+ * completions are queued in exp[], the first violation in c->violation.
+ * Every caller loops until the library has taken all published entries.
+ */
+static void predict_used(struct bctx *c)
+{
+	struct fx *f = &c->f;
+	uint16_t idx = ld16(f->b.used + 2);
+	uint16_t n = (uint16_t)(idx - c->lib_last_used);
+
+	if (c->violation)
+		return;
+	if (n > c->inflight) {
+		c->violation = "used index jumped";
+		return;
+	}
+	for (; n; n--) {
+		const uint8_t *e = f->b.used + 4 +
+				   8 * (c->lib_last_used & (f->o.qsize - 1));
+		uint32_t id = ld32(e), len = ld32(e + 4);
+		struct greq *q;
+
+		if (id >= f->o.qsize) {
+			c->violation = "out of range";
+			return;
+		}
+		if (c->sh_state[id] != SH_INFLIGHT) {
+			c->violation = c->sh_state[id] == SH_DONE
+					       ? "completed twice"
+					       : "was never made available";
+			return;
+		}
+		c->lib_last_used++;
+		c->sh_state[id] = SH_DONE;
+		c->inflight--;
+		q = &c->req[c->sh_guest[id]];
+		FZ_CHECK(c->nexp < 1024, "too many expectations");
+		c->exp[c->nexp].head = c->sh_guest[id];
+		c->exp[c->nexp].len = len < q->writable ? len : q->writable;
+		c->nexp++;
+	}
+}
+
+/* The guest reaps and checks every completion against the prediction. */
+static void guest_reap(struct bctx *c)
+{
+	struct fx *f = &c->f;
+	uint32_t id, len;
+
+	while (sim_reap(&f->g, &id, &len)) {
+		struct expect *x;
+		struct greq *q;
+		uint32_t left;
+
+		FZ_CHECK(c->exp_pos < c->nexp,
+			 "guest reaped head %u len %u that no valid used entry "
+			 "completed",
+			 id, len);
+		x = &c->exp[c->exp_pos++];
+		FZ_CHECK(id == x->head && len == x->len,
+			 "guest reaped head %u len %u, expected head %u len %u",
+			 id, len, x->head, x->len);
+		q = &c->req[id];
+		FZ_CHECK(q->live, "head %u completed twice to the guest", id);
+		q->live = false;
+		/* The first len writable bytes may hold anything now. */
+		left = len;
+		for (unsigned i = 0; i < q->n && left; i++) {
+			uint32_t k;
+
+			if (!q->buf[i].write)
+				continue;
+			k = left < q->buf[i].len ? left : q->buf[i].len;
+			heap_span(c, q->buf[i].gpa, k, true);
+			left -= k;
+		}
+	}
+	sim_guest_arm(&f->g);
+	if (c->exp_pos == c->nexp)
+		c->exp_pos = c->nexp = 0;
+}
+
+/* After every library call: compare everything with the model. */
+static void after_call(struct bctx *c)
+{
+	struct fx *f = &c->f;
+
+	ring_check(c);
+	if (c->violation) {
+		FZ_CHECK(f->errors == 1, "predicted '%s', got %u errors",
+			 c->violation, f->errors);
+		FZ_CHECK(strncmp(f->last_msg, "back-end: ", 10) == 0 &&
+				 strstr(f->last_msg, c->violation),
+			 "predicted '%s', got '%s'", c->violation, f->last_msg);
+	} else {
+		FZ_CHECK(f->errors == 0, "unexpected error '%s'", f->last_msg);
+	}
+	fz_check_error_state(f, "back-end: ");
+	guest_reap(c);
+	FZ_CHECK(c->exp_pos == 0, "%u predicted completions not reaped",
+		 c->nexp - c->exp_pos);
+	if (!c->violation)
+		learn_shadow(c);
+	check_heap(c);
+}
+
+static void call(struct bctx *c)
+{
+	struct fx *f = &c->f;
+	int r;
+
+	ring_snapshot(c);
+	predict_used(c);
+	do {
+		r = vuiso_vq_call_from_backend(f->vq);
+	} while (r == 1);
+	FZ_CHECK(r == (c->violation ? -EIO : 0) || r == -EINVAL,
+		 "call returned %d", r);
+	after_call(c);
+}
+
+static void kick(struct bctx *c)
+{
+	int r;
+
+	ring_snapshot(c);
+	r = vuiso_vq_kick_from_guest(c->f.vq);
+	FZ_CHECK(r == 0 || r == 1 || r == -EINVAL, "kick returned %d", r);
+	after_call(c);
+}
+
+static void model_restart(struct bctx *c)
+{
+	memset(c->sh_state, 0, sizeof(c->sh_state));
+	c->sh_avail_seen = 0;
+	c->lib_last_used = 0;
+	c->inflight = 0;
+	c->violation = NULL;
+}
+
+static void add(struct bctx *c, struct fz_in *in)
+{
+	struct fx *f = &c->f;
+	struct greq q = {.live = true};
+	/* VIRTIO: no chain, indirect or not, longer than the queue. */
+	unsigned n = 1 +
+		     fz_u8(in) % (MAXSEG < f->o.qsize ? MAXSEG : f->o.qsize);
+	bool live = false;
+	int head;
+
+	for (unsigned h = 0; h < f->o.qsize; h++)
+		live |= c->req[h].live;
+	if (!live && f->g.heap_end - f->g.heap_next < (16u << 10))
+		sim_heap_reset(&f->g);
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t len = 1 + fz_u16(in) % 2048;
+		bool w = fz_u8(in) & 1;
+		uint64_t gpa = sim_alloc(&f->g, len);
+
+		if (!gpa)
+			return;
+		/* Readable before writable, as a driver must. */
+		if (!w && q.n && q.buf[q.n - 1].write)
+			w = true;
+		q.buf[q.n++] = (struct sim_buf){gpa, len, w};
+		if (w)
+			q.writable += len;
+	}
+	head = sim_add(&f->g, q.buf, q.n, f->o.indirect && (n & 1));
+	if (head < 0)
+		return;
+	FZ_CHECK(!c->req[head].live, "guest reused a live head");
+	if (f->g.indirect_gpa[head])
+		heap_span(c, f->g.indirect_gpa[head], 16ULL * q.n, true);
+	c->req[head] = q;
+	c->fifo[c->fifo_tail++ & 0xffff] = (uint16_t)head;
+	sim_kick_needed(&f->g);
+	kick(c);
+}
+
+static void used(struct bctx *c, uint32_t id, uint32_t len)
+{
+	struct fx *f = &c->f;
+
+	sim_backend_push(&f->b, id, len);
+}
+
+static uint32_t pick_inflight(struct bctx *c, uint8_t sel)
+{
+	unsigned k = 0, want;
+
+	if (!c->inflight)
+		return sel;
+	want = sel % c->inflight;
+	for (uint32_t id = 0; id < c->f.o.qsize; id++)
+		if (c->sh_state[id] == SH_INFLIGHT && k++ == want)
+			return id;
+	return sel;
+}
+
+static void stop(struct bctx *c)
+{
+	struct fx *f = &c->f;
+	struct vuiso_vq_state st;
+	int r, want;
+
+	ring_snapshot(c);
+	if (c->inflight)
+		predict_used(c);
+	r = vuiso_vq_stop(f->vq, 0, &st);
+	want = c->violation ? -EIO : c->inflight ? -ETIMEDOUT : 0;
+	FZ_CHECK(r == want, "stop returned %d, expected %d", r, want);
+	after_call(c);
+	FZ_CHECK(st.inflight == c->inflight || c->violation,
+		 "stop says %u in flight, model %u", st.inflight, c->inflight);
+	if (r == 0) {
+		FZ_CHECK(fz_restart(f, st.avail_idx, st.used_idx) == 0,
+			 "restart");
+		model_restart(c);
+		/* Guest requests not yet forwarded stay in the FIFO. */
+	}
+}
+
+static void reset(struct bctx *c)
+{
+	struct fx *f = &c->f;
+
+	vuiso_vq_reset(f->vq);
+	fz_guest_ring_reset(&f->g);
+	memset(c->req, 0, sizeof(c->req));
+	c->fifo_head = c->fifo_tail = 0;
+	c->nexp = c->exp_pos = 0;
+	f->errors = 0;
+	model_restart(c);
+	FZ_CHECK(fz_restart(f, 0, 0) == 0, "restart");
+	ring_snapshot(c);
+}
+
+/* A position-dependent pattern for the guest heap, computed once. */
+static const uint8_t *fill_pattern(uint64_t len)
+{
+	static uint8_t *pat;
+	static uint64_t pat_len;
+
+	if (pat_len < len) {
+		free(pat);
+		pat = malloc(len);
+		FZ_CHECK(pat != NULL, "malloc");
+		for (uint64_t i = 0; i < len; i++)
+			pat[i] = (uint8_t)(i * 7 + (i >> 9) + 1);
+		pat_len = len;
+	}
+	return pat;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fz_in in = {data, size};
+	struct bctx *c = calloc(1, sizeof(*c));
+	struct fx_opts o;
+	struct fx *f;
+
+	FZ_CHECK(c != NULL, "calloc");
+	f = &c->f;
+	fz_opts(fz_u8(&in), &o);
+	fz_fx_init(f, &o);
+	c->heap_base = f->g.heap_gpa;
+	c->heap_len = f->g.heap_end - f->g.heap_gpa;
+	c->ref = malloc(c->heap_len);
+	c->ring_copy_len = 16ULL * o.qsize + 6 + 2ULL * o.qsize;
+	c->ring_copy = malloc(c->ring_copy_len);
+	FZ_CHECK(c->ref && c->ring_copy, "malloc");
+	memcpy(c->ref, fill_pattern(c->heap_len), c->heap_len);
+	heap_span(c, c->heap_base, c->heap_len, false);
+
+	for (unsigned steps = 0; fz_more(&in) && steps < 512; steps++) {
+		uint8_t op = fz_u8(&in) % 12;
+
+		if (f->errors && op != 9)
+			continue;
+		switch (op) {
+		case 0:
+			add(c, &in);
+			break;
+		case 1: {
+			uint8_t sel = fz_u8(&in);
+			uint32_t id = fz_u32(&in), len = fz_u32(&in);
+
+			if (sel & 1)
+				id = pick_inflight(c, (uint8_t)id);
+			else if (sel & 2)
+				id %= 2 * o.qsize;
+			if (sel & 4)
+				len &= 0x3fff;
+			used(c, id, len);
+			break;
+		}
+		case 2:
+			sim_backend_flush(&f->b);
+			break;
+		case 3:
+			f->b.used_idx = (uint16_t)(f->b.used_idx + fz_u16(&in));
+			sim_backend_flush(&f->b);
+			break;
+		case 4:
+			call(c);
+			break;
+		case 5: {
+			uint8_t *d = f->b.desc + 16 * (fz_u8(&in) % o.qsize);
+
+			for (int i = 0; i < 16; i++)
+				d[i] = fz_u8(&in);
+			break;
+		}
+		case 6: {
+			uint64_t span = (uint64_t)(f->b.used - f->b.desc) + 6 +
+					8ULL * o.qsize;
+			uint64_t off = fz_u16(&in) % span;
+			unsigned n = fz_u8(&in) % 17;
+
+			for (unsigned i = 0; i < n && off + i < span; i++)
+				f->b.desc[off + i] = fz_u8(&in);
+			break;
+		}
+		case 7: {
+			uint64_t off = fz_u32(&in) % f->b.map_size;
+			unsigned n = fz_u8(&in) % 65;
+
+			for (unsigned i = 0; i < n && off + i < f->b.map_size;
+			     i++)
+				f->b.map[off + i] = fz_u8(&in);
+			break;
+		}
+		case 8:
+			stop(c);
+			break;
+		case 9:
+			reset(c);
+			break;
+		case 10:
+			kick(c);
+			break;
+		case 11: {
+			uint8_t sel = fz_u8(&in);
+			uint32_t len = fz_u32(&in);
+
+			if (!c->inflight)
+				break;
+			used(c, pick_inflight(c, sel), len);
+			sim_backend_flush(&f->b);
+			call(c);
+			break;
+		}
+		}
+	}
+	fz_check_error_state(f, "back-end: ");
+	check_heap(c);
+	fx_fini(f);
+	free(c->ref);
+	free(c->ring_copy);
+	free(c);
+	return 0;
+}

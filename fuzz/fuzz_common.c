@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Shared pieces of the fuzz harnesses; see fuzz_common.h.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "fuzz_common.h"
+
+void fz_opts(uint8_t hdr, struct fx_opts *o)
+{
+	static const uint32_t budgets[4] = {0, 1, 2, 3};
+
+	memset(o, 0, sizeof(*o));
+	o->qsize = 1u << (hdr & 7);
+	o->guest_event_idx = hdr & 8;
+	o->backend_event_idx = hdr & 16;
+	o->indirect = hdr & 32;
+	o->budget = budgets[hdr >> 6];
+	o->pool_size = 64 * 1024;
+	o->nram = 2;
+	o->ram_size = 64 * 1024;
+}
+
+void fz_fx_init(struct fx *f, const struct fx_opts *o)
+{
+	int ret = fx_init(f, o);
+
+	FZ_CHECK(ret == 0, "fx_init: %d", ret);
+}
+
+void fz_vq_config(struct fx *f, struct vuiso_vq_config *cfg)
+{
+	uint64_t gf = 1ULL << VUISO_F_VERSION_1, bf = gf;
+
+	if (f->o.guest_event_idx)
+		gf |= 1ULL << VUISO_F_EVENT_IDX;
+	if (f->o.indirect)
+		gf |= 1ULL << VUISO_F_INDIRECT_DESC;
+	if (f->o.backend_event_idx)
+		bf |= 1ULL << VUISO_F_EVENT_IDX;
+	sim_guest_vq_config(&f->g, gf, bf, cfg);
+}
+
+int fz_start(struct fx *f, const struct vuiso_vq_config *cfg)
+{
+	struct vuiso_region_info ri;
+	int ret = vuiso_vq_start(f->vq, cfg, &f->shadow);
+
+	if (ret)
+		return ret;
+	sim_backend_fini(&f->b);
+	FZ_CHECK(vuiso_dev_get_region(f->dev, 0, &ri) == 0, "region");
+	ret = sim_backend_init(&f->b, &ri, &f->shadow, f->o.backend_event_idx);
+	FZ_CHECK(ret == 0, "sim_backend_init: %d", ret);
+	return 0;
+}
+
+int fz_restart(struct fx *f, uint16_t avail_idx, uint16_t used_idx)
+{
+	struct vuiso_vq_config cfg;
+
+	fz_vq_config(f, &cfg);
+	cfg.avail_idx = avail_idx;
+	cfg.used_idx = used_idx;
+	return fz_start(f, &cfg);
+}
+
+void fz_guest_ring_reset(struct sim_guest *g)
+{
+	uint32_t q = g->qsize;
+
+	memset(g->desc, 0, 16ULL * q);
+	memset(g->avail, 0, 6 + 2ULL * q);
+	memset(g->used, 0, 6 + 8ULL * q);
+	g->avail_idx = 0;
+	g->last_used = 0;
+	g->free_head = 0;
+	g->nfree = q;
+	for (uint32_t i = 0; i < q; i++) {
+		g->next_free[i] = (uint16_t)(i + 1);
+		g->chain_len[i] = 0;
+		g->indirect_gpa[i] = 0;
+	}
+}
+
+uint8_t *fz_map_guarded(uint64_t size)
+{
+	uint8_t *p = mmap(NULL, size + 2 * FZ_PAGE, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	FZ_CHECK(p != MAP_FAILED, "mmap");
+	FZ_CHECK(mprotect(p + FZ_PAGE, size, PROT_READ | PROT_WRITE) == 0,
+		 "mprotect");
+	return p + FZ_PAGE;
+}
+
+void fz_unmap_guarded(uint8_t *p, uint64_t size)
+{
+	munmap(p - FZ_PAGE, size + 2 * FZ_PAGE);
+}
+
+void fz_publish_ram(struct fx *f)
+{
+	struct vuiso_mem_region mr[SIM_MAX_RAM];
+	unsigned n = sim_guest_regions(&f->g, mr);
+	int ret = vuiso_dev_set_guest_memory(f->dev, mr, n);
+
+	FZ_CHECK(ret == 0, "set_guest_memory: %d", ret);
+}
+
+void fz_put_desc(uint8_t *d, uint64_t addr, uint32_t len, uint16_t flags,
+		 uint16_t next)
+{
+	uint64_t a = htole64(addr);
+	uint32_t l = htole32(len);
+	uint16_t fl = htole16(flags), n = htole16(next);
+
+	memcpy(d, &a, 8);
+	memcpy(d + 8, &l, 4);
+	memcpy(d + 12, &fl, 2);
+	memcpy(d + 14, &n, 2);
+}
+
+void fz_set_avail_entry(struct sim_guest *g, uint16_t idx, uint16_t head)
+{
+	uint16_t v = htole16(head);
+
+	memcpy(g->avail + 4 + 2ULL * (idx & (g->qsize - 1)), &v, 2);
+}
+
+void fz_set_avail_idx(struct sim_guest *g, uint16_t idx)
+{
+	/* Ring entries before the index: pairs with the device's acquire. */
+	atomic_store_explicit((_Atomic uint16_t *)(g->avail + 2), htole16(idx),
+			      memory_order_release);
+}
+
+void fz_check_broken_sticky(struct fx *f)
+{
+	unsigned errors = f->errors;
+	int r;
+
+	r = vuiso_vq_kick_from_guest(f->vq);
+	FZ_CHECK(r == -EIO, "kick on a broken queue returned %d", r);
+	r = vuiso_vq_call_from_backend(f->vq);
+	FZ_CHECK(r == -EIO, "call on a broken queue returned %d", r);
+	FZ_CHECK(f->errors == errors, "error reported again on a broken queue");
+}
+
+/* With FUZZ_VERBOSE set, print each distinct violation report once: shows
+ * which branch a corpus input reaches. */
+static void fz_trace(const char *msg)
+{
+	static char last[256];
+
+	if (!getenv("FUZZ_VERBOSE") || !strcmp(last, msg))
+		return;
+	snprintf(last, sizeof(last), "%s", msg);
+	fprintf(stderr, "  reported: %s\n", msg);
+}
+
+void fz_check_error_state(struct fx *f, const char *prefix)
+{
+	struct vuiso_vq_stats st;
+
+	vuiso_vq_get_stats(f->vq, &st);
+	FZ_CHECK(f->errors <= 1, "%u error reports", f->errors);
+	FZ_CHECK(!!st.broken == !!f->errors, "broken=%u but %u error reports",
+		 st.broken, f->errors);
+	if (!f->errors)
+		return;
+	fz_trace(f->last_msg);
+	FZ_CHECK(f->last_err < 0, "error code %d", f->last_err);
+	if (prefix)
+		FZ_CHECK(strncmp(f->last_msg, prefix, strlen(prefix)) == 0,
+			 "message '%s' does not start with '%s'", f->last_msg,
+			 prefix);
+	else
+		FZ_CHECK(strncmp(f->last_msg, "guest: ", 7) == 0 ||
+				 strncmp(f->last_msg, "back-end: ", 10) == 0,
+			 "message '%s' names no side", f->last_msg);
+}
