@@ -20,9 +20,10 @@ packages=(
 	# real vhost-user back-ends: qemu-storage-daemon, virtiofsd
 	qemu-system-common qemu-utils
 	# QEMU adapter and guest tests (qemu-glue/, tests/qemu/)
-	qemu-system-x86 busybox-static linux-image-amd64 cpio
-	libglib2.0-dev libfdt-dev libpixman-1-dev python3-venv flex bison
-	dpkg-dev
+	qemu-system-x86 qemu-system-data seabios busybox-static
+	linux-image-amd64 cpio kmod procps
+	build-essential dpkg-dev libglib2.0-dev libfdt-dev libpixman-1-dev
+	zlib1g-dev python3-venv flex bison
 )
 
 missing=()

@@ -24,16 +24,22 @@
 # the outcome; every wait is bounded.
 #
 # Usage: tests/qemu/run-guest-test.sh [options]
-#   --qemu PATH         qemu-system-x86_64 to run (default: from PATH)
+#   --qemu PATH         qemu-system-x86_64 to run (default: from PATH);
+#                       "cached" means the one qemu-glue/build-qemu.sh built
+#                       in $VUISO_CACHE/qemu/build (fails if absent)
 #   --isolation on|off  add memory-isolation=on to both devices (default off)
 #   --kvm               use -accel kvm instead of tcg
+#   --private-ram       plain -m guest RAM, not a shared memfd (only with
+#                       --isolation on: the back-ends cannot map it at all;
+#                       they must map nothing but libvuiso's region)
 #   --boots N           boot the guest N times (default 1): the guest runs
 #                       the test and reboots itself N-1 times in the same
 #                       QEMU process (device reset, vhost stop and start),
 #                       every boot runs the whole test again
 #   --timeout SEC       bound for the whole guest run (default 240)
 #   --keep              keep the work directory for debugging
-# Exit status: 0 pass, 1 fail, 77 skip (missing prerequisite).
+# Exit status: 0 pass, 1 fail (a missing prerequisite fails too: scripts/setup.sh
+# and qemu-glue/build-qemu.sh provide them all, so absence is a broken set-up).
 
 set -euo pipefail
 
@@ -44,6 +50,7 @@ ACCEL=tcg
 BOOTS=1
 TIMEOUT=240
 KEEP=0
+PRIVATE_RAM=0
 QSD=${QSD:-qemu-storage-daemon}
 VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
 MEM=512M
@@ -54,6 +61,7 @@ while (($#)); do
 	--qemu) QEMU=$2; shift ;;
 	--isolation) ISOLATION=$2; shift ;;
 	--kvm) ACCEL=kvm ;;
+	--private-ram) PRIVATE_RAM=1 ;;
 	--boots) BOOTS=$2; shift ;;
 	--timeout) TIMEOUT=$2; shift ;;
 	--keep) KEEP=1 ;;
@@ -63,12 +71,23 @@ while (($#)); do
 	shift
 done
 [[ $ISOLATION == on || $ISOLATION == off ]] || { echo "--isolation on|off" >&2; exit 2; }
+if ((PRIVATE_RAM)) && [[ $ISOLATION != on ]]; then
+	echo "--private-ram needs --isolation on (vhost-user needs shared RAM otherwise)" >&2
+	exit 2
+fi
 
-T0=$(date +%s.%N)
-log() { printf 'run-guest-test [%6.2fs]: %s\n' "$(echo "$(date +%s.%N) - $T0" | bc)" "$*" >&2; }
+T0=${EPOCHREALTIME/./}
+log() {
+	local us=$((${EPOCHREALTIME/./} - T0))
+	printf 'run-guest-test [%3d.%02ds]: %s\n' $((us / 1000000)) $((us % 1000000 / 10000)) "$*" >&2
+}
 fail() { log "FAIL: $*"; exit 1; }
-skip() { log "SKIP: $*"; exit 77; }
+skip() { log "FAIL: missing prerequisite: $*"; exit 1; }
 
+if [[ $QEMU == cached ]]; then
+	QEMU=${VUISO_CACHE:-/var/cache/libvuiso}/qemu/build/qemu-system-x86_64
+	[[ -x $QEMU ]] || skip "no cached QEMU build: run qemu-glue/build-qemu.sh"
+fi
 command -v "$QEMU" >/dev/null || skip "$QEMU not found"
 command -v "$QSD" >/dev/null || skip "$QSD not found"
 [[ -x $VIRTIOFSD ]] || skip "$VIRTIOFSD not found"
@@ -244,6 +263,24 @@ memfd_maps() {
 
 check_maps() {
 	local ram name pid verdict=ok
+	if ((PRIVATE_RAM)); then
+		# Guest RAM is anonymous memory no other process can map; the
+		# back-ends must map no memfd but libvuiso's isolated region.
+		for name in qemu-storage-daemon:$QSD_PID virtiofsd:$VFS_PID; do
+			local other=""
+			for pid in $(proc_tree "${name#*:}"); do
+				other+=$(memfd_maps "$pid" | awk '$2 !~ /^\/memfd:vuiso/ { printf " %s(%s)", $2, $1 }')
+			done
+			if [[ -n $other ]]; then
+				log "maps: ${name%%:*} maps other memfds:$other"
+				verdict=fail
+			else
+				log "maps: ${name%%:*} maps only libvuiso's region (private guest RAM)"
+			fi
+		done
+		[[ $verdict == ok ]]
+		return
+	fi
 	ram=$(memfd_maps "$QEMU_PID" | awk '$2 ~ /memory-backend-memfd/ { print $1; exit }')
 	[[ -n $ram ]] || fail "no memory-backend-memfd mapping in QEMU (pid $QEMU_PID)"
 	log "guest RAM memfd inode $ram"
@@ -278,9 +315,10 @@ check_maps() {
 ISO_OPT=""
 [[ $ISOLATION == on ]] && ISO_OPT=",memory-isolation=on"
 
-QEMU_ARGS=(
-	-accel "$ACCEL" -machine q35 -cpu max -smp 1 -m "$MEM"
-	-object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem
+QEMU_ARGS=(-accel "$ACCEL" -machine q35 -cpu max -smp 1 -m "$MEM")
+((PRIVATE_RAM)) ||
+	QEMU_ARGS+=(-object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem)
+QEMU_ARGS+=(
 	-nodefaults -display none -no-user-config
 	-chardev "socket,id=blk0,path=$W/blk.sock"
 	-device "vhost-user-blk-pci,chardev=blk0,num-queues=1$ISO_OPT"

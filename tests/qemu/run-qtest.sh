@@ -1,0 +1,26 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# run-qtest.sh - QEMU's own vhost-user qtests (tests/qtest/vhost-user-test.c,
+# extended by qemu-glue/patches/0002) against the QEMU that
+# qemu-glue/build-qemu.sh built: the stock tests with isolation off, and
+# vhost-user-isolated/* (no-guest-mem, migrate-blocked, reconnect,
+# connect-fail, flags-mismatch, multiqueue) with memory-isolation=on.
+# Exit status: 0 pass, 1 fail (also when the cached build is missing).
+
+set -euo pipefail
+
+BUILD=${VUISO_CACHE:-/var/cache/libvuiso}/qemu/build
+[[ -x $BUILD/tests/qtest/qos-test && -x $BUILD/qemu-system-x86_64 ]] || {
+	echo "run-qtest: FAIL: no cached QEMU build: run qemu-glue/build-qemu.sh" >&2
+	exit 1
+}
+NET=/x86_64/pc/i440FX-pcihost/pci-bus-pc/pci-bus/virtio-net-pci/virtio-net/virtio-net-tests
+cd "$BUILD"
+export QTEST_QEMU_BINARY=./qemu-system-x86_64
+rc=0
+for p in "$NET/vhost-user" "$NET/vhost-user/read-guest-mem/memfile" \
+	"$NET/vhost-user/read-guest-mem/memfd" "$NET/vhost-user-isolated"; do
+	timeout 300 tests/qtest/qos-test --tap -k -p "$p" || rc=1
+done
+exit "$rc"
