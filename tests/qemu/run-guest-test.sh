@@ -43,7 +43,10 @@
 
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VG_NAME=run-guest-test
+# shellcheck source=tests/qemu/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 QEMU=qemu-system-x86_64
 ISOLATION=off
 ACCEL=tcg
@@ -51,8 +54,6 @@ BOOTS=1
 TIMEOUT=240
 KEEP=0
 PRIVATE_RAM=0
-QSD=${QSD:-qemu-storage-daemon}
-VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
 MEM=512M
 DATA_MB=8
 
@@ -65,7 +66,7 @@ while (($#)); do
 	--boots) BOOTS=$2; shift ;;
 	--timeout) TIMEOUT=$2; shift ;;
 	--keep) KEEP=1 ;;
-	-h | --help) sed -n '3,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,42p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run-guest-test: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -76,69 +77,9 @@ if ((PRIVATE_RAM)) && [[ $ISOLATION != on ]]; then
 	exit 2
 fi
 
-T0=${EPOCHREALTIME/./}
-log() {
-	local us=$((${EPOCHREALTIME/./} - T0))
-	printf 'run-guest-test [%3d.%02ds]: %s\n' $((us / 1000000)) $((us % 1000000 / 10000)) "$*" >&2
-}
-fail() { log "FAIL: $*"; exit 1; }
-skip() { log "FAIL: missing prerequisite: $*"; exit 1; }
-
-if [[ $QEMU == cached ]]; then
-	QEMU=${VUISO_CACHE:-/var/cache/libvuiso}/qemu/build/qemu-system-x86_64
-	[[ -x $QEMU ]] || skip "no cached QEMU build: run qemu-glue/build-qemu.sh"
-fi
-command -v "$QEMU" >/dev/null || skip "$QEMU not found"
-command -v "$QSD" >/dev/null || skip "$QSD not found"
-[[ -x $VIRTIOFSD ]] || skip "$VIRTIOFSD not found"
-[[ $(id -u) == 0 ]] || skip "virtiofsd needs root"
-
-eval "$("$HERE/make-guest.sh")"
-[[ -f $KERNEL && -f $INITRD ]] || fail "make-guest.sh gave no guest"
-
-W=$(mktemp -d /tmp/vuiso-guest.XXXXXX)
-PIDS=()
-cleanup() {
-	local rc=$? pid
-	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	if ((rc != 0)); then
-		for f in serial.log qsd.log virtiofsd.log qemu.log; do
-			[[ -s $W/$f ]] || continue
-			echo "----- $f (last 40 lines) -----" >&2
-			tail -n 40 "$W/$f" >&2
-		done
-	fi
-	if ((KEEP)); then
-		echo "run-guest-test: kept $W" >&2
-	else
-		rm -rf "$W"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Wait until $1 exists as a socket, at most $2 seconds, while pid $3 lives.
-wait_socket() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		[[ -S $1 ]] && return 0
-		kill -0 "$3" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
+vg_check_prereqs
+vg_guest
+vg_workdir vuiso-guest
 
 # --- back-ends --------------------------------------------------------------
 
@@ -147,33 +88,11 @@ truncate -s 64M "$W/disk.img"
 echo "hello from the host $$" >"$W/shared/host-file.txt"
 HOST_SHA=$(sha256sum <"$W/shared/host-file.txt" | cut -d' ' -f1)
 
-"$QSD" \
-	--blockdev "driver=file,node-name=disk0,filename=$W/disk.img,cache.direct=on,aio=threads" \
-	--export "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$W/blk.sock,node-name=disk0,writable=on,num-queues=1" \
-	>"$W/qsd.log" 2>&1 &
-QSD_PID=$!
-PIDS+=("$QSD_PID")
-wait_socket "$W/blk.sock" 10 "$QSD_PID" || fail "qemu-storage-daemon did not create its socket"
+vg_start_qsd "$W/blk.sock" "$W/qsd.log" \
+	"driver=file,node-name=disk0,filename=$W/disk.img,cache.direct=on,aio=threads"
 log "qemu-storage-daemon pid $QSD_PID on $W/blk.sock"
 
-# The namespace sandbox needs unshare(CLONE_NEWPID|NEWNS|NEWNET); fall back to
-# chroot where a container forbids it.
-start_virtiofsd() {
-	"$VIRTIOFSD" --socket-path="$W/fs.sock" -o source="$W/shared" \
-		-o cache=none -o sandbox="$1" --thread-pool-size=1 \
-		>"$W/virtiofsd.log" 2>&1 &
-	VFS_PID=$!
-	wait_socket "$W/fs.sock" 10 "$VFS_PID"
-}
-if start_virtiofsd namespace; then
-	VFS_SANDBOX=namespace
-else
-	wait "$VFS_PID" 2>/dev/null || true
-	rm -f "$W/fs.sock"
-	start_virtiofsd chroot || fail "virtiofsd did not start (see log)"
-	VFS_SANDBOX=chroot
-fi
-PIDS+=("$VFS_PID")
+vg_start_virtiofsd "$W/shared" "$W/fs.sock" "$W/virtiofsd.log"
 log "virtiofsd pid $VFS_PID ($VFS_SANDBOX sandbox) on $W/fs.sock"
 
 # --- the guest's test script ------------------------------------------------
@@ -239,11 +158,7 @@ if [ $fails = 0 ] && [ $n -lt $BOOTS ]; then
 fi
 [ $fails = 0 ]
 EOF
-chmod 755 "$W/test.sh"
-mkdir -p "$W/overlay"
-cp "$W/test.sh" "$W/overlay/test.sh"
-(cd "$W/overlay" && echo test.sh | cpio -o -H newc --owner=0:0 --quiet) | gzip -n >"$W/test.cpio.gz"
-cat "$INITRD" "$W/test.cpio.gz" >"$W/initrd.img"
+vg_initrd "$W/test.sh" "$W/initrd.img"
 
 # --- maps check -------------------------------------------------------------
 
@@ -315,37 +230,25 @@ check_maps() {
 ISO_OPT=""
 [[ $ISOLATION == on ]] && ISO_OPT=",memory-isolation=on"
 
-QEMU_ARGS=(-accel "$ACCEL" -machine q35 -cpu max -smp 1 -m "$MEM")
-((PRIVATE_RAM)) ||
-	QEMU_ARGS+=(-object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem)
+vg_qemu_args
 QEMU_ARGS+=(
-	-nodefaults -display none -no-user-config
 	-chardev "socket,id=blk0,path=$W/blk.sock"
 	-device "vhost-user-blk-pci,chardev=blk0,num-queues=1$ISO_OPT"
 	-chardev "socket,id=fs0,path=$W/fs.sock"
 	-device "vhost-user-fs-pci,chardev=fs0,tag=vfs$ISO_OPT"
-	-kernel "$KERNEL" -initrd "$W/initrd.img"
-	-append "console=ttyS0 panic=-1 quiet"
-	-chardev "file,id=ser0,path=$W/serial.log" -serial chardev:ser0
 )
-# A QEMU built with --disable-install-blobs (qemu-glue/build-qemu.sh) finds
-# SeaBIOS and linuxboot_dma.bin in Debian's seabios and qemu-system-data.
-for d in /usr/share/qemu /usr/share/seabios; do
-	[[ -d $d ]] && QEMU_ARGS+=(-L "$d")
-done
+vg_qemu_boot_args "$W/initrd.img" "$W/serial.log"
 # With one boot, a guest reboot or panic ends QEMU; with more, the guest's
 # own reboot is what we test and a panic runs into the timeout.
 ((BOOTS > 1)) || QEMU_ARGS+=(-no-reboot)
 
 : >"$W/serial.log"
 MAPS_OK=1
-log "$QEMU ${QEMU_ARGS[*]}"
-"$QEMU" "${QEMU_ARGS[@]}" >"$W/qemu.log" 2>&1 &
-QEMU_PID=$!
-PIDS+=("$QEMU_PID")
-deadline=$(($(date +%s) + TIMEOUT))
 maps_done=0
-while kill -0 "$QEMU_PID" 2>/dev/null; do
+# Each time the guest reports live devices, check the back-ends' maps and
+# tell it through the shared directory.
+poll_maps() {
+	local live
 	live=$(grep -c 'VUISO-GUEST: devices live' "$W/serial.log" || true)
 	if ((live > maps_done)); then
 		maps_done=$live
@@ -353,12 +256,9 @@ while kill -0 "$QEMU_PID" 2>/dev/null; do
 		check_maps || MAPS_OK=0
 		touch "$W/shared/maps-checked"
 	fi
-	if (($(date +%s) > deadline)); then
-		fail "guest did not finish within ${TIMEOUT}s"
-	fi
-	sleep 0.2
-done
-wait "$QEMU_PID" && status=0 || status=$?
+}
+vg_run_qemu "$TIMEOUT" poll_maps
+status=$QEMU_STATUS
 log "QEMU exited with status $status"
 tr -d '\r' <"$W/serial.log" | sed -n 's/^\(VUISO-.*\)$/  guest: \1/p' >&2
 ((status == 0)) || fail "QEMU failed: $(tail -n 5 "$W/qemu.log")"

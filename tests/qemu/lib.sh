@@ -1,0 +1,203 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # globals (QEMU_STATUS, VFS_SANDBOX, ...) are for the caller
+#
+# lib.sh - shared by run-guest-test.sh and bench-guest.sh (sourced, not run).
+#
+# Set VG_NAME (the log prefix) before sourcing.  Provides: logging (log,
+# fail, skip), prerequisite checks, the guest (make-guest.sh), a work
+# directory whose processes a trap kills whatever happens, the back-ends
+# (qemu-storage-daemon, virtiofsd), the guest initrd with a /test.sh, the
+# common QEMU command line and a bounded QEMU run.
+
+VG_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+QSD=${QSD:-qemu-storage-daemon}
+VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
+# Files of $W the EXIT trap shows when the script fails.
+VG_LOGS=(serial.log qsd.log virtiofsd.log qemu.log)
+KEEP=${KEEP:-0}
+PIDS=()
+
+T0=${EPOCHREALTIME/./}
+log() {
+	local us=$((${EPOCHREALTIME/./} - T0))
+	printf '%s [%3d.%02ds]: %s\n' "$VG_NAME" $((us / 1000000)) $((us % 1000000 / 10000)) "$*" >&2
+}
+fail() { log "FAIL: $*"; exit 1; }
+skip() { log "FAIL: missing prerequisite: $*"; exit 1; }
+
+# QEMU=cached means the one qemu-glue/build-qemu.sh built.  Then checks
+# QEMU, qemu-storage-daemon, virtiofsd and root; a missing one fails.
+vg_check_prereqs() {
+	if [[ $QEMU == cached ]]; then
+		QEMU=${VUISO_CACHE:-/var/cache/libvuiso}/qemu/build/qemu-system-x86_64
+		[[ -x $QEMU ]] || skip "no cached QEMU build: run qemu-glue/build-qemu.sh"
+	fi
+	command -v "$QEMU" >/dev/null || skip "$QEMU not found"
+	command -v "$QSD" >/dev/null || skip "$QSD not found"
+	[[ -x $VIRTIOFSD ]] || skip "$VIRTIOFSD not found"
+	[[ $(id -u) == 0 ]] || skip "virtiofsd needs root"
+}
+
+# KERNEL and INITRD of the cached test guest.
+vg_guest() {
+	eval "$("$VG_HERE/make-guest.sh")"
+	[[ -f $KERNEL && -f $INITRD ]] || fail "make-guest.sh gave no guest"
+}
+
+# Stop the given processes (TERM, at most 5 s each, then KILL) and reap them.
+vg_stop() {
+	local pid p keep=()
+	for pid in "$@"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "$@"; do
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		for pid in "$@"; do
+			[[ $p == "$pid" ]] && continue 2
+		done
+		keep+=("$p")
+	done
+	PIDS=("${keep[@]}")
+}
+
+vg_cleanup() {
+	local rc=$? f
+	vg_stop "${PIDS[@]}"
+	if ((rc != 0)); then
+		for f in "${VG_LOGS[@]}"; do
+			[[ -s $W/$f ]] || continue
+			echo "----- $f (last 40 lines) -----" >&2
+			tail -n 40 "$W/$f" >&2
+		done
+	fi
+	if ((KEEP)); then
+		echo "$VG_NAME: kept $W" >&2
+	else
+		rm -rf "$W"
+	fi
+	exit "$rc"
+}
+
+# W: a fresh work directory (sockets, logs, images); every process in PIDS
+# is killed and W removed on exit, whatever the outcome.
+vg_workdir() {
+	W=$(mktemp -d "/tmp/$1.XXXXXX")
+	trap vg_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+# Wait until $1 exists as a socket, at most $2 seconds, while pid $3 lives.
+wait_socket() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		[[ -S $1 ]] && return 0
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# vg_start_qsd SOCK LOG BLOCKDEV-OPTIONS [NUM-QUEUES]: a vhost-user-blk
+# export of the node named in BLOCKDEV-OPTIONS on SOCK (1 queue unless
+# NUM-QUEUES); sets QSD_PID.
+vg_start_qsd() {
+	local sock=$1 logf=$2 blockdev=$3 nq=${4:-1} node
+	node=$(sed -n 's/.*node-name=\([^,]*\).*/\1/p' <<<"$blockdev")
+	"$QSD" \
+		--blockdev "$blockdev" \
+		--export "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$sock,node-name=$node,writable=on,num-queues=$nq" \
+		>"$logf" 2>&1 &
+	QSD_PID=$!
+	PIDS+=("$QSD_PID")
+	wait_socket "$sock" 10 "$QSD_PID" || fail "qemu-storage-daemon did not create its socket"
+}
+
+# vg_start_virtiofsd SHARED-DIR SOCK LOG: sets VFS_PID and VFS_SANDBOX.
+# The namespace sandbox needs unshare(CLONE_NEWPID|NEWNS|NEWNET); fall back
+# to chroot where a container forbids it.
+vg_start_virtiofsd() {
+	local dir=$1 sock=$2 logf=$3 sb
+	for sb in namespace chroot; do
+		"$VIRTIOFSD" --socket-path="$sock" -o source="$dir" \
+			-o cache=none -o sandbox="$sb" --thread-pool-size=1 \
+			>"$logf" 2>&1 &
+		VFS_PID=$!
+		if wait_socket "$sock" 10 "$VFS_PID"; then
+			VFS_SANDBOX=$sb
+			PIDS+=("$VFS_PID")
+			return 0
+		fi
+		kill -KILL "$VFS_PID" 2>/dev/null || true
+		wait "$VFS_PID" 2>/dev/null || true
+		rm -f "$sock"
+	done
+	fail "virtiofsd did not start (see log)"
+}
+
+# vg_initrd SCRIPT OUT: the guest initramfs with SCRIPT appended as /test.sh.
+vg_initrd() {
+	local ov
+	ov=$(mktemp -d "$W/overlay.XXXXXX")
+	cp "$1" "$ov/test.sh"
+	chmod 755 "$ov/test.sh"
+	(cd "$ov" && echo test.sh | cpio -o -H newc --owner=0:0 --quiet) | gzip -n >"$ov.cpio.gz"
+	cat "$INITRD" "$ov.cpio.gz" >"$2"
+	rm -rf "$ov" "$ov.cpio.gz"
+}
+
+# QEMU_ARGS: machine, RAM ($MEM; a shared memfd unless PRIVATE_RAM=1) and
+# no default devices.  The caller appends its devices, then vg_qemu_boot_args.
+vg_qemu_args() {
+	QEMU_ARGS=(-accel "$ACCEL" -machine q35 -cpu max -smp 1 -m "$MEM")
+	# shellcheck disable=SC2054  # commas are QEMU option syntax
+	((${PRIVATE_RAM:-0})) ||
+		QEMU_ARGS+=(-object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem)
+	QEMU_ARGS+=(-nodefaults -display none -no-user-config)
+}
+
+# vg_qemu_boot_args INITRD-IMAGE SERIAL-LOG: kernel, initrd, console.
+vg_qemu_boot_args() {
+	QEMU_ARGS+=(
+		-kernel "$KERNEL" -initrd "$1"
+		-append "console=ttyS0 panic=-1 quiet"
+		-chardev "file,id=ser0,path=$2" -serial chardev:ser0
+	)
+	# A QEMU built with --disable-install-blobs (qemu-glue/build-qemu.sh)
+	# finds SeaBIOS and linuxboot_dma.bin in Debian's seabios and
+	# qemu-system-data.
+	local d
+	for d in /usr/share/qemu /usr/share/seabios; do
+		[[ -d $d ]] && QEMU_ARGS+=(-L "$d")
+	done
+	return 0
+}
+
+# vg_run_qemu TIMEOUT [HOOK]: run $QEMU "${QEMU_ARGS[@]}" (output in
+# $W/qemu.log), call HOOK every 0.2 s while it runs, fail after TIMEOUT
+# seconds.  Sets QEMU_PID and QEMU_STATUS (the exit status).
+vg_run_qemu() {
+	local timeout=$1 hook=${2:-true} deadline
+	log "$QEMU ${QEMU_ARGS[*]}"
+	"$QEMU" "${QEMU_ARGS[@]}" >"$W/qemu.log" 2>&1 &
+	QEMU_PID=$!
+	PIDS+=("$QEMU_PID")
+	deadline=$(($(date +%s) + timeout))
+	while kill -0 "$QEMU_PID" 2>/dev/null; do
+		"$hook"
+		if (($(date +%s) > deadline)); then
+			fail "guest did not finish within ${timeout}s"
+		fi
+		sleep 0.2
+	done
+	wait "$QEMU_PID" && QEMU_STATUS=0 || QEMU_STATUS=$?
+	vg_stop "$QEMU_PID"
+}

@@ -1,0 +1,147 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# run-device-props.sh - the memory-isolation property on every vhost-user
+# device of the patched QEMU (qemu-glue/build-qemu.sh), without a guest.
+#
+#   1. `-device D,help` lists memory-isolation for vhost-user-blk, -fs,
+#      -scsi, -gpio, -i2c, -rng, -vsock, -input, -gpu (PCI and virtio-bus
+#      variants; -gpu has it only to refuse it).
+#   2. vhost-user-scsi-pci and vhost-user-input-pci with memory-isolation=on
+#      fail to realize with an error and exit status 1 (no crash) against a
+#      chardev that does not exist and against a socket chardev with no
+#      peer; the same through QMP device_add (an error reply, twice, and
+#      QEMU keeps answering).  vhost-user-input needs KVM in QEMU 7.2: with
+#      a usable /dev/kvm the unconnected socket is tried under KVM (-S, no
+#      guest code runs), else its "requires kvm" refusal is expected.
+#   3. vhost-user-scsi-pci against a live vhost-user peer (a
+#      qemu-storage-daemon export; not a SCSI back-end, but it answers the
+#      generic vhost-user messages): realize succeeds, and `migrate` is
+#      refused with the isolation blocker with memory-isolation=on, and not
+#      refused for that reason with it off.
+#
+# Usage: tests/qemu/run-device-props.sh [--qemu PATH|cached] (default cached)
+# Exit status: 0 pass, 1 fail (also when the cached build is missing).
+
+set -euo pipefail
+
+VG_NAME=run-device-props
+# shellcheck source=tests/qemu/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+QEMU=cached
+while (($#)); do
+	case $1 in
+	--qemu) QEMU=$2; shift ;;
+	-h | --help) sed -n '3,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run-device-props: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+if [[ $QEMU == cached ]]; then
+	QEMU=${VUISO_CACHE:-/var/cache/libvuiso}/qemu/build/qemu-system-x86_64
+	[[ -x $QEMU ]] || skip "no cached QEMU build: run qemu-glue/build-qemu.sh"
+fi
+command -v "$QEMU" >/dev/null || skip "$QEMU not found"
+command -v "$QSD" >/dev/null || skip "$QSD not found"
+vg_workdir vuiso-props
+VG_LOGS=(qsd.log)
+
+FAILS=0
+ok() { log "ok: $*"; }
+bad() { log "FAIL: $*"; FAILS=$((FAILS + 1)); }
+
+BASE=(-nodefaults -display none -no-user-config -L /usr/share/qemu -L /usr/share/seabios)
+
+# --- 1. the property is listed ----------------------------------------------
+
+for d in vhost-user-blk vhost-user-fs-device vhost-user-scsi vhost-user-gpio-device \
+	vhost-user-i2c-device vhost-user-rng vhost-user-vsock-device vhost-user-input \
+	vhost-user-gpu; do
+	for dev in "$d" "${d%-device}-pci"; do
+		if "$QEMU" -device "$dev,help" 2>&1 | grep -q '^  memory-isolation=<bool>'; then
+			ok "$dev lists memory-isolation"
+		else
+			bad "$dev does not list memory-isolation"
+		fi
+	done
+done
+
+# --- 2. realize fails cleanly -------------------------------------------------
+
+# expect_fail WHAT PATTERN QEMU-ARGS...: QEMU exits 1 and prints PATTERN.
+expect_fail() {
+	local what=$1 pat=$2 rc=0
+	shift 2
+	timeout 60 "$QEMU" "$@" >"$W/out" 2>&1 || rc=$?
+	if ((rc == 1)) && grep -q -- "$pat" "$W/out"; then
+		ok "$what: exit 1, $(grep -m1 -- "$pat" "$W/out" | sed 's/^qemu-system-x86_64: //')"
+	else
+		bad "$what: exit $rc, want 1 and '$pat': $(tail -n 3 "$W/out")"
+	fi
+}
+
+KVM_OK=0
+[[ -r /dev/kvm && -w /dev/kvm ]] && KVM_OK=1
+for dev in vhost-user-scsi-pci vhost-user-input-pci; do
+	expect_fail "$dev memory-isolation=on, missing chardev" "nope" \
+		"${BASE[@]}" -machine q35 -accel tcg -device "$dev,chardev=nope,memory-isolation=on"
+	accel=tcg pat="vhost_backend_init failed"
+	if [[ $dev == vhost-user-input-pci ]]; then
+		if ((KVM_OK)); then accel=kvm; else pat="requires kvm"; fi
+	fi
+	expect_fail "$dev memory-isolation=on, unconnected socket ($accel)" "$pat" \
+		"${BASE[@]}" -machine q35 -accel "$accel" -S \
+		-chardev "socket,id=c0,path=$W/nobody.sock,reconnect=1" \
+		-device "$dev,chardev=c0,memory-isolation=on"
+done
+
+# QMP device_add of vhost-user-scsi-pci on a socket with no peer, twice.
+{
+	echo '{"execute":"qmp_capabilities"}'
+	echo '{"execute":"chardev-add","arguments":{"id":"c1","backend":{"type":"socket","data":{"addr":{"type":"unix","data":{"path":"'"$W"'/nobody.sock"}},"server":false,"reconnect":1}}}}'
+	echo '{"execute":"device_add","arguments":{"driver":"vhost-user-scsi-pci","chardev":"c1","memory-isolation":true,"id":"s1"}}'
+	echo '{"execute":"device_add","arguments":{"driver":"vhost-user-scsi-pci","chardev":"c1","memory-isolation":true,"id":"s1"}}'
+	echo '{"execute":"query-status"}'
+	echo '{"execute":"quit"}'
+} | timeout 60 "$QEMU" "${BASE[@]}" -machine pc -accel tcg -S -qmp stdio >"$W/qmp.out" 2>&1 && rc=0 || rc=$?
+errs=$(grep -c '"error".*vhost_backend_init failed' "$W/qmp.out" || true)
+if ((rc == 0 && errs == 2)) && grep -q '"status": "prelaunch"' "$W/qmp.out"; then
+	ok "QMP device_add vhost-user-scsi-pci memory-isolation=on, no peer: 2 error replies, QEMU still answers"
+else
+	bad "QMP device_add: exit $rc, $errs error replies: $(tail -n 5 "$W/qmp.out")"
+fi
+
+# --- 3. live peer: realize, migration blocker --------------------------------
+
+BLOCKER="memory-isolation=on does not support migration"
+for iso in on off; do
+	rm -f "$W/peer.sock"
+	# vhost-user-scsi has 3 queues here (control, event, one request queue).
+	vg_start_qsd "$W/peer.sock" "$W/qsd.log" "driver=null-co,node-name=n0,size=1048576" 3
+	{
+		echo '{"execute":"qmp_capabilities"}'
+		echo '{"execute":"query-status"}'
+		echo '{"execute":"migrate","arguments":{"uri":"exec:cat >/dev/null"}}'
+		echo '{"execute":"quit"}'
+	} | timeout 60 "$QEMU" "${BASE[@]}" -machine q35 -accel tcg -S \
+		-chardev "socket,id=c0,path=$W/peer.sock" \
+		-device "vhost-user-scsi-pci,chardev=c0,memory-isolation=$iso" \
+		-qmp stdio >"$W/live.out" 2>&1 && rc=0 || rc=$?
+	vg_stop "$QSD_PID"
+	if ((rc != 0)) || ! grep -q '"status": "prelaunch"' "$W/live.out"; then
+		bad "vhost-user-scsi-pci memory-isolation=$iso against a live peer did not realize: exit $rc: $(tail -n 5 "$W/live.out")"
+		continue
+	fi
+	if grep -q "$BLOCKER" "$W/live.out"; then blocked=on; else blocked=off; fi
+	if [[ $iso == on && $blocked == on ]]; then
+		ok "vhost-user-scsi-pci memory-isolation=on realizes against a live peer; migrate refused: $BLOCKER"
+	elif [[ $iso == off && $blocked == off ]]; then
+		ok "vhost-user-scsi-pci memory-isolation=off realizes against a live peer; no isolation blocker"
+	else
+		bad "memory-isolation=$iso: isolation blocker $blocked: $(tail -n 5 "$W/live.out")"
+	fi
+done
+
+((FAILS == 0)) || fail "$FAILS check(s) failed"
+log "PASS"
