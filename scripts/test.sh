@@ -5,7 +5,8 @@
 #   1. install missing Debian packages and build (scripts/setup.sh), and
 #      build the patched QEMU into its cache (qemu-glue/build-qemu.sh);
 #   2. every meson suite of the normal build;
-#   3. the unit, bench and fuzz-replay suites again under ASan+UBSan.
+#   3. scripts/sanitize.sh: the unit, bench, fuzz-replay and integration
+#      suites under ASan+UBSan, and the concurrency test under TSan.
 # Ends with one "N passed, M failed" line; exits non-zero on any failure.
 set -uo pipefail
 
@@ -46,18 +47,17 @@ run_suite() {
 echo "=== all suites (build/)"
 run_suite build
 
-echo "=== unit, bench and fuzz replay under AddressSanitizer + UBSan (build-asan/)"
-if [ ! -f build-asan/build.ninja ]; then
-	meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
-fi
-if ninja -C build-asan >/dev/null; then
-	suites=(--suite unit --suite bench)
-	if meson test -C build-asan --list 2>/dev/null | grep -q '^libvuiso:fuzz'; then
-		suites+=(--suite fuzz)
-	fi
-	run_suite build-asan "${suites[@]}"
-else
-	echo "test.sh: the sanitizer build failed" >&2
+echo "=== sanitizers: scripts/sanitize.sh (ASan+UBSan, TSan)"
+log=$(mktemp)
+"$top/scripts/sanitize.sh" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+ok=$(awk '/^Ok:/ {n += $2} END {print n + 0}' "$log")
+bad=$(awk '/^(Fail|Timeout):/ {n += $2} END {print n + 0}' "$log")
+rm -f "$log"
+passed=$((passed + ok))
+failed=$((failed + bad))
+if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+	echo "test.sh: scripts/sanitize.sh failed (exit $rc)" >&2
 	failed=$((failed + 1))
 fi
 
