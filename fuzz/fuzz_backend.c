@@ -63,8 +63,7 @@ struct bctx {
 	const char *violation; /* predicted violation, or NULL */
 	uint8_t *ref;          /* expected image of the heap */
 	uint64_t heap_base, heap_len;
-	uint8_t *ring_copy; /* guest desc table and avail ring */
-	size_t ring_copy_len;
+	struct fz_ring_copy rings; /* guest desc table and avail ring */
 };
 
 static uint16_t ld16(const uint8_t *p)
@@ -123,23 +122,6 @@ static void check_heap(struct bctx *c)
 		}
 		off += n;
 	}
-}
-
-/* The guest's desc table and avail ring: the library never writes them. */
-static void ring_snapshot(struct bctx *c)
-{
-	memcpy(c->ring_copy, c->f.g.desc, 16ULL * c->f.g.qsize);
-	memcpy(c->ring_copy + 16ULL * c->f.g.qsize, c->f.g.avail,
-	       c->ring_copy_len - 16ULL * c->f.g.qsize);
-}
-
-static void ring_check(struct bctx *c)
-{
-	FZ_CHECK(memcmp(c->ring_copy, c->f.g.desc, 16ULL * c->f.g.qsize) == 0,
-		 "the library wrote the guest descriptor table");
-	FZ_CHECK(memcmp(c->ring_copy + 16ULL * c->f.g.qsize, c->f.g.avail,
-			c->ring_copy_len - 16ULL * c->f.g.qsize) == 0,
-		 "the library wrote the guest avail ring");
 }
 
 /* Learn the shadow chains the library just published (read before the
@@ -255,7 +237,7 @@ static void after_call(struct bctx *c)
 {
 	struct fx *f = &c->f;
 
-	ring_check(c);
+	fz_ring_check(&c->rings, &c->f.g);
 	if (c->violation) {
 		FZ_CHECK(f->errors == 1, "predicted '%s', got %u errors",
 			 c->violation, f->errors);
@@ -279,7 +261,7 @@ static void call(struct bctx *c)
 	struct fx *f = &c->f;
 	int r;
 
-	ring_snapshot(c);
+	fz_ring_snapshot(&c->rings, &c->f.g);
 	predict_used(c);
 	do {
 		r = vuiso_vq_call_from_backend(f->vq);
@@ -293,7 +275,7 @@ static void kick(struct bctx *c)
 {
 	int r;
 
-	ring_snapshot(c);
+	fz_ring_snapshot(&c->rings, &c->f.g);
 	r = vuiso_vq_kick_from_guest(c->f.vq);
 	FZ_CHECK(r == 0 || r == 1 || r == -EINVAL, "kick returned %d", r);
 	after_call(c);
@@ -374,7 +356,7 @@ static void stop(struct bctx *c)
 	struct vuiso_vq_state st;
 	int r, want;
 
-	ring_snapshot(c);
+	fz_ring_snapshot(&c->rings, &c->f.g);
 	if (c->inflight)
 		predict_used(c);
 	r = vuiso_vq_stop(f->vq, 0, &st);
@@ -403,7 +385,7 @@ static void reset(struct bctx *c)
 	f->errors = 0;
 	model_restart(c);
 	FZ_CHECK(fz_restart(f, 0, 0) == 0, "restart");
-	ring_snapshot(c);
+	fz_ring_snapshot(&c->rings, &c->f.g);
 }
 
 /* A position-dependent pattern for the guest heap, computed once. */
@@ -437,9 +419,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c->heap_base = f->g.heap_gpa;
 	c->heap_len = f->g.heap_end - f->g.heap_gpa;
 	c->ref = malloc(c->heap_len);
-	c->ring_copy_len = 16ULL * o.qsize + 6 + 2ULL * o.qsize;
-	c->ring_copy = malloc(c->ring_copy_len);
-	FZ_CHECK(c->ref && c->ring_copy, "malloc");
+	FZ_CHECK(c->ref && !fz_ring_copy_init(&c->rings, &c->f.g), "malloc");
 	memcpy(c->ref, fill_pattern(c->heap_len), c->heap_len);
 	heap_span(c, c->heap_base, c->heap_len, false);
 
@@ -527,7 +507,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_heap(c);
 	fx_fini(f);
 	free(c->ref);
-	free(c->ring_copy);
+	fz_ring_copy_free(&c->rings);
 	free(c);
 	return 0;
 }

@@ -112,17 +112,33 @@ void fz_publish_ram(struct fx *f)
 	FZ_CHECK(ret == 0, "set_guest_memory: %d", ret);
 }
 
-void fz_put_desc(uint8_t *d, uint64_t addr, uint32_t len, uint16_t flags,
-		 uint16_t next)
+int fz_ring_copy_init(struct fz_ring_copy *rc, const struct sim_guest *g)
 {
-	uint64_t a = htole64(addr);
-	uint32_t l = htole32(len);
-	uint16_t fl = htole16(flags), n = htole16(next);
+	rc->len = 16ULL * g->qsize + 6 + 2ULL * g->qsize;
+	rc->buf = malloc(rc->len);
+	return rc->buf ? 0 : -1;
+}
 
-	memcpy(d, &a, 8);
-	memcpy(d + 8, &l, 4);
-	memcpy(d + 12, &fl, 2);
-	memcpy(d + 14, &n, 2);
+void fz_ring_copy_free(struct fz_ring_copy *rc)
+{
+	free(rc->buf);
+	rc->buf = NULL;
+}
+
+void fz_ring_snapshot(struct fz_ring_copy *rc, const struct sim_guest *g)
+{
+	memcpy(rc->buf, g->desc, 16ULL * g->qsize);
+	memcpy(rc->buf + 16ULL * g->qsize, g->avail,
+	       rc->len - 16ULL * g->qsize);
+}
+
+void fz_ring_check(const struct fz_ring_copy *rc, const struct sim_guest *g)
+{
+	FZ_CHECK(memcmp(rc->buf, g->desc, 16ULL * g->qsize) == 0,
+		 "the library wrote the guest descriptor table");
+	FZ_CHECK(memcmp(rc->buf + 16ULL * g->qsize, g->avail,
+			rc->len - 16ULL * g->qsize) == 0,
+		 "the library wrote the guest avail ring");
 }
 
 void fz_set_avail_entry(struct sim_guest *g, uint16_t idx, uint16_t head)

@@ -130,8 +130,20 @@ void fz_publish_ram(struct fx *f);
 
 /* ---- Raw guest split ring ---- */
 
-void fz_put_desc(uint8_t *d, uint64_t addr, uint32_t len, uint16_t flags,
-		 uint16_t next);
+/*
+ * A copy of the guest's descriptor table and avail ring, which the library
+ * must never write: snapshot after the harness writes them, check after
+ * every library call.
+ */
+struct fz_ring_copy {
+	uint8_t *buf;
+	size_t len;
+};
+
+int fz_ring_copy_init(struct fz_ring_copy *rc, const struct sim_guest *g);
+void fz_ring_copy_free(struct fz_ring_copy *rc);
+void fz_ring_snapshot(struct fz_ring_copy *rc, const struct sim_guest *g);
+void fz_ring_check(const struct fz_ring_copy *rc, const struct sim_guest *g);
 void fz_set_avail_entry(struct sim_guest *g, uint16_t idx, uint16_t head);
 void fz_set_avail_idx(struct sim_guest *g, uint16_t idx);
 

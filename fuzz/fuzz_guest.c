@@ -77,7 +77,7 @@ static void read_desc(struct gctx *c, struct fz_in *in, uint8_t *d)
 	uint32_t len = fz_len(fz_u32(in));
 	uint16_t flags = fz_u16(in), next = fz_u16(in);
 
-	fz_put_desc(d, addr, len, flags, next);
+	sim_put_desc(d, addr, len, flags, next);
 }
 
 /* The back-end pops every shadow chain, answers and completes it. */

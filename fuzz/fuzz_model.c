@@ -95,8 +95,7 @@ struct mctx {
 	unsigned nmoved;
 	uint8_t *ref;
 	uint64_t heap_base, heap_len;
-	uint8_t *ring_copy;
-	size_t ring_copy_len;
+	struct fz_ring_copy rings; /* guest desc table and avail ring */
 	struct sim_seg *segs;
 };
 
@@ -184,22 +183,6 @@ static void check_heap(struct mctx *c)
 					 c->ref[off + i]);
 		off += n;
 	}
-}
-
-static void ring_snapshot(struct mctx *c)
-{
-	memcpy(c->ring_copy, c->f.g.desc, 16ULL * c->f.g.qsize);
-	memcpy(c->ring_copy + 16ULL * c->f.g.qsize, c->f.g.avail,
-	       c->ring_copy_len - 16ULL * c->f.g.qsize);
-}
-
-static void ring_check(struct mctx *c)
-{
-	FZ_CHECK(memcmp(c->ring_copy, c->f.g.desc, 16ULL * c->f.g.qsize) == 0,
-		 "the library wrote the guest descriptor table");
-	FZ_CHECK(memcmp(c->ring_copy + 16ULL * c->f.g.qsize, c->f.g.avail,
-			c->ring_copy_len - 16ULL * c->f.g.qsize) == 0,
-		 "the library wrote the guest avail ring");
 }
 
 /* ---- the back-end ---- */
@@ -431,7 +414,7 @@ static void after_call(struct mctx *c)
 {
 	struct fx *f = &c->f;
 
-	ring_check(c);
+	fz_ring_check(&c->rings, &c->f.g);
 	if (f->errors && !c->violation)
 		explain_pop_violation(c);
 	if (c->violation) {
@@ -470,7 +453,7 @@ static void call(struct mctx *c)
 	if (c->broken)
 		return;
 	sim_backend_flush(&c->f.b);
-	ring_snapshot(c);
+	fz_ring_snapshot(&c->rings, &c->f.g);
 	if (c->rings_gone)
 		c->violation = "a ring of queue 0 is not in guest memory";
 	predict_used(c);
@@ -489,7 +472,7 @@ static void kick(struct mctx *c)
 
 	if (c->broken)
 		return;
-	ring_snapshot(c);
+	fz_ring_snapshot(&c->rings, &c->f.g);
 	if (c->rings_gone && !c->stopping)
 		c->violation = "a ring of queue 0 is not in guest memory";
 	do {
@@ -590,14 +573,14 @@ static void rewrite(struct mctx *c, struct fz_in *in)
 	if (q->popped) {
 		/* Too late: whatever the guest writes now must not matter.
 		 * Keep a loop-free chain so the guest's own reaping works. */
-		fz_put_desc(d, addr, len, flags, ld16(d + 14));
+		sim_put_desc(d, addr, len, flags, ld16(d + 14));
 	} else {
 		/* Legal: the library will use the new buffer. */
 		uint64_t gpa = sim_alloc(&f->g, q->buf[k].len);
 
 		if (!gpa || (c->unplugged && in_range1(c, gpa, q->buf[k].len)))
 			return;
-		fz_put_desc(d, gpa, q->buf[k].len, ld16(d + 12), ld16(d + 14));
+		sim_put_desc(d, gpa, q->buf[k].len, ld16(d + 12), ld16(d + 14));
 		q->buf[k].gpa = gpa;
 	}
 	if (f->g.indirect_gpa[head])
@@ -675,7 +658,7 @@ static void stop(struct mctx *c)
 	if (c->broken)
 		return;
 	sim_backend_flush(&f->b);
-	ring_snapshot(c);
+	fz_ring_snapshot(&c->rings, &c->f.g);
 	if (c->inflight && c->rings_gone)
 		c->violation = "a ring of queue 0 is not in guest memory";
 	if (c->inflight)
@@ -891,9 +874,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c->heap_base = f->g.heap_gpa;
 	c->heap_len = f->g.heap_end - f->g.heap_gpa;
 	c->ref = malloc(c->heap_len);
-	c->ring_copy_len = 16ULL * o.qsize + 6 + 2ULL * o.qsize;
-	c->ring_copy = malloc(c->ring_copy_len);
-	FZ_CHECK(c->segs && c->ref && c->ring_copy, "malloc");
+	FZ_CHECK(c->segs && c->ref && !fz_ring_copy_init(&c->rings, &c->f.g),
+		 "malloc");
 	memcpy(c->ref, fill_pattern(c->heap_len), c->heap_len);
 	heap_span(c, c->heap_base, c->heap_len, false);
 
@@ -944,7 +926,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_unmap_guarded(c->moved[i], o.ram_size);
 	free(c->segs);
 	free(c->ref);
-	free(c->ring_copy);
+	fz_ring_copy_free(&c->rings);
 	free(c);
 	return 0;
 }

@@ -37,8 +37,8 @@ static inline bool need_event(uint16_t ev, uint16_t new_idx, uint16_t old)
 	return (uint16_t)(new_idx - ev - 1) < (uint16_t)(new_idx - old);
 }
 
-static void put_desc(uint8_t *d, uint64_t addr, uint32_t len, uint16_t flags,
-		     uint16_t next)
+void sim_put_desc(uint8_t *d, uint64_t addr, uint32_t len, uint16_t flags,
+		  uint16_t next)
 {
 	uint64_t a = htole64(addr);
 	uint32_t l = htole32(len);
@@ -215,23 +215,23 @@ int sim_add(struct sim_guest *g, const struct sim_buf *b, unsigned n,
 		if (!tbl)
 			return -1;
 		for (unsigned i = 0; i < n; i++)
-			put_desc(tbl + 16 * i, b[i].gpa, b[i].len,
-				 (uint16_t)((b[i].write ? F_WRITE : 0) |
-					    (i + 1 < n ? F_NEXT : 0)),
-				 (uint16_t)(i + 1));
+			sim_put_desc(tbl + 16 * i, b[i].gpa, b[i].len,
+				     (uint16_t)((b[i].write ? F_WRITE : 0) |
+						(i + 1 < n ? F_NEXT : 0)),
+				     (uint16_t)(i + 1));
 		copy_to_guest(g, tgpa, tbl, 16ULL * n);
 		free(tbl);
-		put_desc(g->desc + 16ULL * d, tgpa, 16 * n, F_INDIRECT, 0);
+		sim_put_desc(g->desc + 16ULL * d, tgpa, 16 * n, F_INDIRECT, 0);
 		g->free_head = g->next_free[d];
 		g->indirect_gpa[head] = tgpa;
 	} else {
 		for (unsigned i = 0; i < n; i++) {
 			uint16_t nx = g->next_free[d];
 
-			put_desc(g->desc + 16ULL * d, b[i].gpa, b[i].len,
-				 (uint16_t)((b[i].write ? F_WRITE : 0) |
-					    (i + 1 < n ? F_NEXT : 0)),
-				 i + 1 < n ? nx : 0);
+			sim_put_desc(g->desc + 16ULL * d, b[i].gpa, b[i].len,
+				     (uint16_t)((b[i].write ? F_WRITE : 0) |
+						(i + 1 < n ? F_NEXT : 0)),
+				     i + 1 < n ? nx : 0);
 			if (i + 1 < n)
 				d = nx;
 			else

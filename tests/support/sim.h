@@ -70,6 +70,11 @@ struct sim_buf {
 	bool write;
 };
 
+/* Write one little-endian split-ring descriptor at @d (for chains no
+ * driver would write: the attack tests and fuzz harnesses). */
+void sim_put_desc(uint8_t *d, uint64_t addr, uint32_t len, uint16_t flags,
+		  uint16_t next);
+
 /* Put a chain on the ring (direct, or as one indirect table allocated
  * from the heap).  Returns the head id, or -1 when the ring is full. */
 int sim_add(struct sim_guest *g, const struct sim_buf *b, unsigned n,

@@ -93,23 +93,10 @@ static void snap_check(struct fx *f, struct snap *s,
 
 /* ---- raw guest ring access, for chains no driver would write ---- */
 
-static void put_desc(uint8_t *d, uint64_t addr, uint32_t len, uint16_t flags,
-		     uint16_t next)
-{
-	uint64_t a = htole64(addr);
-	uint32_t l = htole32(len);
-	uint16_t fl = htole16(flags), nx = htole16(next);
-
-	memcpy(d, &a, 8);
-	memcpy(d + 8, &l, 4);
-	memcpy(d + 12, &fl, 2);
-	memcpy(d + 14, &nx, 2);
-}
-
 static void desc(struct fx *f, uint16_t i, uint64_t addr, uint32_t len,
 		 uint16_t flags, uint16_t next)
 {
-	put_desc(f->g.desc + 16ULL * i, addr, len, flags, next);
+	sim_put_desc(f->g.desc + 16ULL * i, addr, len, flags, next);
 }
 
 /* An indirect table of @n entries in guest RAM; fill with itab_set(). */
@@ -125,7 +112,7 @@ static uint64_t itab_new(struct fx *f, unsigned n)
 static void itab_set(struct fx *f, uint64_t table, unsigned i, uint64_t addr,
 		     uint32_t len, uint16_t flags, uint16_t next)
 {
-	put_desc(sim_gpa(&f->g, table + 16ULL * i), addr, len, flags, next);
+	sim_put_desc(sim_gpa(&f->g, table + 16ULL * i), addr, len, flags, next);
 }
 
 /* Put @head in the next avail entry and publish avail->idx. */
@@ -766,8 +753,8 @@ static void test_backend_rewrites_shadow_descriptors_is_ignored(void **state)
 	setup(&f, false);
 	two_in_flight(&f, b, h);
 	for (unsigned i = 0; i < QSIZE; i++)
-		put_desc(f.b.desc + 16ULL * i, b[3].gpa, UINT32_MAX, F_WRITE,
-			 (uint16_t)(i + 7));
+		sim_put_desc(f.b.desc + 16ULL * i, b[3].gpa, UINT32_MAX,
+			     F_WRITE, (uint16_t)(i + 7));
 	snap_take(&f, &s);
 	sim_backend_push(&f.b, h[0], 50);
 	sim_backend_flush(&f.b);
@@ -973,7 +960,7 @@ static void test_violation_breaks_only_its_own_queue(void **state)
 	assert_int_equal(sim_backend_init(&b1, &ri, &sh1, false), 0);
 
 	/* Queue 0: a descriptor that loops onto itself. */
-	put_desc(g.desc, sim_alloc(&g, 64), 64, F_NEXT, 0);
+	sim_put_desc(g.desc, sim_alloc(&g, 64), 64, F_NEXT, 0);
 	memset(g.avail + 4, 0, 2);
 	g.avail_idx = 1;
 	sim_kick_needed(&g);
