@@ -60,9 +60,8 @@ struct bctx {
 	uint32_t inflight;
 	struct expect exp[1024]; /* completions the guest must reap next */
 	unsigned nexp, exp_pos;
-	const char *violation; /* predicted violation, or NULL */
-	uint8_t *ref;          /* expected image of the heap */
-	uint64_t heap_base, heap_len;
+	const char *violation;     /* predicted violation, or NULL */
+	struct fz_heap heap;       /* expected image of the guest heap */
 	struct fz_ring_copy rings; /* guest desc table and avail ring */
 };
 
@@ -80,48 +79,6 @@ static uint32_t ld32(const uint8_t *p)
 
 	memcpy(&v, p, 4);
 	return le32toh(v);
-}
-
-/* Copy guest [gpa, gpa + len) of the heap to the reference image, or
- * back; chunked by page because the two RAM ranges have separate maps. */
-static void heap_span(struct bctx *c, uint64_t gpa, uint64_t len, bool to_ref)
-{
-	while (len) {
-		uint8_t *p = sim_gpa(&c->f.g, gpa);
-		uint8_t *r = c->ref + (gpa - c->heap_base);
-		uint64_t n = FZ_PAGE - (gpa & (FZ_PAGE - 1));
-
-		if (n > len)
-			n = len;
-		if (to_ref)
-			memcpy(r, p, n);
-		else
-			memcpy(p, r, n);
-		gpa += n;
-		len -= n;
-	}
-}
-
-static void check_heap(struct bctx *c)
-{
-	for (uint64_t off = 0; off < c->heap_len;) {
-		uint64_t gpa = c->heap_base + off;
-		uint8_t *p = sim_gpa(&c->f.g, gpa);
-		/* The two RAM ranges have separate maps: compare by page. */
-		uint64_t n = FZ_PAGE - (gpa & (FZ_PAGE - 1));
-
-		if (n > c->heap_len - off)
-			n = c->heap_len - off;
-		if (memcmp(p, c->ref + off, n)) {
-			for (uint64_t i = 0; i < n; i++)
-				FZ_CHECK(p[i] == c->ref[off + i],
-					 "guest byte at gpa 0x%llx changed "
-					 "(0x%02x, expected 0x%02x)",
-					 (unsigned long long)(gpa + i), p[i],
-					 c->ref[off + i]);
-		}
-		off += n;
-	}
 }
 
 /* Learn the shadow chains the library just published (read before the
@@ -223,7 +180,7 @@ static void guest_reap(struct bctx *c)
 			if (!q->buf[i].write)
 				continue;
 			k = left < q->buf[i].len ? left : q->buf[i].len;
-			heap_span(c, q->buf[i].gpa, k, true);
+			fz_heap_span(&c->heap, &c->f.g, q->buf[i].gpa, k, true);
 			left -= k;
 		}
 	}
@@ -253,7 +210,7 @@ static void after_call(struct bctx *c)
 		 c->nexp - c->exp_pos);
 	if (!c->violation)
 		learn_shadow(c);
-	check_heap(c);
+	fz_heap_check(&c->heap, &c->f.g, 0, 0);
 }
 
 static void call(struct bctx *c)
@@ -323,7 +280,8 @@ static void add(struct bctx *c, struct fz_in *in)
 		return;
 	FZ_CHECK(!c->req[head].live, "guest reused a live head");
 	if (f->g.indirect_gpa[head])
-		heap_span(c, f->g.indirect_gpa[head], 16ULL * q.n, true);
+		fz_heap_span(&c->heap, &c->f.g, f->g.indirect_gpa[head],
+			     16ULL * q.n, true);
 	c->req[head] = q;
 	c->fifo[c->fifo_tail++ & 0xffff] = (uint16_t)head;
 	sim_kick_needed(&f->g);
@@ -388,23 +346,6 @@ static void reset(struct bctx *c)
 	fz_ring_snapshot(&c->rings, &c->f.g);
 }
 
-/* A position-dependent pattern for the guest heap, computed once. */
-static const uint8_t *fill_pattern(uint64_t len)
-{
-	static uint8_t *pat;
-	static uint64_t pat_len;
-
-	if (pat_len < len) {
-		free(pat);
-		pat = malloc(len);
-		FZ_CHECK(pat != NULL, "malloc");
-		for (uint64_t i = 0; i < len; i++)
-			pat[i] = (uint8_t)(i * 7 + (i >> 9) + 1);
-		pat_len = len;
-	}
-	return pat;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_in in = {data, size};
@@ -416,12 +357,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f = &c->f;
 	fz_opts(fz_u8(&in), &o);
 	fz_fx_init(f, &o);
-	c->heap_base = f->g.heap_gpa;
-	c->heap_len = f->g.heap_end - f->g.heap_gpa;
-	c->ref = malloc(c->heap_len);
-	FZ_CHECK(c->ref && !fz_ring_copy_init(&c->rings, &c->f.g), "malloc");
-	memcpy(c->ref, fill_pattern(c->heap_len), c->heap_len);
-	heap_span(c, c->heap_base, c->heap_len, false);
+	FZ_CHECK(!fz_heap_init(&c->heap, &f->g) &&
+			 !fz_ring_copy_init(&c->rings, &c->f.g),
+		 "malloc");
 
 	for (unsigned steps = 0; fz_more(&in) && steps < 512; steps++) {
 		uint8_t op = fz_u8(&in) % 12;
@@ -504,9 +442,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	fz_check_error_state(f, "back-end: ");
-	check_heap(c);
+	fz_heap_check(&c->heap, &c->f.g, 0, 0);
 	fx_fini(f);
-	free(c->ref);
+	fz_heap_free(&c->heap);
 	fz_ring_copy_free(&c->rings);
 	free(c);
 	return 0;

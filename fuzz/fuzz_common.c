@@ -112,6 +112,71 @@ void fz_publish_ram(struct fx *f)
 	FZ_CHECK(ret == 0, "set_guest_memory: %d", ret);
 }
 
+int fz_heap_init(struct fz_heap *h, struct sim_guest *g)
+{
+	h->base = g->heap_gpa;
+	h->len = g->heap_end - g->heap_gpa;
+	h->ref = malloc(h->len);
+	if (!h->ref)
+		return -1;
+	for (uint64_t i = 0; i < h->len; i++)
+		h->ref[i] = (uint8_t)(i * 7 + (i >> 9) + 1);
+	fz_heap_span(h, g, h->base, h->len, false);
+	return 0;
+}
+
+void fz_heap_free(struct fz_heap *h)
+{
+	free(h->ref);
+	h->ref = NULL;
+}
+
+void fz_heap_span(struct fz_heap *h, struct sim_guest *g, uint64_t gpa,
+		  uint64_t len, bool to_ref)
+{
+	while (len) {
+		uint8_t *p = sim_gpa(g, gpa);
+		uint8_t *r = h->ref + (gpa - h->base);
+		uint64_t n = FZ_PAGE - (gpa & (FZ_PAGE - 1));
+
+		if (n > len)
+			n = len;
+		if (to_ref)
+			memcpy(r, p, n);
+		else
+			memcpy(p, r, n);
+		gpa += n;
+		len -= n;
+	}
+}
+
+void fz_heap_check(const struct fz_heap *h, struct sim_guest *g,
+		   uint64_t skip_gpa, uint64_t skip_len)
+{
+	for (uint64_t off = 0; off < h->len;) {
+		uint64_t gpa = h->base + off;
+		uint64_t n = FZ_PAGE - (gpa & (FZ_PAGE - 1));
+		const uint8_t *p;
+
+		if (n > h->len - off)
+			n = h->len - off;
+		if (skip_len && gpa < skip_gpa + skip_len &&
+		    gpa + n > skip_gpa) {
+			off += n;
+			continue;
+		}
+		p = sim_gpa(g, gpa);
+		if (memcmp(p, h->ref + off, n))
+			for (uint64_t i = 0; i < n; i++)
+				FZ_CHECK(p[i] == h->ref[off + i],
+					 "guest byte at gpa 0x%llx is 0x%02x, "
+					 "expected 0x%02x",
+					 (unsigned long long)(gpa + i), p[i],
+					 h->ref[off + i]);
+		off += n;
+	}
+}
+
 int fz_ring_copy_init(struct fz_ring_copy *rc, const struct sim_guest *g)
 {
 	rc->len = 16ULL * g->qsize + 6 + 2ULL * g->qsize;

@@ -131,6 +131,29 @@ void fz_publish_ram(struct fx *f);
 /* ---- Raw guest split ring ---- */
 
 /*
+ * The expected image of the guest heap (everything after the rings): filled
+ * with a position-dependent pattern at start, updated by the harness where
+ * the library may write, and compared page by page (the RAM ranges have
+ * separate host maps) after every library call.
+ */
+struct fz_heap {
+	uint8_t *ref;  /* expected bytes */
+	uint64_t base; /* gpa of ref[0] */
+	uint64_t len;
+};
+
+/* Allocate the image and write the pattern into the guest too. */
+int fz_heap_init(struct fz_heap *h, struct sim_guest *g);
+void fz_heap_free(struct fz_heap *h);
+/* Copy guest [gpa, gpa + len) into the image (@to_ref) or back. */
+void fz_heap_span(struct fz_heap *h, struct sim_guest *g, uint64_t gpa,
+		  uint64_t len, bool to_ref);
+/* Every heap byte equals the image, except pages touching
+ * [skip_gpa, skip_gpa + skip_len) (an unplugged range; 0 skips nothing). */
+void fz_heap_check(const struct fz_heap *h, struct sim_guest *g,
+		   uint64_t skip_gpa, uint64_t skip_len);
+
+/*
  * A copy of the guest's descriptor table and avail ring, which the library
  * must never write: snapshot after the harness writes them, check after
  * every library call.

@@ -93,8 +93,7 @@ struct mctx {
 	uint64_t must_log;        /* guest bytes written since last check */
 	uint8_t *moved[MAXMOVES]; /* old host maps, PROT_NONE */
 	unsigned nmoved;
-	uint8_t *ref;
-	uint64_t heap_base, heap_len;
+	struct fz_heap heap;       /* expected image of the guest heap */
 	struct fz_ring_copy rings; /* guest desc table and avail ring */
 	struct sim_seg *segs;
 };
@@ -142,49 +141,6 @@ static bool in_range1(struct mctx *c, uint64_t gpa, uint64_t len)
 
 /* ---- guest RAM image ---- */
 
-static void heap_span(struct mctx *c, uint64_t gpa, uint64_t len, bool to_ref)
-{
-	while (len) {
-		uint8_t *p = sim_gpa(&c->f.g, gpa);
-		uint8_t *r = c->ref + (gpa - c->heap_base);
-		uint64_t n = FZ_PAGE - (gpa & (FZ_PAGE - 1));
-
-		if (n > len)
-			n = len;
-		if (to_ref)
-			memcpy(r, p, n);
-		else
-			memcpy(p, r, n);
-		gpa += n;
-		len -= n;
-	}
-}
-
-static void check_heap(struct mctx *c)
-{
-	for (uint64_t off = 0; off < c->heap_len;) {
-		uint64_t gpa = c->heap_base + off;
-		uint64_t n = FZ_PAGE - (gpa & (FZ_PAGE - 1));
-		uint8_t *p;
-
-		if (n > c->heap_len - off)
-			n = c->heap_len - off;
-		if (c->unplugged && in_range1(c, gpa, n)) {
-			off += n;
-			continue;
-		}
-		p = sim_gpa(&c->f.g, gpa);
-		if (memcmp(p, c->ref + off, n))
-			for (uint64_t i = 0; i < n; i++)
-				FZ_CHECK(p[i] == c->ref[off + i],
-					 "guest byte at gpa 0x%llx is 0x%02x, "
-					 "expected 0x%02x",
-					 (unsigned long long)(gpa + i), p[i],
-					 c->ref[off + i]);
-		off += n;
-	}
-}
-
 /* ---- the back-end ---- */
 
 /* Pop every shadow chain the library published since the last look. */
@@ -229,7 +185,8 @@ static void backend_pop(struct mctx *c)
 			if (!q->buf[i].write) {
 				/* Exactly the guest's readable bytes. */
 				const uint8_t *ref =
-					c->ref + (q->buf[i].gpa - c->heap_base);
+					c->heap.ref +
+					(q->buf[i].gpa - c->heap.base);
 
 				FZ_CHECK(memcmp(c->segs[i].ptr, ref,
 						q->buf[i].len) == 0,
@@ -354,7 +311,7 @@ static void guest_reap(struct mctx *c)
 			if (!q->buf[i].write)
 				continue;
 			m = left < q->buf[i].len ? left : q->buf[i].len;
-			memcpy(c->ref + (q->buf[i].gpa - c->heap_base),
+			memcpy(c->heap.ref + (q->buf[i].gpa - c->heap.base),
 			       answer(x->seq) + k, m);
 			k += m;
 			left -= m;
@@ -372,8 +329,9 @@ static void guest_reap(struct mctx *c)
 			if (q->buf[i].write)
 				for (uint64_t j = 0; j < q->buf[i].len; j++)
 					if (!in_range1(c, q->buf[i].gpa + j, 1))
-						heap_span(c, q->buf[i].gpa + j,
-							  1, true);
+						fz_heap_span(&c->heap, &c->f.g,
+							     q->buf[i].gpa + j,
+							     1, true);
 	}
 	c->nexp = 0;
 }
@@ -443,7 +401,8 @@ static void after_call(struct mctx *c)
 	} else {
 		backend_pop(c);
 	}
-	check_heap(c);
+	fz_heap_check(&c->heap, &c->f.g, c->unplugged ? c->f.g.ram[1].gpa : 0,
+		      c->unplugged ? c->f.g.ram[1].size : 0);
 }
 
 static void call(struct mctx *c)
@@ -520,7 +479,8 @@ static void add(struct mctx *c, struct fz_in *in)
 		return;
 	FZ_CHECK(!c->req[head].live, "guest reused a live head");
 	if (f->g.indirect_gpa[head])
-		heap_span(c, f->g.indirect_gpa[head], 16ULL * q.n, true);
+		fz_heap_span(&c->heap, &c->f.g, f->g.indirect_gpa[head],
+			     16ULL * q.n, true);
 	c->req[head] = q;
 	c->fifo[c->fifo_tail++ & 0xffff] = (uint16_t)head;
 	sim_kick_needed(&f->g);
@@ -584,7 +544,8 @@ static void rewrite(struct mctx *c, struct fz_in *in)
 		q->buf[k].gpa = gpa;
 	}
 	if (f->g.indirect_gpa[head])
-		heap_span(c, f->g.indirect_gpa[head] + 16ULL * k, 16, true);
+		fz_heap_span(&c->heap, &c->f.g,
+			     f->g.indirect_gpa[head] + 16ULL * k, 16, true);
 }
 
 static void complete(struct mctx *c, struct fz_in *in)
@@ -842,23 +803,6 @@ static void leak_check(struct mctx *c)
 	drain(c);
 }
 
-/* A position-dependent pattern for the guest heap, computed once. */
-static const uint8_t *fill_pattern(uint64_t len)
-{
-	static uint8_t *pat;
-	static uint64_t pat_len;
-
-	if (pat_len < len) {
-		free(pat);
-		pat = malloc(len);
-		FZ_CHECK(pat != NULL, "malloc");
-		for (uint64_t i = 0; i < len; i++)
-			pat[i] = (uint8_t)(i * 7 + (i >> 9) + 1);
-		pat_len = len;
-	}
-	return pat;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_in in = {data, size};
@@ -871,13 +815,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_opts(fz_u8(&in), &o);
 	fz_fx_init(f, &o);
 	c->segs = calloc(o.qsize, sizeof(*c->segs));
-	c->heap_base = f->g.heap_gpa;
-	c->heap_len = f->g.heap_end - f->g.heap_gpa;
-	c->ref = malloc(c->heap_len);
-	FZ_CHECK(c->segs && c->ref && !fz_ring_copy_init(&c->rings, &c->f.g),
+	FZ_CHECK(c->segs && !fz_heap_init(&c->heap, &f->g) &&
+			 !fz_ring_copy_init(&c->rings, &c->f.g),
 		 "malloc");
-	memcpy(c->ref, fill_pattern(c->heap_len), c->heap_len);
-	heap_span(c, c->heap_base, c->heap_len, false);
 
 	for (unsigned steps = 0; fz_more(&in) && steps < 256; steps++) {
 		uint8_t op = fz_u8(&in) % 10;
@@ -925,7 +865,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < c->nmoved; i++)
 		fz_unmap_guarded(c->moved[i], o.ram_size);
 	free(c->segs);
-	free(c->ref);
+	fz_heap_free(&c->heap);
 	fz_ring_copy_free(&c->rings);
 	free(c);
 	return 0;
