@@ -125,24 +125,6 @@ struct blk_queue {
 	uint64_t n_write, n_read, n_flush, n_discard, n_wz;
 };
 
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
-static inline uint64_t mix(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* Contents of @sector at @version (0: zeroes, the image's initial state). */
 static void fill_sector(uint8_t *p, uint64_t sector, uint32_t version)
 {
@@ -153,7 +135,7 @@ static void fill_sector(uint8_t *p, uint64_t sector, uint32_t version)
 		return;
 	}
 	for (unsigned i = 0; i < SECTOR / 8; i++)
-		w[i] = mix((sector << 6 | i) ^ ((uint64_t)version << 40));
+		w[i] = vmm_mix((sector << 6 | i) ^ ((uint64_t)version << 40));
 }
 
 static bool check_sector(const uint8_t *p, uint64_t sector, uint32_t version)
@@ -262,8 +244,8 @@ static bool overlaps(struct blk_queue *bq, uint64_t s, uint32_t n)
 static uint32_t random_bytes(struct blk_queue *bq)
 {
 	struct vmm_opts *o = bq->bd->opts;
-	unsigned e = 9 + (unsigned)(rng_next(&bq->rng) % 12);
-	uint64_t b = (1ULL << e) + rng_next(&bq->rng) % (1ULL << e);
+	unsigned e = 9 + (unsigned)(vmm_rng(&bq->rng) % 12);
+	uint64_t b = (1ULL << e) + vmm_rng(&bq->rng) % (1ULL << e);
 
 	b &= ~(uint64_t)(SECTOR - 1);
 	if (b < o->min_bs)
@@ -278,7 +260,7 @@ static int pick_verify(struct blk_queue *bq, struct blk_req *req)
 {
 	struct blk_dev *bd = bq->bd;
 	struct vmm_dev *dev = bd->dev;
-	unsigned dice = (unsigned)(rng_next(&bq->rng) % 100);
+	unsigned dice = (unsigned)(vmm_rng(&bq->rng) % 100);
 	uint32_t n;
 
 	if (dice < 4 && vmm_has(dev, BLK_F_FLUSH)) {
@@ -311,7 +293,7 @@ static int pick_verify(struct blk_queue *bq, struct blk_req *req)
 	if (n > bq->area_len)
 		n = (uint32_t)bq->area_len;
 	for (int tries = 0; tries < 16; tries++) {
-		uint64_t s = rng_next(&bq->rng) % (bq->area_len - n + 1);
+		uint64_t s = vmm_rng(&bq->rng) % (bq->area_len - n + 1);
 
 		if (req->type == BLK_T_DISCARD ||
 		    req->type == BLK_T_WRITE_ZEROES)
@@ -337,7 +319,7 @@ static void pick_bench(struct blk_queue *bq, struct blk_req *req)
 			    : BLK_T_OUT;
 	req->nsec = n;
 	if (bd->workload == W_RANDREAD || bd->workload == W_RANDWRITE) {
-		req->sector = bq->area_start + (rng_next(&bq->rng) % slots) * n;
+		req->sector = bq->area_start + (vmm_rng(&bq->rng) % slots) * n;
 	} else {
 		if (bq->seq_pos + n > bq->area_len)
 			bq->seq_pos = 0;
@@ -730,8 +712,8 @@ int vmm_blk_run(struct vmm_dev *dev, struct vmm_opts *o)
 		bq->depth = o->depth;
 		bq->area_len = (bd.capacity / o->queues) & ~7ULL;
 		bq->area_start = bq->area_len * i;
-		bq->rng = mix(o->seed + i + 1) | 1;
-		bq->next_version = 1 + (uint32_t)(rng_next(&bq->rng) % 1000);
+		bq->rng = vmm_mix(o->seed + i + 1) | 1;
+		bq->next_version = 1 + (uint32_t)(vmm_rng(&bq->rng) % 1000);
 		if (bq->area_len < o->max_bs / SECTOR) {
 			vmm_fail(dev,
 				 "virtio-blk: disk too small: %" PRIu64

@@ -211,24 +211,6 @@ struct fs_dev {
 	char dirname[64];
 };
 
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
-static inline uint64_t mix(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* The content of byte @off of test file @file. */
 static void fill_pattern(uint8_t *buf, unsigned file, uint64_t off,
 			 uint32_t len)
@@ -237,7 +219,7 @@ static void fill_pattern(uint8_t *buf, unsigned file, uint64_t off,
 
 	while (i < len) {
 		uint64_t o = off + i,
-			 w = mix(((uint64_t)file << 48) ^ (o >> 3));
+			 w = vmm_mix(((uint64_t)file << 48) ^ (o >> 3));
 
 		buf[i++] = (uint8_t)(w >> ((o & 7) * 8));
 	}
@@ -595,7 +577,7 @@ static int fs_verify_file(struct fs_dev *fs, uint64_t dir, unsigned i)
 	/* Writes of random sizes up to max_write. */
 	for (off = 0; off < size;) {
 		uint32_t len = 1 +
-			       (uint32_t)(rng_next(&fs->rng) % fs->max_write);
+			       (uint32_t)(vmm_rng(&fs->rng) % fs->max_write);
 
 		if (len > size - off)
 			len = (uint32_t)(size - off);
@@ -619,7 +601,7 @@ static int fs_verify_file(struct fs_dev *fs, uint64_t dir, unsigned i)
 		return -ENOMEM;
 	for (off = 0; off <= size;) {
 		uint32_t len = 1 +
-			       (uint32_t)(rng_next(&fs->rng) % fs->max_write);
+			       (uint32_t)(vmm_rng(&fs->rng) % fs->max_write);
 		uint32_t expect = size - off < len ? (uint32_t)(size - off)
 						   : len;
 
@@ -841,7 +823,7 @@ static int fs_bench(struct fs_dev *fs, double *secs)
 
 			if (s->busy)
 				continue;
-			in.offset = (rng_next(&fs->rng) % blocks) * bs;
+			in.offset = (vmm_rng(&fs->rng) % blocks) * bs;
 			s->offset = in.offset;
 			if (fs_submit(fs, s, FUSE_READ, node, &in, sizeof(in),
 				      0, 0, bs) < 0)
@@ -926,7 +908,7 @@ int vmm_fs_run(struct vmm_dev *dev, struct vmm_opts *o)
 	fs.data_max = 1 << 20;
 	if (fs.bench && o->bs > fs.data_max)
 		fs.data_max = o->bs;
-	fs.rng = mix(o->seed + 77) | 1;
+	fs.rng = vmm_mix(o->seed + 77) | 1;
 	snprintf(fs.dirname, sizeof(fs.dirname), "vmm-fs-%d-%" PRIu64,
 		 (int)getpid(), o->seed);
 

@@ -155,4 +155,24 @@ void vmm_queue_print_stats(struct vmm_queue *q);
 void vmm_join_queues(struct vmm_dev *dev, unsigned first, unsigned n,
 		     double t0);
 
+/* Workload randomness: xorshift64* stream and the splitmix64 finaliser
+ * (turns an offset and a version into a verifiable data pattern). */
+static inline uint64_t vmm_rng(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+static inline uint64_t vmm_mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
 #endif /* VMM_VMM_H */
