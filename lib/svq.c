@@ -105,7 +105,6 @@ static int __attribute__((cold)) svq_break(struct vuiso_vq *vq, int err)
 	if (!vq->broken) {
 		vq->broken = true;
 		vq->err = err;
-		vq->stats.broken = 1;
 	}
 	return -EIO;
 }
@@ -479,7 +478,6 @@ static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
 		if (unlikely(r < 0))
 			return svq_break(vq, r);
 		ret = r;
-		vq->stats.inflight = vq->inflight;
 		/* Resume guest work that waited for room or for budget. */
 		if (!vq->guest_pending || vq->run != SVQ_RUNNING)
 			return ret;
@@ -490,7 +488,6 @@ static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
 			return svq_break(vq, r);
 		ret |= r;
 	}
-	vq->stats.inflight = vq->inflight;
 	return ret;
 }
 
@@ -655,8 +652,6 @@ VUISO_API void vuiso_vq_reset(struct vuiso_vq *vq)
 	vq->run = SVQ_STOPPED;
 	vq->broken = false;
 	vq->err = 0;
-	vq->stats.broken = 0;
-	vq->stats.inflight = 0;
 }
 
 VUISO_API void vuiso_vq_get_stats(const struct vuiso_vq *vq,

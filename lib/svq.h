@@ -74,10 +74,11 @@ struct vuiso_vq {
 	struct vuiso_sbuf *sbuf; /* scratch: its shadow buffers */
 	uint8_t *indirect;       /* scratch: an indirect table copy */
 
-	struct vuiso_log log; /* dirty log sink */
-	struct vuiso_vq_stats stats;
-	int err;                    /* violation to report, or 0 */
-	char why[VUISO_ERRMSG_MAX]; /* its message */
+	struct vuiso_log log;        /* dirty log sink */
+	struct vuiso_vq_stats stats; /* counters; inflight and broken are
+				      * filled in by vuiso_vq_get_stats() */
+	int err;                     /* violation to report, or 0 */
+	char why[VUISO_ERRMSG_MAX];  /* its message */
 };
 
 struct vuiso_dev {
