@@ -33,7 +33,10 @@ VUISO_API uint64_t vuiso_features_for_guest(uint64_t backend_features)
 {
 	uint64_t f = backend_features & DEVICE_BITS;
 
-	f |= VUISO_BIT(VUISO_F_INDIRECT_DESC) | VUISO_BIT(VUISO_F_EVENT_IDX);
+	/* The shadow implements these toward the guest itself; a packed
+	 * guest ring is translated when the back-end has none. */
+	f |= VUISO_BIT(VUISO_F_INDIRECT_DESC) | VUISO_BIT(VUISO_F_EVENT_IDX) |
+	     VUISO_BIT(VUISO_F_RING_PACKED);
 	f |= backend_features & VUISO_BIT(VUISO_F_VERSION_1);
 	return f;
 }
@@ -46,7 +49,25 @@ VUISO_API uint64_t vuiso_features_for_backend(uint64_t backend_features,
 	f |= backend_features &
 	     (VUISO_BIT(VUISO_F_EVENT_IDX) | VUISO_BIT(VUISO_F_VERSION_1) |
 	      VUISO_BIT(VUISO_F_VHOST_USER_PROTOCOL_FEATURES));
+	/* Shadow layout: the guest's own, when the back-end has it. */
+	f |= guest_features & backend_features & VUISO_BIT(VUISO_F_RING_PACKED);
 	return f;
+}
+
+VUISO_API void vuiso_vq_config_set_base(struct vuiso_vq_config *cfg,
+					uint32_t num)
+{
+	switch ((enum vuiso_layout)cfg->layout) {
+	case VUISO_LAYOUT_SPLIT:
+		cfg->avail_idx = (uint16_t)num;
+		cfg->used_idx = (uint16_t)num;
+		return;
+	case VUISO_LAYOUT_PACKED:
+		cfg->avail_idx = (uint16_t)num;
+		cfg->used_idx = (uint16_t)(num >> 16);
+		return;
+	}
+	/* An unknown layout: vuiso_vq_start() refuses the config. */
 }
 
 /* ---- Configuration and region ---- */

@@ -21,46 +21,10 @@
 #define VUISO_ALIGN_UP(x, a) (((x) + (a)-1) & ~((__typeof__(x))(a)-1))
 #define VUISO_BIT(n) (1ULL << (n))
 
-/* ---- Virtio split ring, as laid out in memory (VIRTIO 1.2, 2.7) ---- */
-
-#define VRING_DESC_F_NEXT 1
-#define VRING_DESC_F_WRITE 2
-#define VRING_DESC_F_INDIRECT 4
-
-#define VRING_AVAIL_F_NO_INTERRUPT 1
-#define VRING_USED_F_NO_NOTIFY 1
-
-struct vring_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-
-struct vring_used_elem {
-	uint32_t id;
-	uint32_t len;
-};
-
-/* Byte sizes of the three split-ring areas for a queue of @n entries. */
-static inline uint64_t vring_desc_bytes(uint32_t n)
-{
-	return 16ULL * n;
-}
-
-static inline uint64_t vring_avail_bytes(uint32_t n, bool event_idx)
-{
-	return 4ULL + 2ULL * n + (event_idx ? 2 : 0);
-}
-
-static inline uint64_t vring_used_bytes(uint32_t n, bool event_idx)
-{
-	return 4ULL + 8ULL * n + (event_idx ? 2 : 0);
-}
-
 /*
- * The event-index test of VIRTIO 2.7.7.2 / 2.7.10: notify when @event lies
- * in the half-open window (old, new].
+ * The event-index test of VIRTIO 2.7.7.2 / 2.7.10 (split) and 2.8.10
+ * (packed, on positions adjusted for the wrap counter): notify when @event
+ * lies in the half-open window [old, new).
  */
 static inline bool vring_need_event(uint16_t event, uint16_t new_idx,
 				    uint16_t old_idx)

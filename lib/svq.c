@@ -3,9 +3,10 @@
  * The shadow virtqueue engine.
  *
  * Guest kick: pop a guest chain (read once, validated by the ring layer),
- * take one bounce block and one slot per guest buffer, copy the readable
- * bytes into the region, publish one shadow buffer per guest buffer, kick
- * the back-end once per call.
+ * reserve one bounce block and one slot per guest buffer, copy the readable
+ * bytes into the region, record the request and publish one shadow buffer
+ * per guest buffer, kick the back-end once per call.  The guest ring and
+ * the shadow ring each have their own layout; the engine sees neither.
  *
  * Back-end call: read a used entry, check its id against the private
  * request table, copy min(len, writable) bytes back to the guest addresses
@@ -32,11 +33,14 @@
 void svq_region_layout(uint32_t queue_size_max, uint64_t pool_size,
 		       uint64_t *ring_bytes, uint64_t *stride)
 {
-	uint64_t d, a, u;
+	uint64_t d, a, u, split, packed;
 
-	/* Room for the largest ring of any layout; split is the only one. */
-	*ring_bytes =
-		vuiso_ring_split_ops.shadow_layout(queue_size_max, &d, &a, &u);
+	/* Room for the largest ring of any layout: the shadow layout is only
+	 * known when the queue starts. */
+	split = vuiso_ring_split_ops.shadow_layout(queue_size_max, &d, &a, &u);
+	packed =
+		vuiso_ring_packed_ops.shadow_layout(queue_size_max, &d, &a, &u);
+	*ring_bytes = split > packed ? split : packed;
 	*stride = *ring_bytes + pool_size;
 }
 
@@ -49,7 +53,10 @@ int svq_init(struct vuiso_vq *vq, struct vuiso_dev *dev, unsigned idx)
 	memset(vq, 0, sizeof(*vq));
 	vq->dev = dev;
 	vq->idx = idx;
-	vq->rops = &vuiso_ring_split_ops;
+	vq->glayout = VUISO_LAYOUT_SPLIT;
+	vq->slayout = VUISO_LAYOUT_SPLIT;
+	vq->gops = &vuiso_ring_split_ops;
+	vq->sops = &vuiso_ring_split_ops;
 	vq->ring_base = base;
 	vq->ring_backend = dev->backend_base + (uint64_t)idx * dev->stride;
 	vq->pool_base = base + dev->ring_bytes;
@@ -64,7 +71,10 @@ int svq_init(struct vuiso_vq *vq, struct vuiso_dev *dev, unsigned idx)
 	vq->seg = calloc(n, sizeof(*vq->seg));
 	vq->sbuf = calloc(n, sizeof(*vq->sbuf));
 	vq->indirect = malloc(16ULL * n);
-	if (!vq->slot || !vq->req || !vq->seg || !vq->sbuf || !vq->indirect) {
+	vq->ids.guest_busy = calloc(n, sizeof(*vq->ids.guest_busy));
+	vq->ids.shadow_ndesc = calloc(n, sizeof(*vq->ids.shadow_ndesc));
+	if (!vq->slot || !vq->req || !vq->seg || !vq->sbuf || !vq->indirect ||
+	    !vq->ids.guest_busy || !vq->ids.shadow_ndesc) {
 		svq_destroy(vq);
 		return -ENOMEM;
 	}
@@ -79,6 +89,10 @@ void svq_destroy(struct vuiso_vq *vq)
 	free(vq->seg);
 	free(vq->sbuf);
 	free(vq->indirect);
+	free(vq->ids.guest_busy);
+	free(vq->ids.shadow_ndesc);
+	vq->ids.guest_busy = NULL;
+	vq->ids.shadow_ndesc = NULL;
 	vq->slot = NULL;
 	vq->req = NULL;
 	vq->seg = NULL;
@@ -167,27 +181,20 @@ static inline int check_guest(const struct vuiso_memmap *m, uint64_t gpa,
 }
 
 /*
- * Forward the chain at the guest's next avail entry.
- * Return: 1 forwarded, 0 no room now (nothing consumed; retried on
- * completion), or a negative errno with vq->why set.
+ * Step 1: reserve what chain @c needs, one slot and one bounce block per
+ * buffer, all or nothing.  Fills sbuf[i].order, and sbuf[i].addr with the
+ * block index until step 2 replaces it.
+ * Return: 1 reserved, 0 no room now (nothing taken; retried on
+ * completion), or -E2BIG when the chain could not fit even an empty pool.
  */
-static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-		       size_t *hint)
+static int svq_reserve(struct vuiso_vq *vq, const struct vuiso_chain *c)
 {
-	struct vuiso_chain c = {.seg = vq->seg};
 	struct vuiso_pool *pool = &vq->pool;
 	uint64_t need = 0;
-	uint16_t head, prev = SLOT_NIL;
 	unsigned i;
-	int ret;
 
-	ret = vring_guest_walk(vq->layout, &vq->g, m, hint, &c, vq->indirect,
-			       vq->why);
-	if (unlikely(ret < 0))
-		return ret;
-
-	for (i = 0; i < c.nseg; i++) {
-		int order = vuiso_pool_order(pool, c.seg[i].len);
+	for (i = 0; i < c->nseg; i++) {
+		int order = vuiso_pool_order(pool, c->seg[i].len);
 
 		if (unlikely(order < 0))
 			goto too_big;
@@ -196,21 +203,19 @@ static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 	}
 	if (unlikely(need > pool->nblocks))
 		goto too_big;
-	if (c.nseg > vq->nfree || need > pool->free_blocks)
+	if (c->nseg > vq->nfree || need > pool->free_blocks)
 		return 0;
 
-	/* All or nothing: take every block first, roll back on failure.
-	 * sbuf[i].addr holds the block index until the slots are filled. */
 	for (bool retried = false;; retried = true) {
-		for (i = 0; i < c.nseg; i++) {
+		for (i = 0; i < c->nseg; i++) {
 			int64_t blk = vuiso_pool_get(pool, vq->sbuf[i].order);
 
 			if (blk < 0)
 				break;
 			vq->sbuf[i].addr = (uint64_t)blk;
 		}
-		if (i == c.nseg)
-			break;
+		if (i == c->nseg)
+			return 1;
 		while (i--)
 			vuiso_pool_put(pool, (uint32_t)vq->sbuf[i].addr,
 				       vq->sbuf[i].order);
@@ -224,15 +229,33 @@ static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 		vuiso_pool_flush(pool);
 	}
 
-	head = vq->free_slot;
-	for (i = 0; i < c.nseg; i++) {
-		const struct vuiso_seg *sg = &c.seg[i];
+too_big:
+	return vring_bad(vq->why, -E2BIG,
+			 "guest: request at head %u needs more bounce space "
+			 "than the whole pool (%" PRIu64 " bytes)",
+			 c->head,
+			 (uint64_t)pool->nblocks << VUISO_POOL_BLOCK_SHIFT);
+}
+
+/*
+ * Step 2: link the reserved slots into a chain, turn each shadow buffer
+ * into its back-end address, copy the device-readable bytes into their
+ * blocks and check that the device-writable buffers are mapped.
+ * Return: the chain's first slot, or -EFAULT.
+ */
+static int svq_bounce_out(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+			  size_t *hint, const struct vuiso_chain *c)
+{
+	uint16_t head = vq->free_slot, prev = SLOT_NIL;
+
+	for (unsigned i = 0; i < c->nseg; i++) {
+		const struct vuiso_seg *sg = &c->seg[i];
 		struct vuiso_sbuf *sb = &vq->sbuf[i];
 		uint16_t id = vq->free_slot;
 		struct svq_slot *sl = &vq->slot[id];
 		uint32_t blk = (uint32_t)sb->addr;
-		uint8_t *bounce = vq->pool_base +
-				  ((uint64_t)blk << VUISO_POOL_BLOCK_SHIFT);
+		uint64_t off = (uint64_t)blk << VUISO_POOL_BLOCK_SHIFT;
+		int ret;
 
 		vq->free_slot = sl->next;
 		sl->gpa = sg->gpa;
@@ -245,45 +268,72 @@ static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 			vq->slot[prev].next = id;
 		prev = id;
 
-		sb->addr = vq->pool_backend +
-			   ((uint64_t)blk << VUISO_POOL_BLOCK_SHIFT);
+		sb->addr = vq->pool_backend + off;
 		sb->len = sg->len;
 		sb->id = id;
 		sb->write = (uint8_t)sg->write;
 
 		if (!sg->write)
-			ret = copy_from_guest(m, sg->gpa, bounce, sg->len,
-					      hint);
+			ret = copy_from_guest(m, sg->gpa, vq->pool_base + off,
+					      sg->len, hint);
 		else
 			ret = check_guest(m, sg->gpa, sg->len, hint);
-		if (unlikely(ret)) {
-			snprintf(vq->why, VUISO_ERRMSG_MAX,
-				 "guest: buffer 0x%" PRIx64
-				 "+%u at head %u is not in guest memory",
-				 sg->gpa, sg->len, c.head);
-			return -EFAULT;
-		}
+		if (unlikely(ret))
+			return vring_bad(
+				vq->why, -EFAULT,
+				"guest: buffer 0x%" PRIx64
+				"+%u at head %u is not in guest memory",
+				sg->gpa, sg->len, c->head);
 	}
-	vq->nfree -= c.nseg;
+	vq->nfree -= c->nseg;
+	return head;
+}
 
-	vq->req[head].guest_head = c.head;
-	vq->req[head].nslots = c.nseg;
-	vq->req[head].writable = c.in_bytes;
-	vq->req[head].state = SVQ_REQ_INFLIGHT;
+/*
+ * Step 3: record the request under its first slot, write the shadow chain
+ * (published by the caller once per call) and take the guest chain.
+ */
+static void svq_record(struct vuiso_vq *vq, const struct vuiso_chain *c,
+		       uint16_t head)
+{
+	struct svq_req *r = &vq->req[head];
+
+	r->guest_id = c->id;
+	r->guest_ndesc = c->ndesc;
+	r->nslots = c->nseg;
+	r->writable = c->in_bytes;
+	r->state = SVQ_REQ_INFLIGHT;
 	vq->inflight++;
 
-	vring_shadow_add(vq->layout, &vq->s, vq->sbuf, c.nseg);
-	vring_guest_consume(vq->layout, &vq->g);
+	vring_shadow_add(vq->slayout, &vq->s, vq->sbuf, c->nseg);
+	vring_guest_consume(vq->glayout, &vq->g, c);
 	vq->stats.requests++;
-	vq->stats.bytes_out += c.out_bytes;
-	return 1;
+	vq->stats.bytes_out += c->out_bytes;
+}
 
-too_big:
-	snprintf(vq->why, VUISO_ERRMSG_MAX,
-		 "guest: request at head %u needs more bounce space than the "
-		 "whole pool (%" PRIu64 " bytes)",
-		 c.head, (uint64_t)pool->nblocks << VUISO_POOL_BLOCK_SHIFT);
-	return -E2BIG;
+/*
+ * Forward the guest's next available chain.
+ * Return: 1 forwarded, 0 no room now (nothing consumed; retried on
+ * completion), or a negative errno with vq->why set.
+ */
+static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+		       size_t *hint)
+{
+	struct vuiso_chain c = {.seg = vq->seg};
+	int ret;
+
+	ret = vring_guest_walk(vq->glayout, &vq->g, m, hint, &c, vq->indirect,
+			       vq->why);
+	if (unlikely(ret < 0))
+		return ret;
+	ret = svq_reserve(vq, &c);
+	if (ret <= 0)
+		return ret;
+	ret = svq_bounce_out(vq, m, hint, &c);
+	if (unlikely(ret < 0))
+		return ret;
+	svq_record(vq, &c, (uint16_t)ret);
+	return 1;
 }
 
 /*
@@ -300,20 +350,20 @@ static int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 
 	vq->guest_pending = false;
 	for (;;) {
-		n = vring_guest_avail(vq->layout, &vq->g, vq->why);
+		n = vring_guest_avail(vq->glayout, &vq->g, vq->why);
 		if (unlikely(n < 0))
 			return n;
 		if (n == 0) {
 			/* Re-arm guest kicks, then look once more: a chain
 			 * made available meanwhile would not kick us. */
-			vring_guest_kicks(vq->layout, &vq->g, true, log);
-			n = vring_guest_avail(vq->layout, &vq->g, vq->why);
+			vring_guest_kicks(vq->glayout, &vq->g, true, log);
+			n = vring_guest_avail(vq->glayout, &vq->g, vq->why);
 			if (unlikely(n < 0))
 				return n;
 			if (n == 0)
 				break;
 		}
-		vring_guest_kicks(vq->layout, &vq->g, false, log);
+		vring_guest_kicks(vq->glayout, &vq->g, false, log);
 		for (; n > 0; n--) {
 			int r;
 
@@ -337,7 +387,7 @@ static int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 		}
 	}
 out:
-	if (added && vring_shadow_publish(vq->layout, &vq->s))
+	if (added && vring_shadow_publish(vq->slayout, &vq->s))
 		*kick = true;
 	return ret;
 }
@@ -354,22 +404,20 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 	uint32_t written, left;
 	uint16_t s;
 
-	if (unlikely(id >= vq->size)) {
-		snprintf(vq->why, VUISO_ERRMSG_MAX,
-			 "back-end: used id %u out of range (queue size %u)",
-			 id, vq->size);
-		return -EPROTO;
-	}
+	if (unlikely(id >= vq->size))
+		return vring_bad(
+			vq->why, -EPROTO,
+			"back-end: used id %u out of range (queue size %u)", id,
+			vq->size);
 	r = &vq->req[id];
-	if (unlikely(r->state != SVQ_REQ_INFLIGHT)) {
-		snprintf(vq->why, VUISO_ERRMSG_MAX,
-			 r->state == SVQ_REQ_DONE
-				 ? "back-end: used id %u completed twice"
-				 : "back-end: used id %u was never made "
-				   "available",
-			 id);
-		return -EPROTO;
-	}
+	if (unlikely(r->state == SVQ_REQ_DONE))
+		return vring_bad(vq->why, -EPROTO,
+				 "back-end: used id %u completed twice", id);
+	if (unlikely(r->state != SVQ_REQ_INFLIGHT))
+		return vring_bad(
+			vq->why, -EPROTO,
+			"back-end: used id %u was never made available", id);
+	vring_shadow_done(vq->slayout, &vq->s, (uint16_t)id);
 
 	/* VIRTIO: the driver may rely only on the first len bytes; a larger
 	 * len is clamped to what the chain can hold, never trusted. */
@@ -386,15 +434,13 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 				vq->pool_base +
 				((uint64_t)sl->blk << VUISO_POOL_BLOCK_SHIFT);
 
-			if (unlikely(copy_to_guest(m, sl->gpa, bounce, n,
-						   hint))) {
-				snprintf(vq->why, VUISO_ERRMSG_MAX,
-					 "guest: buffer 0x%" PRIx64
-					 "+%u of head %u left guest memory "
-					 "while in flight",
-					 sl->gpa, n, r->guest_head);
-				return -EFAULT;
-			}
+			if (unlikely(
+				    copy_to_guest(m, sl->gpa, bounce, n, hint)))
+				return vring_bad(vq->why, -EFAULT,
+						 "guest: buffer 0x%" PRIx64
+						 "+%u of buffer id %u left "
+						 "guest memory while in flight",
+						 sl->gpa, n, r->guest_id);
 			if (unlikely(log))
 				log->fn(log->opaque, sl->gpa, n);
 			left -= n;
@@ -407,7 +453,8 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 	vq->nfree += r->nslots;
 	r->state = SVQ_REQ_DONE;
 	vq->inflight--;
-	vring_guest_put_used(vq->layout, &vq->g, r->guest_head, written, log);
+	vring_guest_put_used(vq->glayout, &vq->g, r->guest_id, r->guest_ndesc,
+			     written, log);
 	vq->stats.completions++;
 	vq->stats.bytes_in += written;
 	return 0;
@@ -422,14 +469,14 @@ static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 			 uint32_t *budget)
 {
 	for (;;) {
-		int n = vring_shadow_used(vq->layout, &vq->s, vq->inflight,
+		int n = vring_shadow_used(vq->slayout, &vq->s, vq->inflight,
 					  vq->why);
 
 		if (unlikely(n < 0))
 			return n;
 		if (n == 0) {
-			vring_shadow_calls(vq->layout, &vq->s);
-			n = vring_shadow_used(vq->layout, &vq->s, vq->inflight,
+			vring_shadow_calls(vq->slayout, &vq->s);
+			n = vring_shadow_used(vq->slayout, &vq->s, vq->inflight,
 					      vq->why);
 			if (unlikely(n < 0))
 				return n;
@@ -442,7 +489,7 @@ static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 
 			if (*budget == 0)
 				return 1;
-			vring_shadow_get_used(vq->layout, &vq->s, &id, &len);
+			vring_shadow_get_used(vq->slayout, &vq->s, &id, &len);
 			ret = svq_complete(vq, m, hint, log, id, len);
 			if (unlikely(ret))
 				return ret;
@@ -466,15 +513,14 @@ static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
 	int ret = 0, r;
 
 	m = atomic_load_explicit(&vq->dev->mem, memory_order_acquire);
-	if (unlikely(!m || vring_guest_map(vq->layout, &vq->g, m, &hint))) {
-		snprintf(vq->why, VUISO_ERRMSG_MAX,
-			 "guest: a ring of queue %u is not in guest memory",
-			 vq->idx);
-		return svq_break(vq, -EFAULT);
-	}
+	if (unlikely(!m || vring_guest_map(vq->glayout, &vq->g, m, &hint)))
+		return svq_break(vq, vring_bad(vq->why, -EFAULT,
+					       "guest: a ring of queue %u is "
+					       "not in guest memory",
+					       vq->idx));
 	if (!from_guest) {
 		r = svq_take_used(vq, m, &hint, log, &budget);
-		*notify = vring_guest_flush(vq->layout, &vq->g, log);
+		*notify = vring_guest_flush(vq->glayout, &vq->g, log);
 		if (unlikely(r < 0))
 			return svq_break(vq, r);
 		ret = r;
@@ -534,10 +580,12 @@ VUISO_API int vuiso_vq_start(struct vuiso_vq *vq,
 			     const struct vuiso_vq_config *cfg,
 			     struct vuiso_vq_shadow *shadow)
 {
-	const uint64_t unsupported = VUISO_BIT(VUISO_F_RING_PACKED) |
-				     VUISO_BIT(VUISO_F_IN_ORDER) |
+	const uint64_t unsupported = VUISO_BIT(VUISO_F_IN_ORDER) |
 				     VUISO_BIT(VUISO_F_NOTIFICATION_DATA) |
 				     VUISO_BIT(VUISO_F_ACCESS_PLATFORM);
+	const uint64_t packed = VUISO_BIT(VUISO_F_RING_PACKED);
+	const struct vuiso_ring_ops *gops, *sops;
+	enum vuiso_layout glayout, slayout;
 	struct vuiso_dev *dev = vq->dev;
 	const struct vuiso_memmap *m;
 	uint64_t d, a, u;
@@ -549,36 +597,51 @@ VUISO_API int vuiso_vq_start(struct vuiso_vq *vq,
 	if (!cfg || cfg->version != VUISO_VQ_CONFIG_VERSION || !cfg->size ||
 	    cfg->size > dev->queue_size_max || (cfg->size & (cfg->size - 1)))
 		return -EINVAL;
-	if (cfg->layout != VUISO_LAYOUT_SPLIT)
+	glayout = (enum vuiso_layout)cfg->layout;
+	gops = vring_ops(glayout);
+	if (!gops)
 		return -ENOTSUP;
+	/* The guest's layout is the one its driver negotiated. */
+	if ((glayout == VUISO_LAYOUT_PACKED) !=
+	    !!(cfg->guest_features & packed))
+		return -EINVAL;
 	if ((cfg->guest_features | cfg->backend_features) & unsupported)
 		return -ENOTSUP;
+	/* The shadow's layout is the one the back-end was told to use. */
+	slayout = cfg->backend_features & packed ? VUISO_LAYOUT_PACKED
+						 : VUISO_LAYOUT_SPLIT;
+	sops = vring_ops(slayout);
 
-	vq->layout = cfg->layout;
-	vq->rops = &vuiso_ring_split_ops;
-	ret = vq->rops->guest_setup(&vq->g, cfg);
+	ret = gops->guest_setup(&vq->g, cfg, &vq->ids);
 	if (ret)
 		return ret;
+	vq->glayout = glayout;
+	vq->gops = gops;
 
 	rcu_read_lock();
 	m = atomic_load_explicit(&dev->mem, memory_order_acquire);
-	ret = m ? vring_guest_map(vq->layout, &vq->g, m, &hint) : -EFAULT;
+	ret = m ? vring_guest_map(glayout, &vq->g, m, &hint) : -EFAULT;
 	rcu_read_unlock();
 	if (ret)
 		return ret;
 
+	vq->slayout = slayout;
+	vq->sops = sops;
 	vq->size = cfg->size;
 	vq->budget = dev->budget ? dev->budget : cfg->size;
-	vq->rops->shadow_setup(
+	sops->shadow_setup(
 		&vq->s, vq->ring_base, cfg->size,
-		!!(cfg->backend_features & VUISO_BIT(VUISO_F_EVENT_IDX)));
+		!!(cfg->backend_features & VUISO_BIT(VUISO_F_EVENT_IDX)),
+		&vq->ids);
 	svq_clear(vq, cfg->size);
 	memset(&vq->stats, 0, sizeof(vq->stats));
 	vq->run = SVQ_RUNNING;
 
 	if (shadow) {
-		vq->rops->shadow_layout(cfg->size, &d, &a, &u);
+		sops->shadow_layout(cfg->size, &d, &a, &u);
 		shadow->size = cfg->size;
+		shadow->layout = slayout;
+		shadow->vring_base = sops->shadow_base;
 		shadow->desc_addr = (uint64_t)(uintptr_t)(vq->ring_base + d);
 		shadow->avail_addr = (uint64_t)(uintptr_t)(vq->ring_base + a);
 		shadow->used_addr = (uint64_t)(uintptr_t)(vq->ring_base + u);
@@ -635,7 +698,7 @@ VUISO_API int vuiso_vq_stop(struct vuiso_vq *vq, unsigned timeout_ms,
 				nanosleep(&ts, NULL);
 			}
 		}
-		vq->rops->guest_state(&vq->g, &st);
+		vq->gops->guest_state(&vq->g, &st);
 	}
 	st.inflight = vq->inflight;
 	if (state)
@@ -647,7 +710,8 @@ VUISO_API void vuiso_vq_reset(struct vuiso_vq *vq)
 {
 	if (vq->size) {
 		svq_clear(vq, vq->size);
-		vq->rops->shadow_setup(&vq->s, vq->ring_base, vq->size, false);
+		vq->sops->shadow_setup(&vq->s, vq->ring_base, vq->size, false,
+				       &vq->ids);
 	}
 	vq->run = SVQ_STOPPED;
 	vq->broken = false;

@@ -10,10 +10,12 @@
 #include "vring.h"
 
 /*
- * One slot per shadow buffer.  For the split layout the slot id is the
- * shadow descriptor index; the slot keeps, in private memory, everything
- * completion needs, so the shadow descriptor (which the back-end can
- * rewrite) is never read back.
+ * One slot per shadow buffer.  A split shadow ring uses the slot id as the
+ * descriptor index, a packed one as the buffer id of the chain's first
+ * slot; either way a slot in use is a shadow descriptor in flight, so free
+ * slots are free room in the shadow ring.  The slot keeps, in private
+ * memory, everything completion needs, so the shadow descriptor (which the
+ * back-end can rewrite) is never read back.
  */
 struct svq_slot {
 	uint64_t gpa;  /* guest address saved at pop, re-translated later */
@@ -32,10 +34,11 @@ enum svq_req_state {
 };
 
 struct svq_req {
-	uint32_t writable;   /* device-writable bytes of the chain */
-	uint16_t guest_head; /* the guest's own head id */
-	uint16_t nslots;     /* slots in the chain */
-	uint8_t state;       /* enum svq_req_state */
+	uint32_t writable;    /* device-writable bytes of the chain */
+	uint16_t guest_id;    /* guest token: the id of the used element */
+	uint16_t guest_ndesc; /* guest token: ring descriptors it took */
+	uint16_t nslots;      /* slots in the chain */
+	uint8_t state;        /* enum svq_req_state */
 };
 
 enum svq_run {
@@ -46,9 +49,11 @@ enum svq_run {
 
 struct vuiso_vq {
 	struct vuiso_dev *dev;
-	unsigned idx;    /* queue index */
-	uint32_t layout; /* enum vuiso_layout */
-	const struct vuiso_ring_ops *rops;
+	unsigned idx;                      /* queue index */
+	enum vuiso_layout glayout;         /* the guest ring's layout */
+	enum vuiso_layout slayout;         /* the shadow ring's layout */
+	const struct vuiso_ring_ops *gops; /* ops of glayout */
+	const struct vuiso_ring_ops *sops; /* ops of slayout */
 	enum svq_run run;
 	bool broken;        /* a violation was seen */
 	bool guest_pending; /* guest work left: back-pressure or budget */
@@ -70,9 +75,10 @@ struct vuiso_vq {
 	uint32_t nfree;        /* free slots */
 	uint32_t inflight;     /* requests owned by the back-end */
 
-	struct vuiso_seg *seg;   /* scratch: the chain being popped */
-	struct vuiso_sbuf *sbuf; /* scratch: its shadow buffers */
-	uint8_t *indirect;       /* scratch: an indirect table copy */
+	struct vuiso_ring_ids ids; /* per-id memory of the ring layouts */
+	struct vuiso_seg *seg;     /* scratch: the chain being popped */
+	struct vuiso_sbuf *sbuf;   /* scratch: its shadow buffers */
+	uint8_t *indirect;         /* scratch: an indirect table copy */
 
 	struct vuiso_log log;        /* dirty log sink */
 	struct vuiso_vq_stats stats; /* counters; inflight and broken are

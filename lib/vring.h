@@ -2,16 +2,31 @@
 /*
  * The ring layer: the seam between the shadow engine (svq.c) and the ring
  * layouts.  Each layout implements a guest side (libvuiso plays the device)
- * and a shadow side (libvuiso plays the driver).  Structural operations go
- * through struct vuiso_ring_ops; the per-request operations are dispatched
- * by a switch on the layout in the inline wrappers below, so the fast path
- * has no indirect calls.  A new layout adds its state to the unions, an ops
- * table, and one case per wrapper; the engine does not change.
+ * and a shadow side (libvuiso plays the driver); a queue picks the layout of
+ * each side on its own, so a packed guest ring can be shadowed by a split
+ * ring and the other way round.
+ *
+ * Structural operations go through struct vuiso_ring_ops; the per-request
+ * operations are dispatched by an exhaustive switch on the layout in the
+ * inline wrappers below, so the fast path has no indirect calls.  Every
+ * layout has its own case in every switch and there is no default: the
+ * layout is validated by vuiso_vq_start(), so anything else is unreachable.
+ *
+ * What crosses the seam carries nothing layout-specific: a validated chain
+ * of guest buffers with an opaque guest token (buffer id and descriptor
+ * count) that the engine hands back with the used element, and shadow
+ * buffers whose id is the engine's slot id.  Each shadow side keeps its own
+ * per-id accounting; the engine's request table is the authority that the
+ * back-end's used ids are checked against.
  */
 #ifndef VUISO_VRING_H
 #define VUISO_VRING_H
 
-#include "internal.h"
+#include <errno.h>
+#include <inttypes.h>
+
+#include "vring_packed.h"
+#include "vring_split.h"
 
 /* One guest buffer of a chain, as validated (a private copy). */
 struct vuiso_seg {
@@ -22,7 +37,10 @@ struct vuiso_seg {
 
 /* A popped guest chain.  @seg is the queue's scratch array. */
 struct vuiso_chain {
-	uint16_t head;      /* guest head id, returned in the used element */
+	uint16_t head;      /* head descriptor (packed: its position), for
+			     * messages */
+	uint16_t id;        /* guest token: id returned in the used element */
+	uint16_t ndesc;     /* guest token: ring descriptors the chain takes */
 	uint16_t nseg;      /* buffers in @seg */
 	uint32_t out_bytes; /* device-readable bytes */
 	uint32_t in_bytes;  /* device-writable bytes */
@@ -33,7 +51,7 @@ struct vuiso_chain {
 struct vuiso_sbuf {
 	uint64_t addr; /* back-end address inside the isolated region */
 	uint32_t len;
-	uint16_t id;   /* engine slot id (split: the descriptor index) */
+	uint16_t id;   /* engine slot id; the first one names the chain */
 	uint8_t write; /* non-zero: device-writable */
 	uint8_t order; /* engine scratch: bounce block order */
 };
@@ -44,220 +62,343 @@ struct vuiso_log {
 	void *opaque;
 };
 
-/* ---- Split layout ---- */
+static inline void vring_log(const struct vuiso_log *log, uint64_t gpa,
+			     uint64_t len)
+{
+	if (unlikely(log))
+		log->fn(log->opaque, gpa, len);
+}
 
-/* Guest side of a split ring (libvuiso is the device). */
-struct vsplit_guest {
-	uint32_t size;     /* entries, power of two */
-	bool event_idx;    /* VIRTIO_F_EVENT_IDX negotiated with the guest */
-	bool indirect;     /* VIRTIO_F_INDIRECT_DESC negotiated */
-	uint64_t desc_gpa; /* ring addresses, re-translated every call */
-	uint64_t avail_gpa;
-	uint64_t used_gpa;
-	uint8_t *desc; /* host pointers, valid for one call only */
-	uint8_t *avail;
-	uint8_t *used;
-	uint16_t last_avail;   /* next avail entry to consume */
-	uint16_t used_idx;     /* next used index to write */
-	uint16_t used_flushed; /* used->idx as last published */
-	bool kicks_off;        /* we set VRING_USED_F_NO_NOTIFY */
-};
+/*
+ * The one reporter of peer misbehaviour: writes the message (which names
+ * the side, "guest:" or "back-end:") into @why and returns @err, so that a
+ * walker can `return vring_bad(why, -EPROTO, ...)`.  Cold and out of line:
+ * no formatting code on the fast path.
+ */
+VUISO_INTERNAL int vring_bad(char *why, int err, const char *fmt, ...)
+	__attribute__((cold, format(printf, 3, 4)));
 
-/* Shadow side of a split ring (libvuiso is the driver). */
-struct vsplit_shadow {
-	uint32_t size;  /* entries, power of two */
-	bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated with back-end */
-	uint8_t *desc;  /* VMM mapping inside the region */
-	uint8_t *avail;
-	uint8_t *used;
-	uint16_t avail_idx;    /* next avail index (private, never read back) */
-	uint16_t avail_kicked; /* avail_idx at the last kick decision */
-	uint16_t last_used;    /* next used entry to read */
-};
+/*
+ * Append one guest data buffer, already read once into private memory, to
+ * @c after the checks every layout shares: not empty, no 64-bit wrap,
+ * device-readable buffers before device-writable ones, at most @max
+ * buffers and 4 GiB in the chain.  Return 0 or a negative errno with @why
+ * set.
+ */
+static inline int vring_chain_push(struct vuiso_chain *c, uint64_t addr,
+				   uint32_t len, bool write, uint32_t max,
+				   char *why)
+{
+	struct vuiso_seg *sg;
 
-VUISO_INTERNAL int vsplit_guest_map(struct vsplit_guest *g,
-				    const struct vuiso_memmap *m, size_t *hint);
-VUISO_INTERNAL int vsplit_guest_avail(struct vsplit_guest *g, char *why);
-VUISO_INTERNAL int vsplit_guest_walk(struct vsplit_guest *g,
-				     const struct vuiso_memmap *m, size_t *hint,
-				     struct vuiso_chain *c, uint8_t *scratch,
-				     char *why);
-VUISO_INTERNAL void vsplit_guest_put_used(struct vsplit_guest *g, uint16_t head,
-					  uint32_t len,
-					  const struct vuiso_log *log);
-VUISO_INTERNAL bool vsplit_guest_flush(struct vsplit_guest *g,
-				       const struct vuiso_log *log);
-VUISO_INTERNAL void vsplit_guest_kicks(struct vsplit_guest *g, bool on,
-				       const struct vuiso_log *log);
+	if (unlikely(!len))
+		return vring_bad(why, -EPROTO,
+				 "guest: zero-length descriptor at head %u",
+				 c->head);
+	if (unlikely(len - 1 > UINT64_MAX - addr))
+		return vring_bad(why, -EFAULT,
+				 "guest: descriptor 0x%" PRIx64
+				 "+%u overflows the address space",
+				 addr, len);
+	if (unlikely(!write && c->in_bytes))
+		return vring_bad(why, -EPROTO,
+				 "guest: device-readable descriptor after "
+				 "device-writable at head %u",
+				 c->head);
+	if (unlikely(c->nseg >= max))
+		return vring_bad(
+			why, -ELOOP,
+			"guest: chain at head %u longer than the queue size %u",
+			c->head, max);
+	if (unlikely((uint64_t)c->out_bytes + c->in_bytes + len > UINT32_MAX))
+		return vring_bad(why, -EPROTO,
+				 "guest: chain at head %u longer than 4 GiB",
+				 c->head);
+	sg = &c->seg[c->nseg++];
+	sg->gpa = addr;
+	sg->len = len;
+	sg->write = write;
+	if (write)
+		c->in_bytes += len;
+	else
+		c->out_bytes += len;
+	return 0;
+}
 
-VUISO_INTERNAL void vsplit_shadow_init(struct vsplit_shadow *s, uint8_t *base,
-				       uint32_t size, bool event_idx);
-VUISO_INTERNAL void vsplit_shadow_add(struct vsplit_shadow *s,
-				      const struct vuiso_sbuf *b, unsigned n);
-VUISO_INTERNAL bool vsplit_shadow_publish(struct vsplit_shadow *s);
-VUISO_INTERNAL int vsplit_shadow_used(struct vsplit_shadow *s,
-				      uint32_t inflight, char *why);
-VUISO_INTERNAL void vsplit_shadow_get_used(struct vsplit_shadow *s,
-					   uint32_t *id, uint32_t *len);
-VUISO_INTERNAL void vsplit_shadow_calls(struct vsplit_shadow *s);
-
-/* ---- Layout-neutral state and structural operations ---- */
+/* ---- Per-queue state of either layout ---- */
 
 struct vuiso_guest_ring {
 	union {
 		struct vsplit_guest split;
+		struct vpacked_guest packed;
 	} u;
 };
 
 struct vuiso_shadow_ring {
 	union {
 		struct vsplit_shadow split;
+		struct vpacked_shadow packed;
 	} u;
 };
 
+/* Private per-id memory a layout may use, allocated once per queue for
+ * queue_size_max ids by the engine (no allocation on start). */
+struct vuiso_ring_ids {
+	uint8_t *guest_busy;    /* guest side: buffer id in flight */
+	uint16_t *shadow_ndesc; /* shadow side: descriptors per buffer id */
+};
+
+/* Structural (control-path) operations of one layout. */
 struct vuiso_ring_ops {
 	const char *name;
 	/* Bytes the shadow ring of @size entries takes in the region, with
 	 * the offsets of its three areas from its start. */
 	uint64_t (*shadow_layout)(uint32_t size, uint64_t *desc_off,
-				  uint64_t *avail_off, uint64_t *used_off);
-	/* Check the guest ring config (alignment) and set up guest state. */
+				  uint64_t *drv_off, uint64_t *dev_off);
+	/* Check the guest ring config (alignment, start indices) and set up
+	 * the guest state. */
 	int (*guest_setup)(struct vuiso_guest_ring *g,
-			   const struct vuiso_vq_config *cfg);
+			   const struct vuiso_vq_config *cfg,
+			   const struct vuiso_ring_ids *ids);
 	/* Reset the shadow ring in the region and its private state. */
 	void (*shadow_setup)(struct vuiso_shadow_ring *s, uint8_t *base,
-			     uint32_t size, bool event_idx);
+			     uint32_t size, bool event_idx,
+			     const struct vuiso_ring_ids *ids);
 	/* Guest indices to hand back when the queue stops. */
 	void (*guest_state)(const struct vuiso_guest_ring *g,
 			    struct vuiso_vq_state *st);
+	/* VHOST_USER_SET_VRING_BASE value of a fresh shadow ring. */
+	uint32_t shadow_base;
 };
 
 VUISO_INTERNAL extern const struct vuiso_ring_ops vuiso_ring_split_ops;
+VUISO_INTERNAL extern const struct vuiso_ring_ops vuiso_ring_packed_ops;
 
-/* ---- Fast-path dispatch ---- */
+static inline const struct vuiso_ring_ops *vring_ops(enum vuiso_layout layout)
+{
+	switch (layout) {
+	case VUISO_LAYOUT_SPLIT:
+		return &vuiso_ring_split_ops;
+	case VUISO_LAYOUT_PACKED:
+		return &vuiso_ring_packed_ops;
+	}
+	return NULL; /* not a layout: the caller refuses it */
+}
 
-static inline int vring_guest_map(uint32_t layout, struct vuiso_guest_ring *g,
+/* ---- Fast-path dispatch: guest side ---- */
+
+/* Translate the guest ring areas for this call.  0 or -EFAULT. */
+static inline int vring_guest_map(enum vuiso_layout layout,
+				  struct vuiso_guest_ring *g,
 				  const struct vuiso_memmap *m, size_t *hint)
 {
 	switch (layout) {
-	default:
+	case VUISO_LAYOUT_SPLIT:
 		return vsplit_guest_map(&g->u.split, m, hint);
+	case VUISO_LAYOUT_PACKED:
+		return vpacked_guest_map(&g->u.packed, m, hint);
 	}
+	__builtin_unreachable();
 }
 
-static inline int vring_guest_avail(uint32_t layout, struct vuiso_guest_ring *g,
-				    char *why)
+/*
+ * Is there a next chain?  Return the number of chains known to be
+ * available (at least 1), 0 when none, or a negative errno with @why set.
+ * Reads that follow see at least what the count promised (acquire).
+ */
+static inline int vring_guest_avail(enum vuiso_layout layout,
+				    struct vuiso_guest_ring *g, char *why)
 {
 	switch (layout) {
-	default:
+	case VUISO_LAYOUT_SPLIT:
 		return vsplit_guest_avail(&g->u.split, why);
+	case VUISO_LAYOUT_PACKED:
+		return vpacked_guest_avail(&g->u.packed, why);
 	}
+	__builtin_unreachable();
 }
 
-static inline int vring_guest_walk(uint32_t layout, struct vuiso_guest_ring *g,
+/*
+ * Read and validate the next available chain into @c (each descriptor
+ * read once into private memory; an indirect table copied whole into
+ * @scratch first).  Nothing is consumed.  0 or a negative errno.
+ */
+static inline int vring_guest_walk(enum vuiso_layout layout,
+				   struct vuiso_guest_ring *g,
 				   const struct vuiso_memmap *m, size_t *hint,
 				   struct vuiso_chain *c, uint8_t *scratch,
 				   char *why)
 {
 	switch (layout) {
-	default:
+	case VUISO_LAYOUT_SPLIT:
 		return vsplit_guest_walk(&g->u.split, m, hint, c, scratch, why);
+	case VUISO_LAYOUT_PACKED:
+		return vpacked_guest_walk(&g->u.packed, m, hint, c, scratch,
+					  why);
 	}
+	__builtin_unreachable();
 }
 
 /* The chain vring_guest_walk() returned is taken for good. */
-static inline void vring_guest_consume(uint32_t layout,
-				       struct vuiso_guest_ring *g)
+static inline void vring_guest_consume(enum vuiso_layout layout,
+				       struct vuiso_guest_ring *g,
+				       const struct vuiso_chain *c)
 {
 	switch (layout) {
-	default:
+	case VUISO_LAYOUT_SPLIT:
 		g->u.split.last_avail++;
-		break;
+		return;
+	case VUISO_LAYOUT_PACKED:
+		vpacked_guest_consume(&g->u.packed, c);
+		return;
 	}
+	__builtin_unreachable();
 }
 
-static inline void vring_guest_put_used(uint32_t layout,
-					struct vuiso_guest_ring *g,
-					uint16_t head, uint32_t len,
+/* Return a chain to the guest by its token; visible after the flush. */
+static inline void vring_guest_put_used(enum vuiso_layout layout,
+					struct vuiso_guest_ring *g, uint16_t id,
+					uint16_t ndesc, uint32_t len,
 					const struct vuiso_log *log)
 {
 	switch (layout) {
-	default:
-		vsplit_guest_put_used(&g->u.split, head, len, log);
-		break;
+	case VUISO_LAYOUT_SPLIT:
+		vsplit_guest_put_used(&g->u.split, id, len, log);
+		return;
+	case VUISO_LAYOUT_PACKED:
+		vpacked_guest_put_used(&g->u.packed, id, ndesc, len, log);
+		return;
 	}
+	__builtin_unreachable();
 }
 
-static inline bool vring_guest_flush(uint32_t layout,
+/* Publish the used elements put since the last flush; true when the guest
+ * wants an interrupt. */
+static inline bool vring_guest_flush(enum vuiso_layout layout,
 				     struct vuiso_guest_ring *g,
 				     const struct vuiso_log *log)
 {
 	switch (layout) {
-	default:
+	case VUISO_LAYOUT_SPLIT:
 		return vsplit_guest_flush(&g->u.split, log);
+	case VUISO_LAYOUT_PACKED:
+		return vpacked_guest_flush(&g->u.packed, log);
 	}
+	__builtin_unreachable();
 }
 
-static inline void vring_guest_kicks(uint32_t layout,
+/* Ask the guest for kicks (@on) or tell it they are not needed now.  On
+ * re-enabling, a full barrier orders it before the caller's next look. */
+static inline void vring_guest_kicks(enum vuiso_layout layout,
 				     struct vuiso_guest_ring *g, bool on,
 				     const struct vuiso_log *log)
 {
 	switch (layout) {
-	default:
+	case VUISO_LAYOUT_SPLIT:
 		vsplit_guest_kicks(&g->u.split, on, log);
-		break;
+		return;
+	case VUISO_LAYOUT_PACKED:
+		vpacked_guest_kicks(&g->u.packed, on, log);
+		return;
 	}
+	__builtin_unreachable();
 }
 
-static inline void vring_shadow_add(uint32_t layout,
+/* ---- Fast-path dispatch: shadow side ---- */
+
+/* Write one chain of @n shadow buffers; b[0].id names it.  The caller has
+ * checked that the ring has room for @n descriptors. */
+static inline void vring_shadow_add(enum vuiso_layout layout,
 				    struct vuiso_shadow_ring *s,
 				    const struct vuiso_sbuf *b, unsigned n)
 {
 	switch (layout) {
-	default:
+	case VUISO_LAYOUT_SPLIT:
 		vsplit_shadow_add(&s->u.split, b, n);
-		break;
+		return;
+	case VUISO_LAYOUT_PACKED:
+		vpacked_shadow_add(&s->u.packed, b, n);
+		return;
 	}
+	__builtin_unreachable();
 }
 
-static inline bool vring_shadow_publish(uint32_t layout,
+/* Make the added chains visible; true when the back-end wants a kick. */
+static inline bool vring_shadow_publish(enum vuiso_layout layout,
 					struct vuiso_shadow_ring *s)
 {
 	switch (layout) {
-	default:
+	case VUISO_LAYOUT_SPLIT:
 		return vsplit_shadow_publish(&s->u.split);
+	case VUISO_LAYOUT_PACKED:
+		return vpacked_shadow_publish(&s->u.packed);
 	}
+	__builtin_unreachable();
 }
 
-static inline int vring_shadow_used(uint32_t layout,
+/*
+ * Is there a next used element?  Return how many are known to be ready (at
+ * least 1), 0 when none, or a negative errno with @why set.
+ */
+static inline int vring_shadow_used(enum vuiso_layout layout,
 				    struct vuiso_shadow_ring *s,
 				    uint32_t inflight, char *why)
 {
 	switch (layout) {
-	default:
+	case VUISO_LAYOUT_SPLIT:
 		return vsplit_shadow_used(&s->u.split, inflight, why);
+	case VUISO_LAYOUT_PACKED:
+		return vpacked_shadow_used(&s->u.packed);
 	}
+	__builtin_unreachable();
 }
 
-static inline void vring_shadow_get_used(uint32_t layout,
+/* Read the next used element.  The engine validates @id against its
+ * request table before it calls vring_shadow_done(). */
+static inline void vring_shadow_get_used(enum vuiso_layout layout,
 					 struct vuiso_shadow_ring *s,
 					 uint32_t *id, uint32_t *len)
 {
 	switch (layout) {
-	default:
+	case VUISO_LAYOUT_SPLIT:
 		vsplit_shadow_get_used(&s->u.split, id, len);
-		break;
+		return;
+	case VUISO_LAYOUT_PACKED:
+		vpacked_shadow_get_used(&s->u.packed, id, len);
+		return;
 	}
+	__builtin_unreachable();
 }
 
-static inline void vring_shadow_calls(uint32_t layout,
+/* The chain @id, validated as in flight, is complete: release its ring
+ * accounting (split: the engine's slots are its descriptors). */
+static inline void vring_shadow_done(enum vuiso_layout layout,
+				     struct vuiso_shadow_ring *s, uint16_t id)
+{
+	switch (layout) {
+	case VUISO_LAYOUT_SPLIT:
+		return;
+	case VUISO_LAYOUT_PACKED:
+		vpacked_shadow_done(&s->u.packed, id);
+		return;
+	}
+	__builtin_unreachable();
+}
+
+/* Ask the back-end for a call at its next used element; a full barrier
+ * orders that before the caller's next look. */
+static inline void vring_shadow_calls(enum vuiso_layout layout,
 				      struct vuiso_shadow_ring *s)
 {
 	switch (layout) {
-	default:
+	case VUISO_LAYOUT_SPLIT:
 		vsplit_shadow_calls(&s->u.split);
-		break;
+		return;
+	case VUISO_LAYOUT_PACKED:
+		vpacked_shadow_calls(&s->u.packed);
+		return;
 	}
+	__builtin_unreachable();
 }
 
 #endif /* VUISO_VRING_H */

@@ -2,10 +2,12 @@
 /*
  * The split virtqueue (VIRTIO 1.2, 2.7), both ways.
  *
- * Guest side: libvuiso is the device.  Every descriptor is read exactly once
- * into private memory (struct vuiso_seg) and validated there; an indirect
- * table is copied whole into the queue's private scratch first.  Nothing is
- * re-read after validation.
+ * Guest side: libvuiso is the device.  Each visit of a descriptor reads it
+ * once into private memory (struct vuiso_seg) and validates that copy; an
+ * indirect table is copied whole into the queue's private scratch first.
+ * Nothing is re-read after validation.  (A racing guest can rewrite `next`
+ * fields so that one descriptor is visited more than once in a chain; the
+ * visit count is bounded by the table size and each visit is validated.)
  *
  * Shadow side: libvuiso is the driver.  Descriptors and avail entries are
  * written, never read back (the back-end can overwrite them); the only
@@ -16,9 +18,6 @@
  * Memory ordering follows VIRTIO 2.7.7 / 2.7.13; every fence names the
  * barrier of the other side that it pairs with.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "vring.h"
@@ -52,13 +51,6 @@ static inline uint8_t *avail_event(uint8_t *used, uint32_t size)
 	return used_entry(used, size);
 }
 
-static inline void log_guest(const struct vuiso_log *log, uint64_t gpa,
-			     uint64_t len)
-{
-	if (unlikely(log))
-		log->fn(log->opaque, gpa, len);
-}
-
 /* ------------------------------------------------------------------ */
 /* Guest side                                                          */
 /* ------------------------------------------------------------------ */
@@ -83,13 +75,11 @@ int vsplit_guest_avail(struct vsplit_guest *g, char *why)
 	uint16_t idx = vuiso_ld16(g->avail + AVAIL_IDX);
 	uint16_t n = (uint16_t)(idx - g->last_avail);
 
-	if (unlikely(n > g->size)) {
-		snprintf(why, VUISO_ERRMSG_MAX,
-			 "guest: avail index jumped from %u to %u, more than "
-			 "the queue size %u",
-			 g->last_avail, idx, g->size);
-		return -EPROTO;
-	}
+	if (unlikely(n > g->size))
+		return vring_bad(why, -EPROTO,
+				 "guest: avail index jumped from %u to %u, "
+				 "more than the queue size %u",
+				 g->last_avail, idx, g->size);
 	/*
 	 * Pairs with the driver's write barrier between filling the avail
 	 * ring (and descriptors) and storing avail->idx: what we read below
@@ -125,19 +115,18 @@ int vsplit_guest_walk(struct vsplit_guest *g, const struct vuiso_memmap *m,
 	const uint8_t *table = g->desc;
 	uint32_t tsize = size; /* entries in the table being walked */
 	uint32_t steps = 0;    /* descriptors visited in that table */
-	uint32_t ndesc = 0;    /* data descriptors in the chain */
-	uint64_t total = 0;    /* bytes in the chain */
-	bool indirect = false, seen_write = false;
+	bool indirect = false;
 	uint32_t i;
+	int ret;
 
 	i = vuiso_ld16(avail_entry(g->avail, g->last_avail & (size - 1)));
-	if (unlikely(i >= size)) {
-		snprintf(why, VUISO_ERRMSG_MAX,
-			 "guest: head %u out of range (queue size %u)", i,
-			 size);
-		return -EPROTO;
-	}
+	if (unlikely(i >= size))
+		return vring_bad(why, -EPROTO,
+				 "guest: head %u out of range (queue size %u)",
+				 i, size);
 	c->head = (uint16_t)i;
+	c->id = (uint16_t)i;
+	c->ndesc = 1; /* unused by split: the head names the whole chain */
 	c->nseg = 0;
 	c->out_bytes = 0;
 	c->in_bytes = 0;
@@ -145,61 +134,48 @@ int vsplit_guest_walk(struct vsplit_guest *g, const struct vuiso_memmap *m,
 	for (;;) {
 		struct vring_desc d;
 
-		if (unlikely(i >= tsize)) {
-			snprintf(why, VUISO_ERRMSG_MAX,
-				 "guest: next %u out of range (%s table of %u)",
-				 i, indirect ? "indirect" : "descriptor",
-				 tsize);
-			return -EPROTO;
-		}
-		if (unlikely(++steps > tsize)) {
-			snprintf(
-				why, VUISO_ERRMSG_MAX,
+		if (unlikely(i >= tsize))
+			return vring_bad(
+				why, -EPROTO,
+				"guest: next %u out of range (%s table of %u)",
+				i, indirect ? "indirect" : "descriptor", tsize);
+		if (unlikely(++steps > tsize))
+			return vring_bad(
+				why, -ELOOP,
 				"guest: descriptor loop in %s table at head %u",
 				indirect ? "indirect" : "descriptor", c->head);
-			return -ELOOP;
-		}
 		read_desc(table + 16u * i, indirect, &d);
 
 		if (d.flags & VRING_DESC_F_INDIRECT) {
-			if (unlikely(indirect)) {
-				snprintf(why, VUISO_ERRMSG_MAX,
-					 "guest: nested indirect table at head "
-					 "%u",
-					 c->head);
-				return -EPROTO;
-			}
-			if (unlikely(!g->indirect)) {
-				snprintf(why, VUISO_ERRMSG_MAX,
-					 "guest: indirect descriptor without "
-					 "VIRTIO_F_INDIRECT_DESC");
-				return -EPROTO;
-			}
-			if (unlikely(d.flags & VRING_DESC_F_NEXT)) {
-				snprintf(why, VUISO_ERRMSG_MAX,
-					 "guest: indirect descriptor with NEXT "
-					 "at head %u",
-					 c->head);
-				return -EPROTO;
-			}
-			if (unlikely(!d.len || d.len % 16 ||
-				     d.len / 16 > size)) {
-				snprintf(why, VUISO_ERRMSG_MAX,
-					 "guest: indirect table length %u is "
-					 "not "
-					 "a multiple of 16 between 16 and %u",
-					 d.len, 16 * size);
-				return -EPROTO;
-			}
+			if (unlikely(indirect))
+				return vring_bad(why, -EPROTO,
+						 "guest: nested indirect table "
+						 "at head %u",
+						 c->head);
+			if (unlikely(!g->indirect))
+				return vring_bad(
+					why, -EPROTO,
+					"guest: indirect descriptor without "
+					"VIRTIO_F_INDIRECT_DESC");
+			if (unlikely(d.flags & VRING_DESC_F_NEXT))
+				return vring_bad(why, -EPROTO,
+						 "guest: indirect descriptor "
+						 "with NEXT at head %u",
+						 c->head);
+			if (unlikely(!d.len || d.len % 16 || d.len / 16 > size))
+				return vring_bad(why, -EPROTO,
+						 "guest: indirect table length "
+						 "%u is not a multiple of 16 "
+						 "between 16 and %u",
+						 d.len, 16 * size);
 			/* One read of the whole table into private memory. */
 			if (unlikely(vuiso_memmap_read(m, d.addr, scratch,
-						       d.len, hint))) {
-				snprintf(why, VUISO_ERRMSG_MAX,
-					 "guest: indirect table 0x%" PRIx64
-					 "+%u is not in guest memory",
-					 d.addr, d.len);
-				return -EFAULT;
-			}
+						       d.len, hint)))
+				return vring_bad(
+					why, -EFAULT,
+					"guest: indirect table 0x%" PRIx64
+					"+%u is not in guest memory",
+					d.addr, d.len);
 			table = scratch;
 			tsize = d.len / 16;
 			steps = 0;
@@ -208,67 +184,26 @@ int vsplit_guest_walk(struct vsplit_guest *g, const struct vuiso_memmap *m,
 			continue;
 		}
 
-		if (unlikely(!d.len)) {
-			snprintf(why, VUISO_ERRMSG_MAX,
-				 "guest: zero-length descriptor at head %u",
-				 c->head);
-			return -EPROTO;
-		}
-		if (unlikely(d.len - 1 > UINT64_MAX - d.addr)) {
-			snprintf(why, VUISO_ERRMSG_MAX,
-				 "guest: descriptor 0x%" PRIx64
-				 "+%u overflows the address space",
-				 d.addr, d.len);
-			return -EFAULT;
-		}
-		if (d.flags & VRING_DESC_F_WRITE) {
-			seen_write = true;
-		} else if (unlikely(seen_write)) {
-			snprintf(why, VUISO_ERRMSG_MAX,
-				 "guest: device-readable descriptor after "
-				 "device-writable at head %u",
-				 c->head);
-			return -EPROTO;
-		}
-		if (unlikely(++ndesc > size)) {
-			snprintf(
-				why, VUISO_ERRMSG_MAX,
-				"guest: chain at head %u longer than the queue "
-				"size %u",
-				c->head, size);
-			return -ELOOP;
-		}
-		total += d.len;
-		if (unlikely(total > UINT32_MAX)) {
-			snprintf(why, VUISO_ERRMSG_MAX,
-				 "guest: chain at head %u longer than 4 GiB",
-				 c->head);
-			return -EPROTO;
-		}
-		c->seg[c->nseg].gpa = d.addr;
-		c->seg[c->nseg].len = d.len;
-		c->seg[c->nseg].write = !!(d.flags & VRING_DESC_F_WRITE);
-		c->nseg++;
-		if (d.flags & VRING_DESC_F_WRITE)
-			c->in_bytes += d.len;
-		else
-			c->out_bytes += d.len;
+		ret = vring_chain_push(c, d.addr, d.len,
+				       d.flags & VRING_DESC_F_WRITE, size, why);
+		if (unlikely(ret))
+			return ret;
 		if (!(d.flags & VRING_DESC_F_NEXT))
 			return 0;
 		i = d.next;
 	}
 }
 
-void vsplit_guest_put_used(struct vsplit_guest *g, uint16_t head, uint32_t len,
+void vsplit_guest_put_used(struct vsplit_guest *g, uint16_t id, uint32_t len,
 			   const struct vuiso_log *log)
 {
 	uint32_t slot = g->used_idx & (g->size - 1);
 	uint8_t *e = used_entry(g->used, slot);
 
-	vuiso_st32(e, head);
+	vuiso_st32(e, id);
 	vuiso_st32(e + 4, len);
 	g->used_idx++;
-	log_guest(log, g->used_gpa + USED_RING + 8u * slot, 8);
+	vring_log(log, g->used_gpa + USED_RING + 8u * slot, 8);
 }
 
 /*
@@ -303,7 +238,7 @@ bool vsplit_guest_flush(struct vsplit_guest *g, const struct vuiso_log *log)
 	if (g->used_idx == old)
 		return false;
 	g->used_flushed = g->used_idx;
-	log_guest(log, g->used_gpa + USED_IDX, 2);
+	vring_log(log, g->used_gpa + USED_IDX, 2);
 	return publish_idx(g->used + USED_IDX, g->used_idx, old, g->event_idx,
 			   used_event(g->avail, g->size),
 			   g->avail + AVAIL_FLAGS, VRING_AVAIL_F_NO_INTERRUPT);
@@ -318,14 +253,14 @@ void vsplit_guest_kicks(struct vsplit_guest *g, bool on,
 		if (!on)
 			return;
 		vuiso_st16(avail_event(g->used, g->size), g->last_avail);
-		log_guest(log, g->used_gpa + USED_RING + 8u * g->size, 2);
+		vring_log(log, g->used_gpa + USED_RING + 8u * g->size, 2);
 	} else {
 		if (on != g->kicks_off)
 			return;
 		vuiso_st16(g->used + USED_FLAGS,
 			   on ? 0 : VRING_USED_F_NO_NOTIFY);
 		g->kicks_off = !on;
-		log_guest(log, g->used_gpa + USED_FLAGS, 2);
+		vring_log(log, g->used_gpa + USED_FLAGS, 2);
 		if (!on)
 			return;
 	}
@@ -353,11 +288,14 @@ static uint64_t vsplit_shadow_layout(uint32_t size, uint64_t *desc_off,
 	return VUISO_ALIGN_UP(*used_off + vring_used_bytes(size, true), 4096);
 }
 
-void vsplit_shadow_init(struct vsplit_shadow *s, uint8_t *base, uint32_t size,
-			bool event_idx)
+static void vsplit_shadow_setup(struct vuiso_shadow_ring *sr, uint8_t *base,
+				uint32_t size, bool event_idx,
+				const struct vuiso_ring_ids *ids)
 {
+	struct vsplit_shadow *s = &sr->u.split;
 	uint64_t d, a, u, bytes = vsplit_shadow_layout(size, &d, &a, &u);
 
+	(void)ids; /* the engine's slots are the descriptors */
 	memset(base, 0, bytes);
 	s->size = size;
 	s->event_idx = event_idx;
@@ -405,13 +343,11 @@ int vsplit_shadow_used(struct vsplit_shadow *s, uint32_t inflight, char *why)
 	uint16_t idx = vuiso_ld16(s->used + USED_IDX);
 	uint16_t n = (uint16_t)(idx - s->last_used);
 
-	if (unlikely(n > inflight)) {
-		snprintf(why, VUISO_ERRMSG_MAX,
-			 "back-end: used index jumped from %u to %u with only "
-			 "%u requests in flight",
-			 s->last_used, idx, inflight);
-		return -EPROTO;
-	}
+	if (unlikely(n > inflight))
+		return vring_bad(why, -EPROTO,
+				 "back-end: used index jumped from %u to %u "
+				 "with only %u requests in flight",
+				 s->last_used, idx, inflight);
 	/*
 	 * Pairs with the back-end's write barrier between filling used
 	 * entries and storing used->idx.
@@ -447,10 +383,12 @@ void vsplit_shadow_calls(struct vsplit_shadow *s)
 /* ------------------------------------------------------------------ */
 
 static int vsplit_guest_setup(struct vuiso_guest_ring *gr,
-			      const struct vuiso_vq_config *cfg)
+			      const struct vuiso_vq_config *cfg,
+			      const struct vuiso_ring_ids *ids)
 {
 	struct vsplit_guest *g = &gr->u.split;
 
+	(void)ids; /* the avail ring names each head once */
 	/* VIRTIO 2.7: descriptor table 16, driver area 2, device area 4. */
 	if (cfg->desc_gpa % 16 || cfg->avail_gpa % 2 || cfg->used_gpa % 4)
 		return -EINVAL;
@@ -468,17 +406,12 @@ static int vsplit_guest_setup(struct vuiso_guest_ring *gr,
 	return 0;
 }
 
-static void vsplit_shadow_setup(struct vuiso_shadow_ring *sr, uint8_t *base,
-				uint32_t size, bool event_idx)
-{
-	vsplit_shadow_init(&sr->u.split, base, size, event_idx);
-}
-
 static void vsplit_guest_state(const struct vuiso_guest_ring *gr,
 			       struct vuiso_vq_state *st)
 {
 	st->avail_idx = gr->u.split.last_avail;
 	st->used_idx = gr->u.split.used_idx;
+	st->vring_base = st->avail_idx;
 }
 
 const struct vuiso_ring_ops vuiso_ring_split_ops = {
@@ -487,4 +420,5 @@ const struct vuiso_ring_ops vuiso_ring_split_ops = {
 	.guest_setup = vsplit_guest_setup,
 	.shadow_setup = vsplit_shadow_setup,
 	.guest_state = vsplit_guest_state,
+	.shadow_base = 0,
 };

@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 /** Version of the library (major, minor, patch packed as 0xMMmmpp). */
-#define VUISO_VERSION 0x000100
+#define VUISO_VERSION 0x000200
 
 /**
  * vuiso_version() - library version, as VUISO_VERSION of the build.
@@ -72,10 +72,13 @@ VUISO_API unsigned vuiso_version(void);
  *
  * Device-specific bits (0-23 and 50-63) pass through.  Transport bits that the
  * shadow virtqueue implements itself toward the guest (INDIRECT_DESC,
- * EVENT_IDX) are offered whatever the back-end supports; VERSION_1 is offered
- * when the back-end offers it.  Transport bits the library cannot honour
- * (RING_PACKED, IN_ORDER, NOTIFICATION_DATA, RING_RESET, ACCESS_PLATFORM and
- * every other bit of 24-49), and the vhost-only bits 26 and 30, are masked.
+ * EVENT_IDX, RING_PACKED) are offered whatever the back-end supports: a
+ * packed guest ring is translated to a split shadow ring when the back-end
+ * has no packed ring.  VERSION_1 is offered when the back-end offers it.
+ * Transport bits the library cannot honour (IN_ORDER, NOTIFICATION_DATA,
+ * RING_RESET, ACCESS_PLATFORM and every other bit of 24-49), and the
+ * vhost-only bits 26 and 30, are masked.  To keep a guest on split rings,
+ * clear VUISO_F_RING_PACKED from the result.
  *
  * Control path, any thread.
  *
@@ -92,7 +95,13 @@ VUISO_API uint64_t vuiso_features_for_guest(uint64_t backend_features);
  * Device bits are those the guest accepted.  Transport bits are decided for
  * the shadow side alone: EVENT_IDX and VERSION_1 when the back-end offers
  * them, never INDIRECT_DESC (guest indirect tables are flattened) and none of
- * the masked bits.  VHOST_USER_F_PROTOCOL_FEATURES is kept when offered, since
+ * the masked bits.  RING_PACKED, which chooses the shadow ring's layout, is
+ * set when the guest accepted it and the back-end offers it, so that no
+ * translation happens that the peers do not need.  A VMM may override that
+ * choice in the result: clear the bit to keep the back-end on split rings
+ * (a back-end whose packed support it does not trust), or set it when the
+ * back-end offers it to give a split guest a packed shadow ring;
+ * vuiso_vq_start() follows whatever the VMM finally sent.  VHOST_USER_F_PROTOCOL_FEATURES is kept when offered, since
  * the vhost-user front-end needs it; VHOST_F_LOG_ALL is never set, because
  * under isolation the front-end logs guest writes itself.
  *
@@ -103,10 +112,29 @@ VUISO_API uint64_t vuiso_features_for_guest(uint64_t backend_features);
 VUISO_API uint64_t vuiso_features_for_backend(uint64_t backend_features,
 					      uint64_t guest_features);
 
-/** A virtqueue ring layout. */
+/**
+ * enum vuiso_layout - a virtqueue ring layout.
+ * @VUISO_LAYOUT_SPLIT: split virtqueue (VIRTIO 1.2, 2.7).
+ * @VUISO_LAYOUT_PACKED: packed virtqueue (VIRTIO 1.2, 2.8), negotiated with
+ *                       VUISO_F_RING_PACKED.
+ *
+ * A queue's guest side and shadow side each have their own layout: any of
+ * the four combinations works, the library translates between them.
+ */
 enum vuiso_layout {
-	VUISO_LAYOUT_SPLIT = 0, /* VIRTIO split virtqueue */
+	VUISO_LAYOUT_SPLIT = 0,
+	VUISO_LAYOUT_PACKED = 1,
 };
+
+/**
+ * VUISO_PACKED_WRAP - the wrap-counter bit of a packed ring index.
+ *
+ * Packed ring indices carry a position (bits 0-14) and a wrap counter
+ * (bit 15), as VHOST_USER_SET/GET_VRING_BASE encode each half.  A fresh
+ * packed queue starts at position 0 with both wrap counters set, i.e.
+ * VUISO_PACKED_WRAP.
+ */
+#define VUISO_PACKED_WRAP 0x8000u
 
 /**
  * struct vuiso_ops - callbacks from the library into the VMM.
@@ -328,44 +356,74 @@ VUISO_API struct vuiso_vq *vuiso_dev_get_vq(struct vuiso_dev *dev,
 struct vuiso_vq_config {
 	/** Set to VUISO_VQ_CONFIG_VERSION. */
 	uint32_t version;
-	/** Ring layout; only VUISO_LAYOUT_SPLIT today. */
+	/** Layout of the guest's ring, enum vuiso_layout: VUISO_LAYOUT_PACKED
+	 *  exactly when @guest_features has VUISO_F_RING_PACKED. */
 	uint32_t layout;
-	/** Queue size: power of two, 1 to the device's queue_size_max. */
+	/** Queue size: power of two, 1 to the device's queue_size_max (both
+	 *  layouts; packed rings of other sizes are refused). */
 	uint32_t size;
-	/** Guest physical address of the descriptor table. */
+	/** Guest physical address of the descriptor table (packed: the
+	 *  descriptor ring). */
 	uint64_t desc_gpa;
-	/** Guest physical address of the driver (avail) area. */
+	/** Guest physical address of the driver area (split: avail ring;
+	 *  packed: driver event suppression structure). */
 	uint64_t avail_gpa;
-	/** Guest physical address of the device (used) area. */
+	/** Guest physical address of the device area (split: used ring;
+	 *  packed: device event suppression structure). */
 	uint64_t used_gpa;
 	/** Features negotiated with the guest driver. */
 	uint64_t guest_features;
-	/** Features negotiated with the back-end. */
+	/** Features negotiated with the back-end.  The shadow ring is packed
+	 *  exactly when this has VUISO_F_RING_PACKED. */
 	uint64_t backend_features;
-	/** Next guest avail index to consume (VHOST_USER_SET_VRING_BASE). */
+	/** Next guest avail index to consume (VHOST_USER_SET_VRING_BASE).
+	 *  Packed: position | avail wrap counter << 15 (VUISO_PACKED_WRAP for
+	 *  a fresh queue).  vuiso_vq_config_set_base() decodes the message. */
 	uint16_t avail_idx;
 	/** Next guest used index to write; equal to @avail_idx after a clean
-	 *  stop. */
+	 *  stop.  Packed: position | used wrap counter << 15. */
 	uint16_t used_idx;
 };
 
 #define VUISO_VQ_CONFIG_VERSION 1
 
 /**
+ * vuiso_vq_config_set_base() - take the guest indices from a
+ * VHOST_USER_SET_VRING_BASE value.
+ * @cfg: the config; @cfg->layout must be set first.
+ * @num: the message's value.  Split: the avail index in bits 0-15 (the used
+ *       index is taken equal to it).  Packed: bits 0-14 avail position, 15
+ *       avail wrap counter, 16-30 used position, 31 used wrap counter, as
+ *       QEMU and DPDK encode it.
+ *
+ * Sets @cfg->avail_idx and @cfg->used_idx.  A VMM that knows the guest's used
+ * index otherwise (split: from the used ring) may overwrite @cfg->used_idx.
+ *
+ * Control path, any thread.
+ */
+VUISO_API void vuiso_vq_config_set_base(struct vuiso_vq_config *cfg,
+					uint32_t num);
+
+/**
  * struct vuiso_vq_shadow - the shadow ring, as the back-end must see it.
  *
  * The addresses are what VHOST_USER_SET_VRING_ADDR carries: VMM virtual
  * addresses inside the region (userspace_addr space).  The shadow ring
- * always starts at index 0 (VHOST_USER_SET_VRING_BASE 0).
+ * always starts fresh: VHOST_USER_SET_VRING_BASE @vring_base.
  */
 struct vuiso_vq_shadow {
 	/** Queue size for VHOST_USER_SET_VRING_NUM. */
 	uint32_t size;
-	/** Descriptor table, VMM address. */
+	/** Layout of the shadow ring, enum vuiso_layout. */
+	uint32_t layout;
+	/** Value for VHOST_USER_SET_VRING_BASE: 0 for split, position 0 with
+	 *  both wrap counters set (0x80008000) for packed. */
+	uint32_t vring_base;
+	/** Descriptor table (packed: descriptor ring), VMM address. */
 	uint64_t desc_addr;
-	/** Driver area, VMM address. */
+	/** Driver area (packed: driver event suppression), VMM address. */
 	uint64_t avail_addr;
-	/** Device area, VMM address. */
+	/** Device area (packed: device event suppression), VMM address. */
 	uint64_t used_addr;
 	/** Same three in the back-end's guest-physical view. */
 	uint64_t desc_backend;
@@ -431,10 +489,13 @@ VUISO_API int vuiso_vq_call_from_backend(struct vuiso_vq *vq);
 
 /** Guest ring state handed back when a queue stops. */
 struct vuiso_vq_state {
-	/** Next guest avail index (VHOST_USER_GET_VRING_BASE answer). */
+	/** Next guest avail index (packed: position | wrap counter << 15). */
 	uint16_t avail_idx;
-	/** Next guest used index. */
+	/** Next guest used index (packed: position | wrap counter << 15). */
 	uint16_t used_idx;
+	/** The VHOST_USER_GET_VRING_BASE answer for the guest side: split:
+	 *  @avail_idx; packed: @avail_idx | @used_idx << 16. */
+	uint32_t vring_base;
 	/** Requests still in flight in the back-end (0 after a clean stop). */
 	uint32_t inflight;
 };

@@ -198,8 +198,11 @@ static void test_features_split_per_side(void **state)
 	assert_true(g & BIT(VUISO_F_VERSION_1));
 	assert_true(g & BIT(VUISO_F_INDIRECT_DESC));
 	assert_true(g & BIT(VUISO_F_EVENT_IDX));
+	/* Packed toward the guest whatever the back-end has (translation). */
+	assert_true(g & BIT(VUISO_F_RING_PACKED));
+	assert_true(vuiso_features_for_guest(BIT(VUISO_F_VERSION_1)) &
+		    BIT(VUISO_F_RING_PACKED));
 	/* What it cannot honour, and vhost-only bits, never reach the guest. */
-	assert_false(g & BIT(VUISO_F_RING_PACKED));
 	assert_false(g & BIT(VUISO_F_IN_ORDER));
 	assert_false(g & BIT(VUISO_F_ACCESS_PLATFORM));
 	assert_false(g & BIT(VUISO_F_NOTIFICATION_DATA));
@@ -219,6 +222,14 @@ static void test_features_split_per_side(void **state)
 	assert_false(b & BIT(VUISO_F_INDIRECT_DESC));
 	assert_false(b & BIT(VUISO_F_RING_PACKED));
 	assert_false(b & BIT(VUISO_F_VHOST_LOG_ALL));
+	/* The shadow is packed when both the guest and the back-end are. */
+	b = vuiso_features_for_backend(be, BIT(VUISO_F_VERSION_1) |
+						   BIT(VUISO_F_RING_PACKED));
+	assert_true(b & BIT(VUISO_F_RING_PACKED));
+	b = vuiso_features_for_backend(be & ~BIT(VUISO_F_RING_PACKED),
+				       BIT(VUISO_F_VERSION_1) |
+					       BIT(VUISO_F_RING_PACKED));
+	assert_false(b & BIT(VUISO_F_RING_PACKED));
 	/* EVENT_IDX toward the guest even if the back-end lacks it. */
 	g = vuiso_features_for_guest(BIT(VUISO_F_VERSION_1));
 	assert_true(g & BIT(VUISO_F_EVENT_IDX));
@@ -261,10 +272,26 @@ static void test_queue_start_checks_config(void **state)
 	assert_int_equal(vuiso_vq_start(vq, &bad, &sh), -EINVAL);
 	bad = q, bad.size = 100;
 	assert_int_equal(vuiso_vq_start(vq, &bad, &sh), -EINVAL);
-	bad = q, bad.layout = 1;
+	bad = q, bad.layout = 2;
 	assert_int_equal(vuiso_vq_start(vq, &bad, &sh), -ENOTSUP);
+	/* The layout must be the one the guest negotiated. */
+	bad = q, bad.layout = VUISO_LAYOUT_PACKED;
+	assert_int_equal(vuiso_vq_start(vq, &bad, &sh), -EINVAL);
 	bad = q, bad.guest_features |= BIT(VUISO_F_RING_PACKED);
+	assert_int_equal(vuiso_vq_start(vq, &bad, &sh), -EINVAL);
+	bad = q, bad.guest_features |= BIT(VUISO_F_IN_ORDER);
 	assert_int_equal(vuiso_vq_start(vq, &bad, &sh), -ENOTSUP);
+	/* Packed: positions inside the ring, event structures 4-aligned. */
+	bad = q, bad.layout = VUISO_LAYOUT_PACKED;
+	bad.guest_features |= BIT(VUISO_F_RING_PACKED);
+	bad.avail_idx = 256 | VUISO_PACKED_WRAP;
+	bad.used_idx = VUISO_PACKED_WRAP;
+	assert_int_equal(vuiso_vq_start(vq, &bad, &sh), -EINVAL);
+	bad.avail_idx = VUISO_PACKED_WRAP, bad.avail_gpa += 2;
+	assert_int_equal(vuiso_vq_start(vq, &bad, &sh), -EINVAL);
+	/* A used position ahead of the avail position is not a ring state. */
+	bad.avail_gpa -= 2, bad.used_idx = 3 | VUISO_PACKED_WRAP;
+	assert_int_equal(vuiso_vq_start(vq, &bad, &sh), -EINVAL);
 	bad = q, bad.desc_gpa += 8;
 	assert_int_equal(vuiso_vq_start(vq, &bad, &sh), -EINVAL);
 	bad = q, bad.used_gpa = 0x1fc00; /* runs off guest RAM */
@@ -276,6 +303,8 @@ static void test_queue_start_checks_config(void **state)
 	lo = (uint64_t)(uintptr_t)ri.vmm_addr;
 	hi = lo + ri.size;
 	assert_int_equal(sh.size, 256);
+	assert_int_equal(sh.layout, VUISO_LAYOUT_SPLIT);
+	assert_int_equal(sh.vring_base, 0);
 	assert_true(sh.desc_addr >= lo && sh.desc_addr + 16 * 256 <= hi);
 	assert_true(sh.avail_addr >= lo && sh.avail_addr + 6 + 2 * 256 <= hi);
 	assert_true(sh.used_addr >= lo && sh.used_addr + 6 + 8 * 256 <= hi);
@@ -283,6 +312,71 @@ static void test_queue_start_checks_config(void **state)
 	assert_int_equal(sh.used_backend - ri.backend_addr, sh.used_addr - lo);
 	assert_int_equal(sh.desc_addr % 16, 0);
 	assert_int_equal(sh.used_addr % 4, 0);
+	vuiso_dev_free(d);
+}
+
+static void test_packed_start_and_vring_base_encoding(void **state)
+{
+	static uint8_t ram[1 << 16] __attribute__((aligned(4096)));
+	struct vuiso_mem_region mr = {0x10000, sizeof(ram), ram};
+	struct seen s = {0};
+	struct vuiso_dev_config c = config(&s);
+	struct vuiso_vq_config q = {
+		.version = VUISO_VQ_CONFIG_VERSION,
+		.layout = VUISO_LAYOUT_PACKED,
+		.size = 256,
+		.desc_gpa = 0x10000,
+		.avail_gpa = 0x11000,
+		.used_gpa = 0x11004,
+		.guest_features = BIT(VUISO_F_VERSION_1) |
+				  BIT(VUISO_F_RING_PACKED),
+		.backend_features = BIT(VUISO_F_VERSION_1) |
+				    BIT(VUISO_F_RING_PACKED),
+	};
+	struct vuiso_region_info ri;
+	struct vuiso_vq_state st;
+	struct vuiso_vq_shadow sh;
+	struct vuiso_dev *d;
+	struct vuiso_vq *vq;
+	uint64_t lo, hi;
+
+	(void)state;
+	/* vhost-user's SET_VRING_BASE halves: 0-14 avail position, 15 its
+	 * wrap counter, 16-30 used position, 31 its wrap counter. */
+	vuiso_vq_config_set_base(&q, 0x80058005u);
+	assert_int_equal(q.avail_idx, 5 | VUISO_PACKED_WRAP);
+	assert_int_equal(q.used_idx, 5 | VUISO_PACKED_WRAP);
+	vuiso_vq_config_set_base(&q, 0x00070007u);
+	assert_int_equal(q.avail_idx, 7);
+	assert_int_equal(q.used_idx, 7);
+
+	assert_int_equal(vuiso_dev_new(&c, &d), 0);
+	assert_int_equal(vuiso_dev_set_guest_memory(d, &mr, 1), 0);
+	vq = vuiso_dev_get_vq(d, 0);
+	assert_int_equal(vuiso_vq_start(vq, &q, &sh), 0);
+	/* A fresh packed shadow: position 0, both wrap counters set. */
+	assert_int_equal(sh.layout, VUISO_LAYOUT_PACKED);
+	assert_int_equal(sh.vring_base, 0x80008000u);
+	assert_int_equal(vuiso_dev_get_region(d, 0, &ri), 0);
+	lo = (uint64_t)(uintptr_t)ri.vmm_addr;
+	hi = lo + ri.size;
+	assert_true(sh.desc_addr >= lo && sh.desc_addr + 16 * 256 <= hi);
+	assert_true(sh.avail_addr >= lo && sh.avail_addr + 4 <= hi);
+	assert_true(sh.used_addr >= lo && sh.used_addr + 4 <= hi);
+	assert_int_equal(sh.desc_addr % 16, 0);
+	assert_int_equal(sh.avail_addr % 4, 0);
+	assert_int_equal(sh.used_addr % 4, 0);
+	/* Stopped with nothing in flight: the indices it started from, in
+	 * the GET_VRING_BASE encoding. */
+	assert_int_equal(vuiso_vq_stop(vq, 0, &st), 0);
+	assert_int_equal(st.avail_idx, 7);
+	assert_int_equal(st.used_idx, 7);
+	assert_int_equal(st.vring_base, 0x00070007u);
+	/* A split shadow for a packed guest when the back-end is split. */
+	q.backend_features = BIT(VUISO_F_VERSION_1);
+	assert_int_equal(vuiso_vq_start(vq, &q, &sh), 0);
+	assert_int_equal(sh.layout, VUISO_LAYOUT_SPLIT);
+	assert_int_equal(sh.vring_base, 0);
 	vuiso_dev_free(d);
 }
 
@@ -294,6 +388,7 @@ int main(void)
 		cmocka_unit_test(test_adopted_fd_must_be_sealed_and_big_enough),
 		cmocka_unit_test(test_features_split_per_side),
 		cmocka_unit_test(test_queue_start_checks_config),
+		cmocka_unit_test(test_packed_start_and_vring_base_encoding),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
