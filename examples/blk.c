@@ -331,7 +331,7 @@ static void pick_bench(struct blk_queue *bq, struct blk_req *req)
 static int submit(struct blk_queue *bq, struct blk_req *req)
 {
 	struct blk_dev *bd = bq->bd;
-	struct vmm_sg sg[MAX_SEGS + 2];
+	struct virtq_sg sg[MAX_SEGS + 2];
 	unsigned out = 0, in = 0, nsg = 0;
 
 	req->bytes = (req->type == BLK_T_IN || req->type == BLK_T_OUT)
@@ -341,7 +341,7 @@ static int submit(struct blk_queue *bq, struct blk_req *req)
 	req->hdr->ioprio = 0;
 	req->hdr->sector = req->type == BLK_T_FLUSH ? 0 : req->sector;
 	*req->status = 0xff;
-	sg[nsg++] = (struct vmm_sg){req->hdr_gpa, sizeof(*req->hdr)};
+	sg[nsg++] = (struct virtq_sg){req->hdr_gpa, sizeof(*req->hdr)};
 	out++;
 	if (req->type == BLK_T_OUT && bd->workload == W_VERIFY) {
 		req->version = bq->next_version++;
@@ -357,7 +357,7 @@ static int submit(struct blk_queue *bq, struct blk_req *req)
 
 			if (len > bd->seg_bytes)
 				len = bd->seg_bytes;
-			sg[nsg++] = (struct vmm_sg){req->data_gpa + off, len};
+			sg[nsg++] = (struct virtq_sg){req->data_gpa + off, len};
 			if (req->type == BLK_T_OUT)
 				out++;
 			else
@@ -368,10 +368,10 @@ static int submit(struct blk_queue *bq, struct blk_req *req)
 		req->dwz->sector = req->sector;
 		req->dwz->num_sectors = req->nsec;
 		req->dwz->flags = 0;
-		sg[nsg++] = (struct vmm_sg){req->dwz_gpa, sizeof(*req->dwz)};
+		sg[nsg++] = (struct virtq_sg){req->dwz_gpa, sizeof(*req->dwz)};
 		out++;
 	}
-	sg[nsg++] = (struct vmm_sg){req->status_gpa, 1};
+	sg[nsg++] = (struct virtq_sg){req->status_gpa, 1};
 	in++;
 	if (vmm_queue_submit(bq->q, sg, out, in, req) < 0)
 		return -ENOSPC;
@@ -646,8 +646,8 @@ int vmm_blk_run(struct vmm_dev *dev, struct vmm_opts *o)
 		(1ULL << BLK_F_RO) | (1ULL << BLK_F_BLK_SIZE) |
 		(1ULL << BLK_F_FLUSH) | (1ULL << BLK_F_MQ) |
 		(1ULL << BLK_F_DISCARD) | (1ULL << BLK_F_WRITE_ZEROES) |
-		(1ULL << VMM_F_INDIRECT_DESC) | (1ULL << VMM_F_EVENT_IDX) |
-		(1ULL << VMM_F_VERSION_1);
+		(1ULL << VIRTQ_F_INDIRECT_DESC) | (1ULL << VIRTQ_F_EVENT_IDX) |
+		(1ULL << VIRTQ_F_VERSION_1);
 	struct blk_dev bd = {.dev = dev, .opts = o};
 	struct blk_queue bqs[VMM_MAX_QUEUES];
 	struct vmm_summary sum = {0};

@@ -242,7 +242,7 @@ static int fs_submit(struct fs_dev *fs, struct fs_slot *s, uint32_t opcode,
 		     uint64_t nodeid, const void *args, uint32_t arglen,
 		     uint32_t wlen, uint32_t outlen, uint32_t rlen)
 {
-	struct vmm_sg sg[8 + 2 * (1 << 20) / FS_SEG_BYTES];
+	struct virtq_sg sg[8 + 2 * (1 << 20) / FS_SEG_BYTES];
 	unsigned out = 0, in = 0, n = 0;
 
 	if (arglen > FS_ARGS_MAX || outlen > FS_ARGS_MAX ||
@@ -264,30 +264,30 @@ static int fs_submit(struct fs_dev *fs, struct fs_slot *s, uint32_t opcode,
 	if (arglen)
 		memcpy((uint8_t *)s->in + 64, args, arglen);
 	memset(s->out, 0xa5, sizeof(*s->out));
-	sg[n++] = (struct vmm_sg){s->in_gpa, sizeof(*s->in)};
+	sg[n++] = (struct virtq_sg){s->in_gpa, sizeof(*s->in)};
 	out++;
 	if (arglen) {
-		sg[n++] = (struct vmm_sg){s->in_gpa + 64, arglen};
+		sg[n++] = (struct virtq_sg){s->in_gpa + 64, arglen};
 		out++;
 	}
 	for (uint32_t off = 0; off < wlen; off += FS_SEG_BYTES) {
 		uint32_t l = wlen - off < FS_SEG_BYTES ? wlen - off
 						       : FS_SEG_BYTES;
 
-		sg[n++] = (struct vmm_sg){s->data_gpa + off, l};
+		sg[n++] = (struct virtq_sg){s->data_gpa + off, l};
 		out++;
 	}
-	sg[n++] = (struct vmm_sg){s->out_gpa, sizeof(*s->out)};
+	sg[n++] = (struct virtq_sg){s->out_gpa, sizeof(*s->out)};
 	in++;
 	if (outlen) {
-		sg[n++] = (struct vmm_sg){s->out_gpa + 64, outlen};
+		sg[n++] = (struct virtq_sg){s->out_gpa + 64, outlen};
 		in++;
 	}
 	for (uint32_t off = 0; off < rlen; off += FS_SEG_BYTES) {
 		uint32_t l = rlen - off < FS_SEG_BYTES ? rlen - off
 						       : FS_SEG_BYTES;
 
-		sg[n++] = (struct vmm_sg){s->data_gpa + off, l};
+		sg[n++] = (struct virtq_sg){s->data_gpa + off, l};
 		in++;
 	}
 	if (vmm_queue_submit(fs->q, sg, out, in, s) < 0)
@@ -883,9 +883,9 @@ static void *fs_thread(void *p)
 
 int vmm_fs_run(struct vmm_dev *dev, struct vmm_opts *o)
 {
-	const uint64_t wants = (1ULL << VMM_F_INDIRECT_DESC) |
-			       (1ULL << VMM_F_EVENT_IDX) |
-			       (1ULL << VMM_F_VERSION_1);
+	const uint64_t wants = (1ULL << VIRTQ_F_INDIRECT_DESC) |
+			       (1ULL << VIRTQ_F_EVENT_IDX) |
+			       (1ULL << VIRTQ_F_VERSION_1);
 	struct fs_dev fs = {.dev = dev, .opts = o};
 	struct fs_thread_arg arg = {.fs = &fs};
 	struct vmm_summary sum = {0};

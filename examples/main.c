@@ -49,6 +49,14 @@ static const char usage_text[] =
 	"  --no-indirect         the guest driver uses no indirect tables\n"
 	"  --no-event-idx        the guest driver does not use event idx\n"
 	"  --no-mem-slots        SET_MEM_TABLE even if ADD_MEM_REG works\n"
+	"  --guest-ring=L        the guest driver's ring layout: split\n"
+	"                        (default) or packed (VIRTIO_F_RING_PACKED;\n"
+	"                        isolated, libvuiso translates for a split\n"
+	"                        back-end)\n"
+	"  --backend-ring=L      the back-end's ring layout with isolation\n"
+	"                        on: auto (default: packed only if guest and\n"
+	"                        back-end both do packed), split, or packed\n"
+	"                        (fails if the back-end does not offer it)\n"
 	"  --backend-pid=PID     back-end for the isolation proof\n"
 	"                        (default: the socket peer)\n"
 	"  --stall-timeout=SEC   fail if nothing completes (default 10)\n"
@@ -126,6 +134,8 @@ enum {
 	OPT_QUIET,
 	OPT_BUDGET,
 	OPT_HELP,
+	OPT_GUEST_RING,
+	OPT_BACKEND_RING,
 };
 
 static const struct option long_opts[] = {
@@ -156,6 +166,8 @@ static const struct option long_opts[] = {
 	{"quiet", no_argument, NULL, OPT_QUIET},
 	{"budget", required_argument, NULL, OPT_BUDGET},
 	{"help", no_argument, NULL, OPT_HELP},
+	{"guest-ring", required_argument, NULL, OPT_GUEST_RING},
+	{"backend-ring", required_argument, NULL, OPT_BACKEND_RING},
 	{NULL, 0, NULL, 0},
 };
 
@@ -207,6 +219,24 @@ int main(int argc, char **argv)
 				o.isolation = false;
 			else
 				return bad("isolation", optarg);
+			break;
+		case OPT_GUEST_RING:
+			if (!strcmp(optarg, "split"))
+				o.guest_ring = VIRTQ_LAYOUT_SPLIT;
+			else if (!strcmp(optarg, "packed"))
+				o.guest_ring = VIRTQ_LAYOUT_PACKED;
+			else
+				return bad("guest-ring", optarg);
+			break;
+		case OPT_BACKEND_RING:
+			if (!strcmp(optarg, "auto"))
+				o.backend_ring = VMM_BACKEND_RING_AUTO;
+			else if (!strcmp(optarg, "split"))
+				o.backend_ring = VMM_BACKEND_RING_SPLIT;
+			else if (!strcmp(optarg, "packed"))
+				o.backend_ring = VMM_BACKEND_RING_PACKED;
+			else
+				return bad("backend-ring", optarg);
 			break;
 		case OPT_WORKLOAD:
 			o.workload = optarg;
@@ -336,9 +366,11 @@ int main(int argc, char **argv)
 	if (!o.quiet)
 		fprintf(stderr,
 			"vuiso-vmm: libvuiso %06x, %s device on %s, "
-			"isolation %s\n",
+			"isolation %s, guest ring %s\n",
 			vuiso_version(), o.type == VMM_DEV_BLK ? "blk" : "fs",
-			o.socket, o.isolation ? "on" : "off");
+			o.socket, o.isolation ? "on" : "off",
+			o.guest_ring == VIRTQ_LAYOUT_PACKED ? "packed"
+							    : "split");
 	vmm_dev_init(&dev, &o);
 	r = o.type == VMM_DEV_BLK ? vmm_blk_run(&dev, &o)
 				  : vmm_fs_run(&dev, &o);

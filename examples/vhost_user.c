@@ -505,7 +505,8 @@ int vmm_vu_set_vring_addr(struct vmm_vu *vu, unsigned idx, uint64_t desc,
 	return vu_send_acked(vu, &msg, NULL, 0);
 }
 
-int vmm_vu_get_vring_base(struct vmm_vu *vu, unsigned idx, unsigned *base)
+int vmm_vu_get_vring_base(struct vmm_vu *vu, unsigned idx, bool packed,
+			  uint32_t *base)
 {
 	struct vu_msg msg;
 	int r;
@@ -523,7 +524,7 @@ int vmm_vu_get_vring_base(struct vmm_vu *vu, unsigned idx, unsigned *base)
 			       "protocol error: GET_VRING_BASE for queue %u "
 			       "answered for queue %u",
 			       idx, msg.payload.state.index);
-	if (msg.payload.state.num > 0xffff)
+	if (!packed && msg.payload.state.num > 0xffff)
 		return vu_fail(vu, -EPROTO,
 			       "protocol error: GET_VRING_BASE returned %u, "
 			       "not a 16-bit ring index",

@@ -102,7 +102,10 @@ int vmm_vu_set_vring_num(struct vmm_vu *vu, unsigned idx, unsigned num);
 int vmm_vu_set_vring_addr(struct vmm_vu *vu, unsigned idx, uint64_t desc,
 			  uint64_t used, uint64_t avail);
 int vmm_vu_set_vring_base(struct vmm_vu *vu, unsigned idx, unsigned base);
-int vmm_vu_get_vring_base(struct vmm_vu *vu, unsigned idx, unsigned *base);
+/* @packed: the ring is packed, so the answer carries two 16-bit halves
+ * (avail, used) instead of one 16-bit index. */
+int vmm_vu_get_vring_base(struct vmm_vu *vu, unsigned idx, bool packed,
+			  uint32_t *base);
 int vmm_vu_set_vring_kick(struct vmm_vu *vu, unsigned idx, int fd);
 int vmm_vu_set_vring_call(struct vmm_vu *vu, unsigned idx, int fd);
 int vmm_vu_set_vring_enable(struct vmm_vu *vu, unsigned idx, bool on);

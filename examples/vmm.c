@@ -190,6 +190,43 @@ void vmm_dev_init(struct vmm_dev *dev, struct vmm_opts *opts)
 	}
 }
 
+/*
+ * --backend-ring: the shadow ring's layout is whatever RING_PACKED says in
+ * SET_FEATURES, so forcing a layout is one bit.  Without isolation the
+ * back-end reads the guest's own ring: nothing to choose.
+ */
+static int choose_backend_ring(struct vmm_dev *dev, struct vmm_opts *opts,
+			       uint64_t offered)
+{
+	const uint64_t packed = 1ULL << VIRTQ_F_RING_PACKED;
+
+	switch (opts->backend_ring) {
+	case VMM_BACKEND_RING_AUTO:
+		return 0;
+	case VMM_BACKEND_RING_SPLIT:
+		if (!opts->isolation && (dev->backend_features & packed))
+			break;
+		dev->backend_features &= ~packed;
+		return 0;
+	case VMM_BACKEND_RING_PACKED:
+		if (!(offered & packed)) {
+			vmm_fail(dev,
+				 "--backend-ring=packed: the back-end does not "
+				 "offer VIRTIO_F_RING_PACKED (bit 34); it "
+				 "offered 0x%016" PRIx64,
+				 offered);
+			return -ENOTSUP;
+		}
+		if (!opts->isolation && !(dev->backend_features & packed))
+			break;
+		dev->backend_features |= packed;
+		return 0;
+	}
+	vmm_fail(dev, "with --isolation=off the back-end uses the guest's "
+		      "ring: --backend-ring must match --guest-ring");
+	return -EINVAL;
+}
+
 int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
 		 uint64_t driver_wants, unsigned nq)
 {
@@ -229,7 +266,7 @@ int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
 			 vmm_feature_name(opts->type, bit), bit, offered);
 		return -ENOTSUP;
 	}
-	if (!((offered >> VMM_F_VERSION_1) & 1)) {
+	if (!((offered >> VIRTQ_F_VERSION_1) & 1)) {
 		vmm_fail(dev, "back-end does not offer VIRTIO_F_VERSION_1; "
 			      "legacy devices are not supported");
 		return -ENOTSUP;
@@ -268,13 +305,30 @@ int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
 	else
 		guest_offer = offered & ~((1ULL << VMM_VU_F_PROTOCOL_FEATURES) |
 					  (1ULL << 26));
+	/* The guest driver knows both layouts; --guest-ring says which one it
+	 * accepts. */
+	if (opts->guest_ring == VIRTQ_LAYOUT_PACKED)
+		driver_wants |= 1ULL << VIRTQ_F_RING_PACKED;
+	else
+		driver_wants &= ~(1ULL << VIRTQ_F_RING_PACKED);
 	if (opts->no_indirect)
-		driver_wants &= ~(1ULL << VMM_F_INDIRECT_DESC);
+		driver_wants &= ~(1ULL << VIRTQ_F_INDIRECT_DESC);
 	if (opts->no_event_idx)
-		driver_wants &= ~(1ULL << VMM_F_EVENT_IDX);
+		driver_wants &= ~(1ULL << VIRTQ_F_EVENT_IDX);
 	dev->guest_features = guest_offer & driver_wants;
-	if (!((dev->guest_features >> VMM_F_VERSION_1) & 1)) {
+	if (!((dev->guest_features >> VIRTQ_F_VERSION_1) & 1)) {
 		vmm_fail(dev, "VIRTIO_F_VERSION_1 not offered to the guest");
+		return -ENOTSUP;
+	}
+	if (opts->guest_ring == VIRTQ_LAYOUT_PACKED &&
+	    !vmm_has(dev, VIRTQ_F_RING_PACKED)) {
+		/* Isolated, libvuiso always offers it (it translates). */
+		vmm_fail(
+			dev,
+			"--guest-ring=packed: VIRTIO_F_RING_PACKED (bit 34) is "
+			"not offered to the guest; with --isolation=off the "
+			"back-end must offer it, and it offered 0x%016" PRIx64,
+			offered);
 		return -ENOTSUP;
 	}
 	if (opts->isolation)
@@ -284,6 +338,9 @@ int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
 		dev->backend_features =
 			dev->guest_features |
 			(offered & (1ULL << VMM_VU_F_PROTOCOL_FEATURES));
+	r = choose_backend_ring(dev, opts, offered);
+	if (r < 0)
+		return r;
 	r = vmm_vu_set_features(&dev->vu, dev->backend_features);
 	if (r < 0)
 		return vu_err(dev, r);
@@ -292,9 +349,14 @@ int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
 			"vmm: back-end pid %d offered features 0x%016" PRIx64
 			" protocol 0x%" PRIx64 " queues %" PRIu64 "\n"
 			"vmm: guest driver features 0x%016" PRIx64
-			", back-end features 0x%016" PRIx64 "\n",
+			", back-end features 0x%016" PRIx64 "\n"
+			"vmm: guest ring %s, back-end ring %s\n",
 			(int)dev->vu.peer_pid, offered, proto, qnum,
-			dev->guest_features, dev->backend_features);
+			dev->guest_features, dev->backend_features,
+			vmm_has(dev, VIRTQ_F_RING_PACKED) ? "packed" : "split",
+			((dev->backend_features >> VIRTQ_F_RING_PACKED) & 1)
+				? "packed"
+				: "split");
 	return 0;
 }
 
@@ -357,21 +419,59 @@ static int register_memory(struct vmm_dev *dev,
 	return 0;
 }
 
-static int start_queue(struct vmm_dev *dev, struct vmm_queue *q)
+/* The guest driver sets up its ring in guest RAM, in the layout it
+ * negotiated. */
+static int guest_ring_init(struct vmm_dev *dev, struct vmm_queue *q)
 {
 	struct vmm_opts *o = dev->opts;
-	uint64_t desc, used, avail;
-	unsigned num;
+	struct virtq_config cfg = {
+		.layout = vmm_has(dev, VIRTQ_F_RING_PACKED)
+				  ? VIRTQ_LAYOUT_PACKED
+				  : VIRTQ_LAYOUT_SPLIT,
+		.num = o->queue_size,
+		.features = dev->guest_features,
+		.max_indirect = VMM_MAX_INDIRECT,
+		.map = vmm_guest_map,
+		.map_opaque = &dev->mem,
+		.notify = guest_notify,
+		.notify_opaque = q,
+	};
+	struct virtq_areas size;
 	int r;
 
-	r = vmm_vring_init(&q->vr, &dev->mem, o->queue_size,
-			   dev->guest_features, 64);
+	r = virtq_area_sizes(cfg.layout, cfg.num, &size);
 	if (r < 0) {
-		vmm_fail(dev, "queue %u: guest ring: %s", q->idx, strerror(-r));
+		vmm_fail(dev, "queue %u: bad queue size %u", q->idx, cfg.num);
 		return r;
 	}
-	q->vr.notify = guest_notify;
-	q->vr.notify_opaque = q;
+	cfg.gpa.desc = vmm_guest_alloc(&dev->mem, size.desc, 4096);
+	cfg.gpa.driver = vmm_guest_alloc(&dev->mem, size.driver, 4096);
+	cfg.gpa.device = vmm_guest_alloc(&dev->mem, size.device, 4096);
+	if (vmm_has(dev, VIRTQ_F_INDIRECT_DESC))
+		cfg.indirect_gpa = vmm_guest_alloc(
+			&dev->mem, 16ULL * cfg.num * cfg.max_indirect, 4096);
+	if (!cfg.gpa.desc || !cfg.gpa.driver || !cfg.gpa.device ||
+	    (vmm_has(dev, VIRTQ_F_INDIRECT_DESC) && !cfg.indirect_gpa)) {
+		vmm_fail(dev, "queue %u: guest RAM too small for the ring",
+			 q->idx);
+		return -ENOMEM;
+	}
+	r = virtq_init(&q->vq, &cfg);
+	if (r < 0)
+		vmm_fail(dev, "queue %u: guest ring: %s", q->idx, strerror(-r));
+	return r;
+}
+
+static int start_queue(struct vmm_dev *dev, struct vmm_queue *q)
+{
+	bool guest_packed = vmm_has(dev, VIRTQ_F_RING_PACKED);
+	uint64_t desc, used, avail;
+	unsigned num, base;
+	int r;
+
+	r = guest_ring_init(dev, q);
+	if (r < 0)
+		return r;
 	q->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	q->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (q->kick_fd < 0 || q->call_fd < 0) {
@@ -382,15 +482,18 @@ static int start_queue(struct vmm_dev *dev, struct vmm_queue *q)
 	if (dev->iso) {
 		struct vuiso_vq_config cfg = {
 			.version = VUISO_VQ_CONFIG_VERSION,
-			.layout = VUISO_LAYOUT_SPLIT,
-			.size = q->vr.num,
-			.desc_gpa = q->vr.desc_gpa,
-			.avail_gpa = q->vr.avail_gpa,
-			.used_gpa = q->vr.used_gpa,
+			.layout = guest_packed ? VUISO_LAYOUT_PACKED
+					       : VUISO_LAYOUT_SPLIT,
+			.size = q->vq.num,
+			.desc_gpa = q->vq.gpa.desc,
+			.avail_gpa = q->vq.gpa.driver,
+			.used_gpa = q->vq.gpa.device,
 			.guest_features = dev->guest_features,
 			.backend_features = dev->backend_features,
-			.avail_idx = 0,
-			.used_idx = 0,
+			/* Where the guest ring stands: 0 / 0 for a fresh
+			 * split ring, VUISO_PACKED_WRAP for a packed one. */
+			.avail_idx = virtq_avail_idx(&q->vq),
+			.used_idx = virtq_used_idx(&q->vq),
 		};
 		struct vuiso_vq_shadow sh;
 
@@ -401,25 +504,40 @@ static int start_queue(struct vmm_dev *dev, struct vmm_queue *q)
 		}
 		r = vuiso_vq_start(q->svq, &cfg, &sh);
 		if (r < 0) {
-			vmm_fail(dev, "vuiso_vq_start(queue %u): %s", q->idx,
+			vmm_fail(dev,
+				 "vuiso_vq_start(queue %u, %s guest ring): %s",
+				 q->idx, guest_packed ? "packed" : "split",
 				 strerror(-r));
 			return r;
 		}
-		/* The back-end gets the shadow ring, never the guest's. */
+		/* The back-end gets the shadow ring, never the guest's, in
+		 * the layout SET_FEATURES chose. */
 		num = sh.size;
 		desc = sh.desc_addr;
 		used = sh.used_addr;
 		avail = sh.avail_addr;
+		base = sh.vring_base;
+		q->backend_packed = sh.layout == VUISO_LAYOUT_PACKED;
 	} else {
-		num = q->vr.num;
-		desc = (uint64_t)(uintptr_t)q->vr.desc;
-		used = (uint64_t)(uintptr_t)q->vr.used;
-		avail = (uint64_t)(uintptr_t)q->vr.avail;
+		/* The back-end reads the guest's own ring. */
+		num = q->vq.num;
+		desc = (uint64_t)(uintptr_t)vmm_gpa_to_hva(&dev->mem,
+							   q->vq.gpa.desc);
+		avail = (uint64_t)(uintptr_t)vmm_gpa_to_hva(&dev->mem,
+							    q->vq.gpa.driver);
+		used = (uint64_t)(uintptr_t)vmm_gpa_to_hva(&dev->mem,
+							   q->vq.gpa.device);
+		/* vhost-user: split, the avail index; packed, the avail
+		 * half and the used half in bits 16-31. */
+		base = virtq_avail_idx(&q->vq);
+		if (guest_packed)
+			base |= (unsigned)virtq_used_idx(&q->vq) << 16;
+		q->backend_packed = guest_packed;
 	}
 	q->started = true;
 
 	if ((r = vmm_vu_set_vring_num(&dev->vu, q->idx, num)) < 0 ||
-	    (r = vmm_vu_set_vring_base(&dev->vu, q->idx, 0)) < 0 ||
+	    (r = vmm_vu_set_vring_base(&dev->vu, q->idx, base)) < 0 ||
 	    (r = vmm_vu_set_vring_addr(&dev->vu, q->idx, desc, used, avail)) <
 		    0 ||
 	    (r = vmm_vu_set_vring_call(&dev->vu, q->idx, q->call_fd)) < 0 ||
@@ -517,6 +635,48 @@ int vmm_dev_start(struct vmm_dev *dev, uint64_t guest_ram)
 	return 0;
 }
 
+/*
+ * The back-end's GET_VRING_BASE answer after a clean stop: it consumed
+ * every chain it was given and completed them all.
+ */
+static int check_backend_base(struct vmm_dev *dev, struct vmm_queue *q,
+			      uint32_t base)
+{
+	struct vuiso_vq_stats stats;
+	uint32_t want;
+
+	if (q->backend_packed) {
+		/* Packed: avail half (bits 0-15) equals used half (16-31)
+		 * when nothing is left in flight. */
+		if ((base & 0xffff) == base >> 16)
+			return 0;
+		vmm_fail(dev,
+			 "queue %u: back-end stopped at packed avail 0x%04x, "
+			 "used 0x%04x: chains left in flight",
+			 q->idx, base & 0xffff, base >> 16);
+		return -EPROTO;
+	}
+	if (q->svq) {
+		/* Split shadow: one avail entry per chain published. */
+		vuiso_vq_get_stats(q->svq, &stats);
+		if (base == (uint16_t)stats.requests)
+			return 0;
+		vmm_fail(dev,
+			 "queue %u: back-end stopped at shadow avail %u, "
+			 "libvuiso published %" PRIu64 " chains",
+			 q->idx, base, stats.requests);
+		return -EPROTO;
+	}
+	want = virtq_avail_idx(&q->vq);
+	if (base == want)
+		return 0;
+	vmm_fail(dev,
+		 "queue %u: back-end stopped at avail %u, the driver "
+		 "published %u",
+		 q->idx, base, want);
+	return -EPROTO;
+}
+
 int vmm_dev_stop(struct vmm_dev *dev)
 {
 	bool healthy = !vmm_failed(dev);
@@ -524,7 +684,7 @@ int vmm_dev_stop(struct vmm_dev *dev)
 
 	for (unsigned i = 0; i < dev->nq; i++) {
 		struct vmm_queue *q = &dev->q[i];
-		unsigned base;
+		uint32_t base;
 		int r;
 
 		if (!q->started)
@@ -532,10 +692,8 @@ int vmm_dev_stop(struct vmm_dev *dev)
 		q->started = false;
 		if (q->svq) {
 			struct vuiso_vq_state st;
-			struct vuiso_vq_stats stats;
 
 			r = vuiso_vq_stop(q->svq, healthy ? 2000 : 0, &st);
-			vuiso_vq_get_stats(q->svq, &stats);
 			if (r < 0) {
 				if (healthy)
 					vmm_fail(dev,
@@ -550,49 +708,33 @@ int vmm_dev_stop(struct vmm_dev *dev)
 			}
 			if (!healthy)
 				continue;
-			if (st.avail_idx != q->vr.avail_idx ||
-			    st.used_idx != q->vr.last_used) {
+			/* The guest side's indices, in the guest layout's
+			 * encoding, must be where the driver stands. */
+			if (st.avail_idx != virtq_avail_idx(&q->vq) ||
+			    st.used_idx != virtq_used_idx(&q->vq)) {
 				vmm_fail(dev,
 					 "queue %u: vuiso_vq_stop returned "
-					 "guest "
-					 "avail %u used %u, the driver has "
-					 "avail "
-					 "%u used %u",
+					 "guest avail 0x%04x used 0x%04x, the "
+					 "driver has avail 0x%04x used 0x%04x",
 					 i, st.avail_idx, st.used_idx,
-					 q->vr.avail_idx, q->vr.last_used);
+					 virtq_avail_idx(&q->vq),
+					 virtq_used_idx(&q->vq));
 				ret = -EPROTO;
 				continue;
 			}
-			r = vmm_vu_get_vring_base(&dev->vu, i, &base);
-			if (r < 0) {
-				ret = vu_err(dev, r);
-				healthy = false;
-				continue;
-			}
-			/* The back-end consumed every shadow chain. */
-			if (base != (uint16_t)stats.requests) {
-				vmm_fail(dev,
-					 "queue %u: back-end stopped at shadow "
-					 "avail %u, libvuiso published %" PRIu64
-					 " chains",
-					 i, base, stats.requests);
-				ret = -EPROTO;
-			}
-		} else if (healthy) {
-			r = vmm_vu_get_vring_base(&dev->vu, i, &base);
-			if (r < 0) {
-				ret = vu_err(dev, r);
-				healthy = false;
-				continue;
-			}
-			if (base != q->vr.avail_idx) {
-				vmm_fail(dev,
-					 "queue %u: back-end stopped at avail "
-					 "%u, the driver published %u",
-					 i, base, q->vr.avail_idx);
-				ret = -EPROTO;
-			}
+		} else if (!healthy) {
+			continue;
 		}
+		r = vmm_vu_get_vring_base(&dev->vu, i, q->backend_packed,
+					  &base);
+		if (r < 0) {
+			ret = vu_err(dev, r);
+			healthy = false;
+			continue;
+		}
+		r = check_backend_base(dev, q, base);
+		if (r < 0)
+			ret = r;
 	}
 	return ret;
 }
@@ -608,7 +750,7 @@ void vmm_dev_close(struct vmm_dev *dev)
 		if (q->call_fd >= 0)
 			close(q->call_fd);
 		q->kick_fd = q->call_fd = -1;
-		vmm_vring_fini(&q->vr);
+		virtq_fini(&q->vq);
 	}
 	vuiso_dev_free(dev->iso);
 	dev->iso = NULL;
@@ -617,10 +759,10 @@ void vmm_dev_close(struct vmm_dev *dev)
 
 /* ---- data path ---- */
 
-int vmm_queue_submit(struct vmm_queue *q, const struct vmm_sg *sg, unsigned out,
-		     unsigned in, void *token)
+int vmm_queue_submit(struct vmm_queue *q, const struct virtq_sg *sg,
+		     unsigned out, unsigned in, void *token)
 {
-	return vmm_vring_add(&q->vr, sg, out, in, token);
+	return virtq_add(&q->vq, sg, out, in, token);
 }
 
 static int handle_kick(struct vmm_queue *q)
@@ -657,7 +799,7 @@ static int handle_call(struct vmm_queue *q)
 
 void vmm_queue_kick(struct vmm_queue *q)
 {
-	vmm_vring_kick(&q->vr);
+	virtq_kick(&q->vq);
 	if (q->kick_pending)
 		handle_kick(q);
 }
@@ -670,7 +812,7 @@ static int reap(struct vmm_queue *q)
 	int n = 0, r;
 
 	do {
-		while ((r = vmm_vring_get_used(&q->vr, &token, &len)) == 1) {
+		while ((r = virtq_get_used(&q->vq, &token, &len)) == 1) {
 			n++;
 			if (q->complete(q, token, len) < 0)
 				return -EIO;
@@ -682,7 +824,7 @@ static int reap(struct vmm_queue *q)
 				 q->idx);
 			return -EIO;
 		}
-	} while (vmm_vring_enable_cb(&q->vr));
+	} while (virtq_enable_cb(&q->vq));
 	return n;
 }
 
@@ -726,7 +868,7 @@ int vmm_queue_wait(struct vmm_queue *q)
 				 "back-end (pid %d) closed the vhost-user "
 				 "connection while queue %u had %u request(s) "
 				 "in flight: the back-end died or dropped us",
-				 (int)dev->vu.peer_pid, q->idx, q->vr.inflight);
+				 (int)dev->vu.peer_pid, q->idx, q->vq.inflight);
 			return -EIO;
 		}
 		if (r > 0 && (pfd[0].revents & POLLIN)) {
@@ -743,21 +885,21 @@ int vmm_queue_wait(struct vmm_queue *q)
 		if (r == 0) {
 			double now = vmm_now();
 
+			char ring[160];
+
 			if (idle_start == 0) {
 				idle_start = now;
 			} else if (now - idle_start >
 				   dev->opts->stall_timeout_s) {
+				virtq_describe(&q->vq, ring, sizeof(ring));
 				vmm_fail(
 					dev,
 					"queue %u: no completion for %u s with "
 					"%u request(s) in flight (back-end or "
-					"notification stalled; guest ring "
-					"avail %u used %u, driver saw used %u, "
-					"%" PRIu64 " driver kicks)",
+					"notification stalled; %s, %" PRIu64
+					" driver kicks)",
 					q->idx, dev->opts->stall_timeout_s,
-					q->vr.inflight, q->vr.avail_idx,
-					vmm_vring_used_idx(&q->vr),
-					q->vr.last_used, q->vr.kicks);
+					q->vq.inflight, ring, q->vq.kicks);
 				return -EIO;
 			}
 		}
@@ -857,7 +999,7 @@ void vmm_queue_print_stats(struct vmm_queue *q)
 	struct vuiso_vq_stats st;
 
 	printf("queue %u: driver kicks %" PRIu64 ", back-end calls %" PRIu64,
-	       q->idx, q->vr.kicks, q->backend_calls);
+	       q->idx, q->vq.kicks, q->backend_calls);
 	if (q->svq) {
 		vuiso_vq_get_stats(q->svq, &st);
 		printf("; libvuiso: %" PRIu64 " requests, %" PRIu64

@@ -17,8 +17,17 @@
 #include "vhost_user.h"
 
 #define VMM_MAX_QUEUES 16
+/* Entries per indirect table of the guest driver (Linux: seg_max + 2). */
+#define VMM_MAX_INDIRECT 64
 
 enum vmm_device_type { VMM_DEV_BLK, VMM_DEV_FS };
+
+/* --backend-ring: the back-end's ring layout. */
+enum vmm_backend_ring {
+	VMM_BACKEND_RING_AUTO,   /* what libvuiso picks (or the guest's) */
+	VMM_BACKEND_RING_SPLIT,  /* clear VIRTIO_F_RING_PACKED */
+	VMM_BACKEND_RING_PACKED, /* set it; refused if not offered */
+};
 
 /* Command-line options. */
 struct vmm_opts {
@@ -39,6 +48,8 @@ struct vmm_opts {
 	const char *image;      /* blk: image file to compare on the host */
 	const char *shared_dir; /* fs: shared directory to check on the host */
 	bool no_indirect, no_event_idx, no_mem_slots;
+	enum virtq_layout guest_ring;       /* --guest-ring */
+	enum vmm_backend_ring backend_ring; /* --backend-ring */
 	uint64_t require_features;
 	int backend_pid; /* 0: SO_PEERCRED */
 	uint64_t seed;
@@ -55,11 +66,12 @@ typedef int (*vmm_complete_fn)(struct vmm_queue *q, void *token, uint32_t len);
 struct vmm_queue {
 	struct vmm_dev *dev;
 	unsigned idx;         /* virtqueue index */
-	struct vmm_vring vr;  /* the guest driver's ring */
+	struct virtq vq;      /* the guest driver's ring */
 	int kick_fd;          /* eventfd the back-end waits on */
 	int call_fd;          /* eventfd the back-end signals */
 	struct vuiso_vq *svq; /* libvuiso queue, NULL with isolation off */
 	bool started;
+	bool backend_packed;      /* the back-end's ring is packed */
 	bool kick_pending;        /* guest kicked / budget ran out */
 	bool call_pending;        /* back-end called / budget ran out */
 	bool irq;                 /* the "interrupt line" to the driver */
@@ -128,8 +140,8 @@ static inline bool vmm_has(const struct vmm_dev *dev, unsigned bit)
  * delivered to q->complete; returns the count, or -EIO once the device
  * failed.
  */
-int vmm_queue_submit(struct vmm_queue *q, const struct vmm_sg *sg, unsigned out,
-		     unsigned in, void *token);
+int vmm_queue_submit(struct vmm_queue *q, const struct virtq_sg *sg,
+		     unsigned out, unsigned in, void *token);
 void vmm_queue_kick(struct vmm_queue *q);
 int vmm_queue_wait(struct vmm_queue *q);
 
