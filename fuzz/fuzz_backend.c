@@ -279,9 +279,6 @@ static void add(struct bctx *c, struct fz_in *in)
 	if (head < 0)
 		return;
 	FZ_CHECK(!c->req[head].live, "guest reused a live head");
-	if (f->g.indirect_gpa[head])
-		fz_heap_span(&c->heap, &c->f.g, f->g.indirect_gpa[head],
-			     16ULL * q.n, true);
 	c->req[head] = q;
 	c->fifo[c->fifo_tail++ & 0xffff] = (uint16_t)head;
 	sim_kick_needed(&f->g);

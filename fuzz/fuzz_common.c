@@ -71,20 +71,9 @@ int fz_restart(struct fx *f, uint16_t avail_idx, uint16_t used_idx)
 
 void fz_guest_ring_reset(struct sim_guest *g)
 {
-	uint32_t q = g->qsize;
+	int ret = sim_guest_ring_reset(g);
 
-	memset(g->desc, 0, 16ULL * q);
-	memset(g->avail, 0, 6 + 2ULL * q);
-	memset(g->used, 0, 6 + 8ULL * q);
-	g->avail_idx = 0;
-	g->last_used = 0;
-	g->free_head = 0;
-	g->nfree = q;
-	for (uint32_t i = 0; i < q; i++) {
-		g->next_free[i] = (uint16_t)(i + 1);
-		g->chain_len[i] = 0;
-		g->indirect_gpa[i] = 0;
-	}
+	FZ_CHECK(ret == 0, "sim_guest_ring_reset: %d", ret);
 }
 
 uint8_t *fz_map_guarded(uint64_t size)

@@ -357,9 +357,9 @@ static void explain_pop_violation(struct mctx *c)
 	q = &c->req[head];
 	for (unsigned i = 0; i < q->n; i++)
 		touches |= in_range1(c, q->buf[i].gpa, q->buf[i].len);
-	if (c->f.g.indirect_gpa[head])
+	if (c->f.g.chain_indirect[head])
 		touches |=
-			in_range1(c, c->f.g.indirect_gpa[head], 16ULL * q->n);
+			in_range1(c, c->f.g.chain_indirect[head], 16ULL * q->n);
 	FZ_CHECK(c->unplugged && touches,
 		 "violation '%s' but head %u is in guest memory", c->f.last_msg,
 		 head);
@@ -478,9 +478,6 @@ static void add(struct mctx *c, struct fz_in *in)
 	if (head < 0)
 		return;
 	FZ_CHECK(!c->req[head].live, "guest reused a live head");
-	if (f->g.indirect_gpa[head])
-		fz_heap_span(&c->heap, &c->f.g, f->g.indirect_gpa[head],
-			     16ULL * q.n, true);
 	c->req[head] = q;
 	c->fifo[c->fifo_tail++ & 0xffff] = (uint16_t)head;
 	sim_kick_needed(&f->g);
@@ -491,14 +488,7 @@ static void add(struct mctx *c, struct fz_in *in)
 /* Descriptor @k of the chain at @head, in the table or the indirect table. */
 static uint8_t *chain_desc(struct mctx *c, uint16_t head, unsigned k)
 {
-	struct sim_guest *g = &c->f.g;
-	uint16_t d = head;
-
-	if (g->indirect_gpa[head])
-		return sim_gpa(g, g->indirect_gpa[head] + 16ULL * k);
-	for (unsigned i = 0; i < k; i++)
-		d = g->next_free[d];
-	return g->desc + 16ULL * d;
+	return sim_chain_desc(&c->f.g, head, k);
 }
 
 static void rewrite(struct mctx *c, struct fz_in *in)
@@ -526,8 +516,8 @@ static void rewrite(struct mctx *c, struct fz_in *in)
 			break;
 		}
 	k = kk % q->n;
-	if (c->unplugged && f->g.indirect_gpa[head] &&
-	    in_range1(c, f->g.indirect_gpa[head], 16ULL * q->n))
+	if (c->unplugged && f->g.chain_indirect[head] &&
+	    in_range1(c, f->g.chain_indirect[head], 16ULL * q->n))
 		return;
 	d = chain_desc(c, head, k);
 	if (q->popped) {
@@ -543,9 +533,6 @@ static void rewrite(struct mctx *c, struct fz_in *in)
 		sim_put_desc(d, gpa, q->buf[k].len, ld16(d + 12), ld16(d + 14));
 		q->buf[k].gpa = gpa;
 	}
-	if (f->g.indirect_gpa[head])
-		fz_heap_span(&c->heap, &c->f.g,
-			     f->g.indirect_gpa[head] + 16ULL * k, 16, true);
 }
 
 static void complete(struct mctx *c, struct fz_in *in)
@@ -636,8 +623,9 @@ static void stop(struct mctx *c)
 	FZ_CHECK(st.avail_idx == (uint16_t)c->fifo_head,
 		 "stop: avail_idx %u, model %u", st.avail_idx,
 		 (uint16_t)c->fifo_head);
-	FZ_CHECK(st.used_idx == f->g.last_used, "stop: used_idx %u, guest %u",
-		 st.used_idx, f->g.last_used);
+	FZ_CHECK(st.used_idx == virtq_used_idx(&f->g.vq),
+		 "stop: used_idx %u, guest %u", st.used_idx,
+		 virtq_used_idx(&f->g.vq));
 	if (c->rings_gone)
 		set_map(c, 3); /* no start without the rings */
 	restart(c, st.avail_idx, st.used_idx);
@@ -684,9 +672,7 @@ static void set_map(struct mctx *c, uint8_t how)
 			 "mprotect");
 		c->moved[c->nmoved++] = g->ram[r].hva;
 		g->ram[r].hva = nm;
-		g->desc = sim_gpa(g, g->desc_gpa);
-		g->avail = sim_gpa(g, g->avail_gpa);
-		g->used = sim_gpa(g, g->used_gpa);
+		sim_guest_remap(g);
 		break;
 	}
 	case 2:

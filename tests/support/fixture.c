@@ -55,12 +55,15 @@ int fx_restart(struct fx *f)
 	struct vuiso_vq_config cfg;
 	struct vuiso_region_info ri;
 	uint64_t gf = fx_features(f, f->o.guest_event_idx);
+
+	uint64_t bf = fx_features(f, f->o.backend_event_idx);
 	int ret;
 
 	if (f->o.indirect)
 		gf |= 1ULL << VUISO_F_INDIRECT_DESC;
-	sim_guest_vq_config(&f->g, gf, fx_features(f, f->o.backend_event_idx),
-			    &cfg);
+	if (f->o.backend_packed)
+		bf |= 1ULL << VUISO_F_RING_PACKED;
+	sim_guest_vq_config(&f->g, gf, bf, &cfg);
 	ret = vuiso_vq_start(f->vq, &cfg, &f->shadow);
 	if (ret)
 		return ret;
@@ -92,7 +95,7 @@ int fx_init(struct fx *f, const struct fx_opts *o)
 	if (!f->o.ram_size)
 		f->o.ram_size = 4 << 20;
 	ret = sim_guest_init(&f->g, f->o.nram, f->o.ram_size, f->o.qsize,
-			     f->o.guest_event_idx);
+			     f->o.guest_event_idx, f->o.guest_packed);
 	if (ret)
 		return ret;
 	cfg.queue_size_max = f->o.qsize;

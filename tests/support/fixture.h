@@ -16,8 +16,10 @@ struct fx_opts {
 	uint64_t ram_size;  /* per range, default 4 MiB */
 	bool guest_event_idx;
 	bool backend_event_idx;
-	bool indirect;   /* guest negotiates INDIRECT_DESC */
-	uint32_t budget; /* 0: default */
+	bool indirect;       /* guest negotiates INDIRECT_DESC */
+	bool guest_packed;   /* the guest's ring is packed */
+	bool backend_packed; /* the back-end negotiates RING_PACKED */
+	uint32_t budget;     /* 0: default */
 };
 
 struct fx {

@@ -50,6 +50,19 @@ void sim_put_desc(uint8_t *d, uint64_t addr, uint32_t len, uint16_t flags,
 	memcpy(d + 14, &n, 2);
 }
 
+void sim_put_pdesc(uint8_t *d, uint64_t addr, uint32_t len, uint16_t id,
+		   uint16_t flags)
+{
+	uint64_t a = htole64(addr);
+	uint32_t l = htole32(len);
+	uint16_t i = htole16(id), f = htole16(flags);
+
+	memcpy(d, &a, 8);
+	memcpy(d + 8, &l, 4);
+	memcpy(d + 12, &i, 2);
+	memcpy(d + 14, &f, 2);
+}
+
 uint64_t sim_rand(uint64_t *s)
 {
 	/* xorshift64* */
@@ -78,14 +91,96 @@ static uint8_t *map_guarded(uint64_t size)
 	return p + PAGE;
 }
 
-int sim_guest_init(struct sim_guest *g, unsigned nram, uint64_t ram_size,
-		   uint32_t qsize, bool event_idx)
+static void *sim_map(void *opaque, uint64_t gpa, uint64_t len)
 {
+	struct sim_guest *g = opaque;
+	uint8_t *p = sim_gpa(g, gpa);
+
+	/* Contiguous only when the last byte lies in the same mapping. */
+	if (!p || !len || sim_gpa(g, gpa + len - 1) != p + len - 1)
+		return NULL;
+	return p;
+}
+
+static void sim_notify(void *opaque)
+{
+	((struct sim_guest *)opaque)->kicks++;
+}
+
+/* Start the shared driver on the areas recorded in @g. */
+static int sim_virtq_start(struct sim_guest *g)
+{
+	struct virtq_config vc = {
+		.layout = g->packed ? VIRTQ_LAYOUT_PACKED : VIRTQ_LAYOUT_SPLIT,
+		.num = g->qsize,
+		.features = 1ULL << VIRTQ_F_INDIRECT_DESC |
+			    (g->event_idx ? 1ULL << VIRTQ_F_EVENT_IDX : 0),
+		.gpa = {g->desc_gpa, g->avail_gpa, g->used_gpa},
+		.indirect_gpa = g->indirect_gpa,
+		.max_indirect = SIM_MAX_INDIRECT,
+		.map = sim_map,
+		.map_opaque = g,
+		.notify = sim_notify,
+		.notify_opaque = g,
+	};
+	int ret;
+
+	if (!g->chain_head)
+		g->chain_head = calloc(g->qsize, sizeof(*g->chain_head));
+	if (!g->chain_indirect)
+		g->chain_indirect =
+			calloc(g->qsize, sizeof(*g->chain_indirect));
+	if (!g->chain_head || !g->chain_indirect)
+		return -ENOMEM;
+	ret = virtq_init(&g->vq, &vc);
+	if (ret)
+		return ret;
+	g->desc = sim_gpa(g, g->desc_gpa);
+	g->avail = sim_gpa(g, g->avail_gpa);
+	g->used = sim_gpa(g, g->used_gpa);
+	return 0;
+}
+
+void sim_guest_remap(struct sim_guest *g)
+{
+	g->desc = sim_gpa(g, g->desc_gpa);
+	g->avail = sim_gpa(g, g->avail_gpa);
+	g->used = sim_gpa(g, g->used_gpa);
+	if (g->packed) {
+		g->vq.packed.desc = (struct virtq_packed_desc *)g->desc;
+		g->vq.packed.driver = (struct virtq_packed_event *)g->avail;
+		g->vq.packed.device = (struct virtq_packed_event *)g->used;
+	} else {
+		g->vq.split.desc = (struct virtq_split_desc *)g->desc;
+		g->vq.split.avail = (struct virtq_split_avail *)g->avail;
+		g->vq.split.used = (struct virtq_split_used *)g->used;
+	}
+	if (g->vq.indirect_hva)
+		g->vq.indirect_hva = sim_gpa(g, g->vq.indirect_gpa);
+}
+
+int sim_guest_ring_reset(struct sim_guest *g)
+{
+	virtq_fini(&g->vq);
+	memset(g->chain_indirect, 0, g->qsize * sizeof(*g->chain_indirect));
+	return sim_virtq_start(g);
+}
+
+int sim_guest_init(struct sim_guest *g, unsigned nram, uint64_t ram_size,
+		   uint32_t qsize, bool event_idx, bool packed)
+{
+	enum virtq_layout layout = packed ? VIRTQ_LAYOUT_PACKED
+					  : VIRTQ_LAYOUT_SPLIT;
+	struct virtq_areas sz;
 	uint64_t off;
+	int ret;
 
 	memset(g, 0, sizeof(*g));
 	if (!nram || nram > SIM_MAX_RAM || ram_size % PAGE)
 		return -EINVAL;
+	ret = virtq_area_sizes(layout, qsize, &sz);
+	if (ret)
+		return ret;
 	for (unsigned i = 0; i < nram; i++) {
 		g->ram[i].gpa = GPA_BASE + i * ram_size;
 		g->ram[i].size = ram_size;
@@ -95,38 +190,34 @@ int sim_guest_init(struct sim_guest *g, unsigned nram, uint64_t ram_size,
 		g->nram++;
 	}
 	g->qsize = qsize;
+	g->packed = packed;
 	g->event_idx = event_idx;
+	/* Rings and indirect tables first, each area page-aligned; the heap
+	 * (what the tests check byte by byte) after them. */
 	g->desc_gpa = GPA_BASE;
-	g->avail_gpa = GPA_BASE + 16ULL * qsize;
-	g->used_gpa = (g->avail_gpa + 6 + 2ULL * qsize + PAGE - 1) &
-		      ~(PAGE - 1);
-	off = (g->used_gpa + 6 + 8ULL * qsize + PAGE - 1) & ~(PAGE - 1);
+	g->avail_gpa = (g->desc_gpa + sz.desc + PAGE - 1) & ~(PAGE - 1);
+	g->used_gpa = (g->avail_gpa + sz.driver + PAGE - 1) & ~(PAGE - 1);
+	g->indirect_gpa = (g->used_gpa + sz.device + PAGE - 1) & ~(PAGE - 1);
+	off = g->indirect_gpa + 16ULL * SIM_MAX_INDIRECT * qsize;
+	off = (off + PAGE - 1) & ~(PAGE - 1);
 	if (off - GPA_BASE >= ram_size)
 		return -EINVAL;
-	g->desc = sim_gpa(g, g->desc_gpa);
-	g->avail = sim_gpa(g, g->avail_gpa);
-	g->used = sim_gpa(g, g->used_gpa);
+	ret = sim_virtq_start(g);
+	if (ret)
+		return ret;
 	g->heap_gpa = off;
 	g->heap_next = off;
 	g->heap_end = GPA_BASE + nram * ram_size;
-	g->next_free = calloc(qsize, sizeof(*g->next_free));
-	g->chain_len = calloc(qsize, sizeof(*g->chain_len));
-	g->indirect_gpa = calloc(qsize, sizeof(*g->indirect_gpa));
-	if (!g->next_free || !g->chain_len || !g->indirect_gpa)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < qsize; i++)
-		g->next_free[i] = (uint16_t)(i + 1);
-	g->nfree = qsize;
 	return 0;
 }
 
 void sim_guest_fini(struct sim_guest *g)
 {
-	for (unsigned i = 0; i < g->nram; i++)
+	virtq_fini(&g->vq);
+	free(g->chain_head);
+	free(g->chain_indirect);
+	for (unsigned i = 0; i < g->nram && !g->shares_ram; i++)
 		munmap(g->ram[i].hva - PAGE, g->ram[i].size + 2 * PAGE);
-	free(g->next_free);
-	free(g->chain_len);
-	free(g->indirect_gpa);
 	memset(g, 0, sizeof(*g));
 }
 
@@ -154,15 +245,17 @@ void sim_guest_vq_config(struct sim_guest *g, uint64_t guest_features,
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->version = VUISO_VQ_CONFIG_VERSION;
-	cfg->layout = VUISO_LAYOUT_SPLIT;
+	cfg->layout = g->packed ? VUISO_LAYOUT_PACKED : VUISO_LAYOUT_SPLIT;
+	if (g->packed)
+		guest_features |= 1ULL << VUISO_F_RING_PACKED;
 	cfg->size = g->qsize;
 	cfg->desc_gpa = g->desc_gpa;
 	cfg->avail_gpa = g->avail_gpa;
 	cfg->used_gpa = g->used_gpa;
 	cfg->guest_features = guest_features;
 	cfg->backend_features = backend_features;
-	cfg->avail_idx = g->avail_idx;
-	cfg->used_idx = g->last_used;
+	cfg->avail_idx = virtq_avail_idx(&g->vq);
+	cfg->used_idx = virtq_used_idx(&g->vq);
 }
 
 uint64_t sim_alloc(struct sim_guest *g, uint64_t len)
@@ -187,115 +280,126 @@ void sim_guest_fill(struct sim_guest *g, uint8_t seed)
 			g->ram[i].hva[j] = (uint8_t)(seed + j * 7 + (j >> 9));
 }
 
-static void copy_to_guest(struct sim_guest *g, uint64_t gpa, const void *src,
-			  uint64_t len)
+unsigned sim_guest_free(const struct sim_guest *g)
 {
-	const uint8_t *s = src;
-
-	/* Byte-wise across ranges: only used for small indirect tables. */
-	for (uint64_t i = 0; i < len; i++)
-		*(uint8_t *)sim_gpa(g, gpa + i) = s[i];
+	return g->vq.num_free;
 }
 
 int sim_add(struct sim_guest *g, const struct sim_buf *b, unsigned n,
 	    bool indirect)
 {
-	unsigned need = indirect ? 1 : n;
-	uint16_t head = g->free_head, d = head;
+	struct virtq_sg sg[SIM_MAX_SEGS];
+	unsigned out = 0;
+	/* Both drivers give the next chain the id at the head of their
+	 * free list; the token carries it back from the used entry. */
+	uint16_t id = g->vq.free_head;
+	uint16_t head = g->packed ? g->vq.packed.next_avail : id;
+	unsigned before = g->vq.num_free;
 
-	if (!n || need > g->nfree)
+	if (!n || n > SIM_MAX_SEGS)
 		return -1;
-	if (indirect) {
-		uint64_t tgpa = sim_alloc(g, 16ULL * n);
-		uint8_t *tbl;
-
-		if (!tgpa)
-			return -1;
-		tbl = calloc(n, 16);
-		if (!tbl)
-			return -1;
-		for (unsigned i = 0; i < n; i++)
-			sim_put_desc(tbl + 16 * i, b[i].gpa, b[i].len,
-				     (uint16_t)((b[i].write ? F_WRITE : 0) |
-						(i + 1 < n ? F_NEXT : 0)),
-				     (uint16_t)(i + 1));
-		copy_to_guest(g, tgpa, tbl, 16ULL * n);
-		free(tbl);
-		sim_put_desc(g->desc + 16ULL * d, tgpa, 16 * n, F_INDIRECT, 0);
-		g->free_head = g->next_free[d];
-		g->indirect_gpa[head] = tgpa;
-	} else {
-		for (unsigned i = 0; i < n; i++) {
-			uint16_t nx = g->next_free[d];
-
-			sim_put_desc(g->desc + 16ULL * d, b[i].gpa, b[i].len,
-				     (uint16_t)((b[i].write ? F_WRITE : 0) |
-						(i + 1 < n ? F_NEXT : 0)),
-				     i + 1 < n ? nx : 0);
-			if (i + 1 < n)
-				d = nx;
-			else
-				g->free_head = nx;
-		}
-		g->indirect_gpa[head] = 0;
+	for (unsigned i = 0; i < n; i++) {
+		sg[i].gpa = b[i].gpa;
+		sg[i].len = b[i].len;
+		if (!b[i].write)
+			out = i + 1;
 	}
-	g->nfree -= need;
-	g->chain_len[head] = (uint16_t)need;
-	st16(g->avail + 4 + 2ULL * (g->avail_idx & (g->qsize - 1)), head);
-	g->avail_idx++;
-	return head;
+	g->vq.indirect = indirect;
+	if (virtq_add(&g->vq, sg, out, n - out, (void *)(uintptr_t)(id + 1u)))
+		return -1;
+	g->chain_head[id] = head;
+	/* One ring descriptor for several buffers: an indirect table. */
+	g->chain_indirect[id] =
+		n > 1 && before - g->vq.num_free == 1
+			? g->vq.indirect_gpa + 16ULL * g->vq.max_indirect * id
+			: 0;
+	return id;
+}
+
+void sim_split_avail_idx_raw(struct sim_guest *g, uint16_t idx)
+{
+	g->vq.split.avail_idx = idx;
+	/* Entries before the index, as a driver does (device's acquire). */
+	atomic_store_explicit((_Atomic uint16_t *)(g->avail + 2), htole16(idx),
+			      memory_order_release);
+	virtq_kick_prepare(&g->vq);
+}
+
+void sim_split_avail_raw(struct sim_guest *g, uint16_t head)
+{
+	uint16_t i = g->vq.split.avail_idx;
+
+	st16(g->avail + 4 + 2ULL * (i & (g->qsize - 1)), head);
+	sim_split_avail_idx_raw(g, (uint16_t)(i + 1));
+}
+
+int sim_guest_second_ring(struct sim_guest *g, struct sim_guest *out,
+			  uint32_t qsize, uint64_t heap_bytes)
+{
+	struct virtq_areas sz;
+	int ret = virtq_area_sizes(g->packed ? VIRTQ_LAYOUT_PACKED
+					     : VIRTQ_LAYOUT_SPLIT,
+				   qsize, &sz);
+
+	if (ret)
+		return ret;
+	*out = *g;
+	memset(&out->vq, 0, sizeof(out->vq));
+	out->shares_ram = true;
+	out->kicks = 0;
+	out->qsize = qsize;
+	out->chain_head = NULL;
+	out->chain_indirect = NULL;
+	out->desc_gpa = sim_alloc(g, sz.desc);
+	out->avail_gpa = sim_alloc(g, sz.driver);
+	out->used_gpa = sim_alloc(g, sz.device);
+	out->indirect_gpa = sim_alloc(g, 16ULL * SIM_MAX_INDIRECT * qsize);
+	out->heap_gpa = sim_alloc(g, heap_bytes);
+	if (!out->desc_gpa || !out->avail_gpa || !out->used_gpa ||
+	    !out->indirect_gpa || !out->heap_gpa)
+		return -ENOMEM;
+	out->heap_next = out->heap_gpa;
+	out->heap_end = out->heap_gpa + heap_bytes;
+	return sim_virtq_start(out);
+}
+
+uint8_t *sim_chain_desc(struct sim_guest *g, uint16_t id, unsigned k)
+{
+	uint16_t d = g->chain_head[id];
+
+	if (g->chain_indirect[id])
+		return sim_gpa(g, g->chain_indirect[id] + 16ULL * k);
+	if (g->packed)
+		return g->desc + 16ULL * ((d + k) % g->qsize);
+	for (unsigned i = 0; i < k; i++) {
+		uint16_t next;
+
+		memcpy(&next, g->desc + 16ULL * d + 14, 2);
+		d = le16toh(next) % g->qsize;
+	}
+	return g->desc + 16ULL * d;
 }
 
 bool sim_kick_needed(struct sim_guest *g)
 {
-	uint16_t old = ld16(g->avail + 2);
-
-	if (old == g->avail_idx)
-		return false;
-	/* Descriptors and ring entries before the index (device's acquire). */
-	atomic_store_explicit((_Atomic uint16_t *)(g->avail + 2),
-			      htole16(g->avail_idx), memory_order_release);
-	/* Index before reading suppression (device's full barrier). */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (g->event_idx)
-		return need_event(ld16(g->used + 4 + 8ULL * g->qsize),
-				  g->avail_idx, old);
-	return !(ld16(g->used) & 1);
+	return virtq_kick_prepare(&g->vq);
 }
 
 void sim_guest_arm(struct sim_guest *g)
 {
-	if (g->event_idx)
-		st16(g->avail + 4 + 2ULL * g->qsize, g->last_used);
-	atomic_thread_fence(memory_order_seq_cst);
+	virtq_enable_cb(&g->vq);
 }
 
 bool sim_reap(struct sim_guest *g, uint32_t *id, uint32_t *len)
 {
-	uint16_t idx = le16toh(atomic_load_explicit(
-		(const _Atomic uint16_t *)(g->used + 2), memory_order_acquire));
-	const uint8_t *e;
-	uint32_t v;
-	uint16_t head, d;
+	void *token;
+	int r = virtq_get_used(&g->vq, &token, len);
 
-	if (idx == g->last_used)
+	if (r < 0)
+		*id = UINT32_MAX;
+	if (r <= 0)
 		return false;
-	e = g->used + 4 + 8ULL * (g->last_used & (g->qsize - 1));
-	memcpy(&v, e, 4);
-	*id = le32toh(v);
-	memcpy(&v, e + 4, 4);
-	*len = le32toh(v);
-	g->last_used++;
-	if (*id >= g->qsize || !g->chain_len[*id])
-		return true; /* the caller's test will flag it */
-	head = (uint16_t)*id;
-	d = head;
-	for (unsigned i = 1; i < g->chain_len[head]; i++)
-		d = g->next_free[d];
-	g->next_free[d] = g->free_head;
-	g->free_head = head;
-	g->nfree += g->chain_len[head];
-	g->chain_len[head] = 0;
+	*id = (uint32_t)((uintptr_t)token - 1);
 	return true;
 }
 
@@ -314,10 +418,24 @@ int sim_backend_init(struct sim_backend *b, const struct vuiso_region_info *ri,
 	b->map_size = ri->size;
 	b->base = ri->backend_addr;
 	b->qsize = sh->size;
+	b->packed = sh->layout == VUISO_LAYOUT_PACKED;
 	b->desc = b->map + (sh->desc_backend - b->base);
 	b->avail = b->map + (sh->avail_backend - b->base);
 	b->used = b->map + (sh->used_backend - b->base);
 	b->event_idx = event_idx;
+	/* SET_VRING_BASE: the shadow ring starts where the VMM says. */
+	b->last_avail = (uint16_t)(sh->vring_base & 0x7fff);
+	b->avail_wrap = sh->vring_base & 0x8000;
+	b->used_idx = b->last_avail;
+	b->used_wrap = b->avail_wrap;
+	if (!b->packed) {
+		b->last_avail = (uint16_t)sh->vring_base;
+		b->used_idx = b->last_avail;
+	}
+	b->used_flushed = b->used_idx;
+	b->ndesc = calloc(b->qsize, sizeof(*b->ndesc));
+	if (!b->ndesc)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -325,10 +443,21 @@ void sim_backend_fini(struct sim_backend *b)
 {
 	if (b->map && b->map != MAP_FAILED)
 		munmap(b->map, b->map_size);
+	free(b->ndesc);
 	memset(b, 0, sizeof(*b));
 }
 
-int sim_backend_pop(struct sim_backend *b, uint16_t *head, struct sim_seg *segs)
+/* Where a shadow buffer lies in our mapping, or NULL when not inside. */
+static uint8_t *be_ptr(struct sim_backend *b, uint64_t addr, uint32_t len)
+{
+	if (addr < b->base || addr - b->base > b->map_size ||
+	    len > b->map_size - (addr - b->base))
+		return NULL;
+	return b->map + (addr - b->base);
+}
+
+static int pop_split(struct sim_backend *b, uint16_t *head,
+		     struct sim_seg *segs)
 {
 	uint16_t idx = ld16(b->avail + 2), i;
 	unsigned n = 0;
@@ -356,11 +485,9 @@ int sim_backend_pop(struct sim_backend *b, uint16_t *head, struct sim_seg *segs)
 		len = le32toh(len);
 		flags = le16toh(flags);
 		next = le16toh(next);
-		if (addr < b->base || addr - b->base > b->map_size ||
-		    len > b->map_size - (addr - b->base) ||
-		    (flags & F_INDIRECT))
+		segs[n].ptr = be_ptr(b, addr, len);
+		if (!segs[n].ptr || (flags & F_INDIRECT))
 			goto bad;
-		segs[n].ptr = b->map + (addr - b->base);
 		segs[n].len = len;
 		segs[n].write = flags & F_WRITE;
 		n++;
@@ -373,21 +500,147 @@ bad:
 	return -1;
 }
 
+/* Packed descriptor flags: available in lap @w is AVAIL == w, USED != w. */
+#define P_AVAIL (1u << 7)
+#define P_USED (1u << 15)
+
+static bool p_avail(uint16_t flags, bool w)
+{
+	return !!(flags & P_AVAIL) == w && !!(flags & P_USED) != w;
+}
+
+static void p_step(struct sim_backend *b, uint16_t *pos, bool *wrap, unsigned n)
+{
+	unsigned p = *pos + n;
+
+	while (p >= b->qsize) {
+		p -= b->qsize;
+		*wrap = !*wrap;
+	}
+	*pos = (uint16_t)p;
+}
+
+static int pop_packed(struct sim_backend *b, uint16_t *head,
+		      struct sim_seg *segs)
+{
+	uint16_t pos = b->last_avail, flags, id = 0;
+	bool wrap = b->avail_wrap;
+	unsigned n = 0;
+
+	flags = ld16(b->desc + 16ULL * pos + 14);
+	if (!p_avail(flags, wrap))
+		return 0;
+	/* The head's flags are stored last by the driver. */
+	atomic_thread_fence(memory_order_acquire);
+	for (;;) {
+		const uint8_t *d = b->desc + 16ULL * pos;
+		uint64_t addr;
+		uint32_t len;
+
+		if (n >= b->qsize)
+			goto bad;
+		memcpy(&addr, d, 8);
+		memcpy(&len, d + 8, 4);
+		memcpy(&id, d + 12, 2);
+		memcpy(&flags, d + 14, 2);
+		addr = le64toh(addr);
+		len = le32toh(len);
+		id = le16toh(id);
+		flags = le16toh(flags);
+		if (!p_avail(flags, wrap) || (flags & F_INDIRECT))
+			goto bad;
+		segs[n].ptr = be_ptr(b, addr, len);
+		if (!segs[n].ptr)
+			goto bad;
+		segs[n].len = len;
+		segs[n].write = flags & F_WRITE;
+		n++;
+		p_step(b, &pos, &wrap, 1);
+		if (!(flags & F_NEXT))
+			break;
+	}
+	/* The id of the chain is its last descriptor's. */
+	if (id >= b->qsize || b->ndesc[id])
+		goto bad;
+	b->ndesc[id] = (uint16_t)n;
+	b->last_avail = pos;
+	b->avail_wrap = wrap;
+	*head = id;
+	return (int)n;
+bad:
+	b->bad++;
+	return -1;
+}
+
+int sim_backend_pop(struct sim_backend *b, uint16_t *head, struct sim_seg *segs)
+{
+	return b->packed ? pop_packed(b, head, segs) : pop_split(b, head, segs);
+}
+
 void sim_backend_push(struct sim_backend *b, uint32_t id, uint32_t len)
 {
-	uint8_t *e = b->used + 4 + 8ULL * (b->used_idx & (b->qsize - 1));
-	uint32_t v = htole32(id);
+	uint8_t *e;
+	uint32_t v;
 
+	if (b->packed) {
+		/* One used descriptor per chain; skip the chain's length (1
+		 * for an id we never popped: a test forging completions). */
+		unsigned n = id < b->qsize && b->ndesc[id] ? b->ndesc[id] : 1;
+		uint16_t flags = b->used_wrap ? P_AVAIL | P_USED : 0;
+
+		e = b->desc + 16ULL * b->used_idx;
+		v = htole32(len);
+		memcpy(e + 8, &v, 4);
+		st16(e + 12, (uint16_t)id);
+		/* id and len before the flags the driver polls. */
+		atomic_store_explicit((_Atomic uint16_t *)(e + 14),
+				      htole16(flags), memory_order_release);
+		if (id < b->qsize)
+			b->ndesc[id] = 0;
+		p_step(b, &b->used_idx, &b->used_wrap, n);
+		b->unflushed += n;
+		return;
+	}
+	e = b->used + 4 + 8ULL * (b->used_idx & (b->qsize - 1));
+	v = htole32(id);
 	memcpy(e, &v, 4);
 	v = htole32(len);
 	memcpy(e + 4, &v, 4);
 	b->used_idx++;
 }
 
+static bool flush_packed(struct sim_backend *b)
+{
+	uint16_t flags, off_wrap, ev, old;
+	unsigned n = b->unflushed;
+
+	if (!n)
+		return false;
+	b->unflushed = 0;
+	/* The used flags before reading the driver's wish. */
+	atomic_thread_fence(memory_order_seq_cst);
+	flags = ld16(b->avail + 2);
+	if (flags == 1)
+		return false;
+	if (flags == 2 && b->event_idx) {
+		off_wrap = ld16(b->avail);
+		ev = off_wrap & 0x7fff;
+		if (!!(off_wrap & 0x8000) != b->used_wrap)
+			ev = (uint16_t)(ev - b->qsize);
+		old = (uint16_t)(b->used_idx - n);
+		if (!need_event(ev, b->used_idx, old))
+			return false;
+	}
+	b->calls++;
+	return true;
+}
+
 bool sim_backend_flush(struct sim_backend *b)
 {
 	uint16_t old = b->used_flushed;
 
+	if (b->packed)
+		return flush_packed(b);
 	if (old == b->used_idx)
 		return false;
 	atomic_store_explicit((_Atomic uint16_t *)(b->used + 2),
@@ -410,7 +663,15 @@ bool sim_backend_flush(struct sim_backend *b)
 
 void sim_backend_arm(struct sim_backend *b)
 {
-	if (b->event_idx)
+	if (b->packed) {
+		/* Device event area: kick at our next avail position. */
+		if (b->event_idx) {
+			st16(b->used, (uint16_t)(b->last_avail |
+						 (b->avail_wrap ? 0x8000 : 0)));
+			st16(b->used + 2, 2);
+		}
+	} else if (b->event_idx) {
 		st16(b->used + 4 + 8ULL * b->qsize, b->last_avail);
+	}
 	atomic_thread_fence(memory_order_seq_cst);
 }

@@ -118,12 +118,7 @@ static void itab_set(struct fx *f, uint64_t table, unsigned i, uint64_t addr,
 /* Put @head in the next avail entry and publish avail->idx. */
 static void avail(struct fx *f, uint16_t head)
 {
-	uint16_t v = htole16(head);
-
-	memcpy(f->g.avail + 4 + 2ULL * (f->g.avail_idx & (f->g.qsize - 1)), &v,
-	       2);
-	f->g.avail_idx++;
-	sim_kick_needed(&f->g);
+	sim_split_avail_raw(&f->g, head);
 }
 
 static uint64_t buf(struct fx *f, uint32_t len)
@@ -429,8 +424,7 @@ static void test_guest_avail_index_jump_breaks_queue(void **state)
 	(void)state;
 	setup(&f, false);
 	desc(&f, 0, buf(&f, 64), 64, 0, 0);
-	f.g.avail_idx = QSIZE + 1;
-	sim_kick_needed(&f.g);
+	sim_split_avail_idx_raw(&f.g, QSIZE + 1);
 	guest_attack(&f, -EPROTO, "avail index jumped from 0 to 65");
 }
 
@@ -565,6 +559,7 @@ test_guest_rewrites_descriptor_after_pop_snapshot_is_used(void **state)
 	struct snap s;
 	uint32_t id, len;
 	uint16_t head;
+	uint16_t next;
 	int g;
 
 	(void)state;
@@ -575,9 +570,10 @@ test_guest_rewrites_descriptor_after_pop_snapshot_is_used(void **state)
 	sim_kick_needed(&f.g);
 	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
 	/* The chain is head, head's next; both rewritten. */
-	desc(&f, (uint16_t)g, decoy.gpa, 4096, F_WRITE | F_NEXT,
-	     f.g.next_free[g]);
-	desc(&f, f.g.next_free[g], decoy.gpa, 4096, F_WRITE, 0);
+	memcpy(&next, f.g.desc + 16ULL * g + 14, 2);
+	next = le16toh(next);
+	desc(&f, (uint16_t)g, decoy.gpa, 4096, F_WRITE | F_NEXT, next);
+	desc(&f, next, decoy.gpa, 4096, F_WRITE, 0);
 	snap_take(&f, &s);
 	head = backend_take(&f, 0x5a);
 	sim_backend_push(&f.b, head, 4096);
@@ -925,7 +921,7 @@ static void test_violation_breaks_only_its_own_queue(void **state)
 	uint16_t head;
 
 	(void)state;
-	assert_int_equal(sim_guest_init(&g, 1, 1 << 20, 16, false), 0);
+	assert_int_equal(sim_guest_init(&g, 1, 1 << 20, 16, false, false), 0);
 	assert_int_equal(vuiso_dev_new(&dc, &dev), 0);
 	assert_int_equal(
 		vuiso_dev_set_guest_memory(dev, mr, sim_guest_regions(&g, mr)),
@@ -936,24 +932,7 @@ static void test_violation_breaks_only_its_own_queue(void **state)
 	assert_int_equal(vuiso_vq_start(vq0, &c0, &sh0), 0);
 
 	/* Queue 1: a second driver with its own ring and heap. */
-	g1 = g;
-	g1.desc_gpa = sim_alloc(&g, 16 * 16);
-	g1.avail_gpa = sim_alloc(&g, 6 + 2 * 16);
-	g1.used_gpa = sim_alloc(&g, 6 + 8 * 16);
-	g1.desc = sim_gpa(&g, g1.desc_gpa);
-	g1.avail = sim_gpa(&g, g1.avail_gpa);
-	g1.used = sim_gpa(&g, g1.used_gpa);
-	memset(g1.desc, 0, 16 * 16);
-	memset(g1.avail, 0, 6 + 2 * 16);
-	memset(g1.used, 0, 6 + 8 * 16);
-	g1.next_free = calloc(16, sizeof(*g1.next_free));
-	g1.chain_len = calloc(16, sizeof(*g1.chain_len));
-	g1.indirect_gpa = calloc(16, sizeof(*g1.indirect_gpa));
-	assert_true(g1.next_free && g1.chain_len && g1.indirect_gpa);
-	for (uint16_t i = 0; i < 16; i++)
-		g1.next_free[i] = (uint16_t)(i + 1);
-	g1.heap_gpa = g1.heap_next = g.heap_next + (256 << 10);
-	g.heap_end = g1.heap_gpa;
+	assert_int_equal(sim_guest_second_ring(&g, &g1, 16, 256 << 10), 0);
 	sim_guest_vq_config(&g1, feat, feat, &c1);
 	assert_int_equal(vuiso_vq_start(vq1, &c1, &sh1), 0);
 	assert_int_equal(vuiso_dev_get_region(dev, 0, &ri), 0);
@@ -961,9 +940,7 @@ static void test_violation_breaks_only_its_own_queue(void **state)
 
 	/* Queue 0: a descriptor that loops onto itself. */
 	sim_put_desc(g.desc, sim_alloc(&g, 64), 64, F_NEXT, 0);
-	memset(g.avail + 4, 0, 2);
-	g.avail_idx = 1;
-	sim_kick_needed(&g);
+	sim_split_avail_raw(&g, 0);
 	assert_int_equal(vuiso_vq_kick_from_guest(vq0), -EIO);
 	assert_int_equal(errs.count[0], 1);
 	assert_non_null(strstr(errs.msg[0], "guest: descriptor loop"));
@@ -990,9 +967,7 @@ static void test_violation_breaks_only_its_own_queue(void **state)
 
 	sim_backend_fini(&b1);
 	vuiso_dev_free(dev);
-	free(g1.next_free);
-	free(g1.chain_len);
-	free(g1.indirect_gpa);
+	sim_guest_fini(&g1);
 	sim_guest_fini(&g);
 }
 

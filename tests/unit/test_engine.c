@@ -20,6 +20,62 @@
 
 #define MAX_SEGS 8
 
+/*
+ * Every engine test runs for the four combinations of guest ring layout and
+ * shadow (back-end) ring layout; the test names end in _<guest>_<backend>.
+ */
+struct layouts {
+	bool guest;   /* the guest's ring is packed */
+	bool backend; /* the shadow ring is packed */
+};
+
+static const struct layouts split_split = {false, false};
+static const struct layouts split_packed = {false, true};
+static const struct layouts packed_split = {true, false};
+static const struct layouts packed_packed = {true, true};
+
+#define FOUR_LAYOUTS(fn)                             \
+	static void fn##_split_split(void **state)   \
+	{                                            \
+		(void)state;                         \
+		fn(&split_split);                    \
+	}                                            \
+	static void fn##_split_packed(void **state)  \
+	{                                            \
+		(void)state;                         \
+		fn(&split_packed);                   \
+	}                                            \
+	static void fn##_packed_split(void **state)  \
+	{                                            \
+		(void)state;                         \
+		fn(&packed_split);                   \
+	}                                            \
+	static void fn##_packed_packed(void **state) \
+	{                                            \
+		(void)state;                         \
+		fn(&packed_packed);                  \
+	}
+
+#define FOUR_TESTS(fn)                               \
+	cmocka_unit_test(fn##_split_split),          \
+		cmocka_unit_test(fn##_split_packed), \
+		cmocka_unit_test(fn##_packed_split), \
+		cmocka_unit_test(fn##_packed_packed)
+
+static struct fx_opts *lay(struct fx_opts *o, const struct layouts *L)
+{
+	o->guest_packed = L->guest;
+	o->backend_packed = L->backend;
+	return o;
+}
+
+/* A guest ring index as the engine reports it: packed ones carry the wrap
+ * counter, which is still 1 for @n below the queue size. */
+static uint16_t idx(const struct layouts *L, uint16_t n)
+{
+	return L->guest ? (uint16_t)(n | VUISO_PACKED_WRAP) : n;
+}
+
 /* What the guest put in one request, for both sides to check against. */
 struct req {
 	bool live;
@@ -167,15 +223,9 @@ static int add_request(struct fx *f, struct round *r, uint32_t size,
 	head = sim_add(&f->g, q.buf, q.n, indirect);
 	if (head < 0)
 		return -1;
+	/* The driver's indirect tables live below the heap: the heap holds
+	 * nothing but the requests' buffers. */
 	assert_false(r->req[head].live);
-	if (indirect) {
-		/* The driver wrote its indirect table into the heap. */
-		uint64_t t = f->g.indirect_gpa[head];
-
-		for (unsigned i = 0; i < 16 * q.n; i++)
-			r->ref[t + i - r->ref_base] =
-				*(uint8_t *)sim_gpa(&f->g, t + i);
-	}
 	r->req[head] = q;
 	r->outstanding++;
 	return head;
@@ -310,7 +360,7 @@ static void run_round(struct fx *f, struct round *r, unsigned nreq,
 
 	round_begin(f, r);
 	while (added < nreq || r->outstanding) {
-		while (added < nreq && f->g.nfree >= MAX_SEGS) {
+		while (added < nreq && sim_guest_free(&f->g) >= MAX_SEGS) {
 			uint32_t size = sizes[sim_rand(&r->rng) % nsizes];
 			int head;
 
@@ -338,7 +388,8 @@ static const uint32_t mixed_sizes[] = {0,    1,    63,     64,     65,
 				       512,  1500, 4096,   4097,   65536,
 				       8192, 300,  131072, 1 << 20};
 
-static void roundtrip(bool gev, bool bev, bool indirect)
+static void roundtrip(const struct layouts *L, bool gev, bool bev,
+		      bool indirect)
 {
 	struct fx_opts o = {.qsize = 128,
 			    .pool_size = 4 << 20,
@@ -353,8 +404,9 @@ static void roundtrip(bool gev, bool bev, bool indirect)
 	unsigned total = 0;
 
 	assert_non_null(r);
-	r->rng = 0x1234 + gev * 2 + bev * 4 + indirect * 8;
-	assert_int_equal(fx_init(&f, &o), 0);
+	r->rng = 0x1234 + gev * 2 + bev * 4 + indirect * 8 + L->guest * 16 +
+		 L->backend * 32;
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
 	for (unsigned round = 0; round < 12; round++) {
 		unsigned n = 20 + (unsigned)(sim_rand(&r->rng) % 40);
 
@@ -375,38 +427,35 @@ static void roundtrip(bool gev, bool bev, bool indirect)
 	free(r);
 }
 
-static void test_roundtrip_every_byte_plain(void **state)
+static void test_roundtrip_every_byte_plain(const struct layouts *L)
 {
-	(void)state;
-	roundtrip(false, false, false);
+	roundtrip(L, false, false, false);
 }
 
-static void test_roundtrip_every_byte_event_idx_both(void **state)
+static void test_roundtrip_every_byte_event_idx_both(const struct layouts *L)
 {
-	(void)state;
-	roundtrip(true, true, false);
+	roundtrip(L, true, true, false);
 }
 
-static void test_roundtrip_every_byte_event_idx_guest_only(void **state)
+static void
+test_roundtrip_every_byte_event_idx_guest_only(const struct layouts *L)
 {
-	(void)state;
-	roundtrip(true, false, false);
+	roundtrip(L, true, false, false);
 }
 
-static void test_roundtrip_every_byte_event_idx_backend_only(void **state)
+static void
+test_roundtrip_every_byte_event_idx_backend_only(const struct layouts *L)
 {
-	(void)state;
-	roundtrip(false, true, false);
+	roundtrip(L, false, true, false);
 }
 
-static void test_roundtrip_every_byte_indirect(void **state)
+static void test_roundtrip_every_byte_indirect(const struct layouts *L)
 {
-	(void)state;
-	roundtrip(true, true, true);
+	roundtrip(L, true, true, true);
 }
 
 /* A pool much smaller than the ring: the queue waits, nothing is lost. */
-static void test_full_pool_backpressure_loses_nothing(void **state)
+static void test_full_pool_backpressure_loses_nothing(const struct layouts *L)
 {
 	struct fx_opts o = {.qsize = 256, .pool_size = 64 * 1024};
 	static const uint32_t sizes[] = {16384, 20000, 8192, 100};
@@ -414,10 +463,9 @@ static void test_full_pool_backpressure_loses_nothing(void **state)
 	struct vuiso_vq_stats st;
 	struct fx f;
 
-	(void)state;
 	assert_non_null(r);
 	r->rng = 99;
-	assert_int_equal(fx_init(&f, &o), 0);
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
 	run_round(&f, r, 200, sizes, 4, false);
 	vuiso_vq_get_stats(f.vq, &st);
 	assert_int_equal(st.completions, 200);
@@ -428,14 +476,14 @@ static void test_full_pool_backpressure_loses_nothing(void **state)
 	free(r);
 }
 
-static void test_request_larger_than_pool_breaks_queue_e2big(void **state)
+static void
+test_request_larger_than_pool_breaks_queue_e2big(const struct layouts *L)
 {
 	struct fx_opts o = {.pool_size = 64 * 1024};
 	struct sim_buf b[2];
 	struct fx f;
 
-	(void)state;
-	assert_int_equal(fx_init(&f, &o), 0);
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
 	b[0] = (struct sim_buf){sim_alloc(&f.g, 16), 16, false};
 	b[1] = (struct sim_buf){sim_alloc(&f.g, 65536), 65536, true};
 	assert_true(sim_add(&f.g, b, 2, false) >= 0);
@@ -458,7 +506,8 @@ static void test_request_larger_than_pool_breaks_queue_e2big(void **state)
  * its 32 KiB part cannot fit until the engine, seeing nothing in flight,
  * merges everything and retries.  The request needs exactly the whole pool.
  */
-static void test_whole_pool_request_fits_after_fragmenting_traffic(void **state)
+static void
+test_whole_pool_request_fits_after_fragmenting_traffic(const struct layouts *L)
 {
 	static const uint32_t parts[] = {1024, 1024, 32768, 16384,
 					 8192, 4096, 2048};
@@ -474,8 +523,7 @@ static void test_whole_pool_request_fits_after_fragmenting_traffic(void **state)
 	uint16_t head;
 	struct fx f;
 
-	(void)state;
-	assert_int_equal(fx_init(&f, &o), 0);
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
 	for (int i = 0; i < 48; i++) {
 		b[0] = (struct sim_buf){sim_alloc(&f.g, 1024), 1024, true};
 		assert_true(sim_add(&f.g, b, 1, false) >= 0);
@@ -518,7 +566,7 @@ static void test_whole_pool_request_fits_after_fragmenting_traffic(void **state)
 }
 
 /* Budget: a call stops after `budget` chains and says so. */
-static void test_budget_bounds_work_per_call(void **state)
+static void test_budget_bounds_work_per_call(const struct layouts *L)
 {
 	struct fx_opts o = {.budget = 4};
 	struct sim_seg segs[64];
@@ -527,8 +575,7 @@ static void test_budget_bounds_work_per_call(void **state)
 	unsigned got = 0;
 	struct fx f;
 
-	(void)state;
-	assert_int_equal(fx_init(&f, &o), 0);
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
 	for (int i = 0; i < 10; i++) {
 		b = (struct sim_buf){sim_alloc(&f.g, 64), 64, false};
 		assert_true(sim_add(&f.g, &b, 1, false) >= 0);
@@ -555,7 +602,8 @@ static void test_budget_bounds_work_per_call(void **state)
  * budget runs out is resumed by whichever call comes next, the back-end's
  * included, until the guest ring is drained.
  */
-static void test_budget_leftover_resumes_from_backend_call(void **state)
+static void
+test_budget_leftover_resumes_from_backend_call(const struct layouts *L)
 {
 	struct fx_opts o = {.budget = 3, .pool_size = 64 * 1024};
 	struct sim_seg segs[64];
@@ -565,8 +613,7 @@ static void test_budget_leftover_resumes_from_backend_call(void **state)
 	unsigned forwarded = 0, reaped = 0, spins = 0;
 	struct fx f;
 
-	(void)state;
-	assert_int_equal(fx_init(&f, &o), 0);
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
 	for (int i = 0; i < 40; i++) {
 		b = (struct sim_buf){sim_alloc(&f.g, 8192), 8192, true};
 		assert_true(sim_add(&f.g, &b, 1, false) >= 0);
@@ -593,18 +640,24 @@ static void test_budget_leftover_resumes_from_backend_call(void **state)
 	fx_fini(&f);
 }
 
-/* Without EVENT_IDX the guest's NO_INTERRUPT flag is honoured. */
-static void test_no_interrupt_flag_suppresses_guest_notify(void **state)
+/*
+ * Without EVENT_IDX the guest's interrupt suppression is honoured: split
+ * avail->flags NO_INTERRUPT, packed driver event flags DISABLE.
+ */
+static void
+test_no_interrupt_flag_suppresses_guest_notify(const struct layouts *L)
 {
 	struct fx_opts o = {0};
 	struct sim_seg segs[64];
 	struct sim_buf b;
 	uint16_t head;
 	struct fx f;
+	/* split: avail->flags; packed: the driver event structure's flags */
+	uint16_t *flags;
 
-	(void)state;
-	assert_int_equal(fx_init(&f, &o), 0);
-	*(uint16_t *)f.g.avail = htole16(1); /* VRING_AVAIL_F_NO_INTERRUPT */
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
+	flags = (uint16_t *)(f.g.avail + (L->guest ? 2 : 0));
+	*flags = htole16(1); /* NO_INTERRUPT / DISABLE */
 	b = (struct sim_buf){sim_alloc(&f.g, 64), 64, true};
 	assert_true(sim_add(&f.g, &b, 1, false) >= 0);
 	sim_kick_needed(&f.g);
@@ -615,13 +668,13 @@ static void test_no_interrupt_flag_suppresses_guest_notify(void **state)
 	sim_backend_flush(&f.b);
 	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
 	assert_int_equal(f.notifies, 0);
-	*(uint16_t *)f.g.avail = 0;
+	*flags = 0;
 	fx_fini(&f);
 }
 
 /* With EVENT_IDX on both sides, a batch costs one kick and one interrupt,
  * and a guest that does not arm used_event gets none. */
-static void test_event_idx_batches_notifications(void **state)
+static void test_event_idx_batches_notifications(const struct layouts *L)
 {
 	struct fx_opts o = {.guest_event_idx = true, .backend_event_idx = true};
 	struct sim_seg segs[64];
@@ -630,8 +683,7 @@ static void test_event_idx_batches_notifications(void **state)
 	uint32_t id, len;
 	struct fx f;
 
-	(void)state;
-	assert_int_equal(fx_init(&f, &o), 0);
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
 	sim_guest_arm(&f.g);
 	sim_backend_arm(&f.b);
 	for (int i = 0; i < 16; i++) {
@@ -664,7 +716,7 @@ static void test_event_idx_batches_notifications(void **state)
 }
 
 /* Stop completes what the back-end finished and returns the indices. */
-static void test_stop_drains_and_returns_guest_indices(void **state)
+static void test_stop_drains_and_returns_guest_indices(const struct layouts *L)
 {
 	struct fx_opts o = {0};
 	struct vuiso_vq_state st;
@@ -674,8 +726,7 @@ static void test_stop_drains_and_returns_guest_indices(void **state)
 	uint32_t id, len;
 	struct fx f;
 
-	(void)state;
-	assert_int_equal(fx_init(&f, &o), 0);
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
 	for (int i = 0; i < 5; i++) {
 		b = (struct sim_buf){sim_alloc(&f.g, 100), 100, true};
 		assert_true(sim_add(&f.g, &b, 1, false) >= 0);
@@ -686,8 +737,8 @@ static void test_stop_drains_and_returns_guest_indices(void **state)
 		sim_backend_push(&f.b, head, 100);
 	sim_backend_flush(&f.b);
 	assert_int_equal(vuiso_vq_stop(f.vq, 1000, &st), 0);
-	assert_int_equal(st.avail_idx, 5);
-	assert_int_equal(st.used_idx, 5);
+	assert_int_equal(st.avail_idx, idx(L, 5));
+	assert_int_equal(st.used_idx, idx(L, 5));
 	assert_int_equal(st.inflight, 0);
 	for (int i = 0; i < 5; i++)
 		assert_true(sim_reap(&f.g, &id, &len));
@@ -704,7 +755,8 @@ static void test_stop_drains_and_returns_guest_indices(void **state)
 
 /* A back-end that never completes: stop returns after its bound, and a
  * later stop still completes what finishes late. */
-static void test_stop_times_out_when_backend_never_completes(void **state)
+static void
+test_stop_times_out_when_backend_never_completes(const struct layouts *L)
 {
 	struct fx_opts o = {0};
 	struct vuiso_vq_state st;
@@ -716,8 +768,7 @@ static void test_stop_times_out_when_backend_never_completes(void **state)
 	long ms;
 	struct fx f;
 
-	(void)state;
-	assert_int_equal(fx_init(&f, &o), 0);
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
 	b = (struct sim_buf){sim_alloc(&f.g, 100), 100, true};
 	assert_true(sim_add(&f.g, &b, 1, false) >= 0);
 	sim_kick_needed(&f.g);
@@ -729,8 +780,8 @@ static void test_stop_times_out_when_backend_never_completes(void **state)
 	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	assert_true(ms >= 50);
 	assert_int_equal(st.inflight, 1);
-	assert_int_equal(st.avail_idx, 1);
-	assert_int_equal(st.used_idx, 0);
+	assert_int_equal(st.avail_idx, idx(L, 1));
+	assert_int_equal(st.used_idx, idx(L, 0));
 	/* Cannot start while a request is still out. */
 	assert_int_equal(fx_restart(&f), -EBUSY);
 	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
@@ -738,7 +789,7 @@ static void test_stop_times_out_when_backend_never_completes(void **state)
 	sim_backend_push(&f.b, head, 100);
 	sim_backend_flush(&f.b);
 	assert_int_equal(vuiso_vq_stop(f.vq, 0, &st), 0);
-	assert_int_equal(st.used_idx, 1);
+	assert_int_equal(st.used_idx, idx(L, 1));
 	assert_true(sim_reap(&f.g, &id, &len));
 	assert_int_equal(len, 100);
 	assert_int_equal(((uint8_t *)sim_gpa(&f.g, b.gpa))[99], 0xab);
@@ -746,7 +797,8 @@ static void test_stop_times_out_when_backend_never_completes(void **state)
 }
 
 /* Reset drops in-flight requests and frees the whole pool. */
-static void test_reset_drops_inflight_and_restarts_clean(void **state)
+static void
+test_reset_drops_inflight_and_restarts_clean(const struct layouts *L)
 {
 	struct fx_opts o = {.pool_size = 64 * 1024};
 	struct sim_seg segs[64];
@@ -755,8 +807,7 @@ static void test_reset_drops_inflight_and_restarts_clean(void **state)
 	uint16_t head;
 	struct fx f;
 
-	(void)state;
-	assert_int_equal(fx_init(&f, &o), 0);
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
 	b = (struct sim_buf){sim_alloc(&f.g, 60000), 60000, true};
 	assert_true(sim_add(&f.g, &b, 1, false) >= 0);
 	sim_kick_needed(&f.g);
@@ -766,7 +817,8 @@ static void test_reset_drops_inflight_and_restarts_clean(void **state)
 	assert_int_equal(st.inflight, 0);
 	/* The guest side is reset too (as on a device reset). */
 	sim_guest_fini(&f.g);
-	assert_int_equal(sim_guest_init(&f.g, 2, 4 << 20, 64, false), 0);
+	assert_int_equal(sim_guest_init(&f.g, 2, 4 << 20, 64, false, L->guest),
+			 0);
 	{
 		struct vuiso_mem_region mr[SIM_MAX_RAM];
 		unsigned n = sim_guest_regions(&f.g, mr);
@@ -786,7 +838,8 @@ static void test_reset_drops_inflight_and_restarts_clean(void **state)
 
 /* The map is replaced while a request is in flight: completion writes
  * through the new mapping, never the old one. */
-static void test_memory_map_replaced_in_flight_uses_new_mapping(void **state)
+static void
+test_memory_map_replaced_in_flight_uses_new_mapping(const struct layouts *L)
 {
 	struct fx_opts o = {.nram = 1};
 	struct vuiso_mem_region mr;
@@ -796,8 +849,7 @@ static void test_memory_map_replaced_in_flight_uses_new_mapping(void **state)
 	uint16_t head;
 	struct fx f;
 
-	(void)state;
-	assert_int_equal(fx_init(&f, &o), 0);
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
 	b = (struct sim_buf){sim_alloc(&f.g, 256), 256, true};
 	memset(sim_gpa(&f.g, b.gpa), 0x11, 256);
 	assert_true(sim_add(&f.g, &b, 1, false) >= 0);
@@ -826,7 +878,7 @@ static void test_memory_map_replaced_in_flight_uses_new_mapping(void **state)
 }
 
 /* Dirty logging reports every byte the library writes to guest RAM. */
-static void test_dirty_log_reports_guest_writes(void **state)
+static void test_dirty_log_reports_guest_writes(const struct layouts *L)
 {
 	struct fx_opts o = {0};
 	struct sim_seg segs[64];
@@ -834,8 +886,7 @@ static void test_dirty_log_reports_guest_writes(void **state)
 	uint16_t head;
 	struct fx f;
 
-	(void)state;
-	assert_int_equal(fx_init(&f, &o), 0);
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
 	vuiso_dev_set_logging(f.dev, 1);
 	b[0] = (struct sim_buf){sim_alloc(&f.g, 64), 64, false};
 	b[1] = (struct sim_buf){sim_alloc(&f.g, 1000), 1000, true};
@@ -853,34 +904,45 @@ static void test_dirty_log_reports_guest_writes(void **state)
 	fx_fini(&f);
 }
 
+FOUR_LAYOUTS(test_roundtrip_every_byte_plain)
+FOUR_LAYOUTS(test_roundtrip_every_byte_event_idx_both)
+FOUR_LAYOUTS(test_roundtrip_every_byte_event_idx_guest_only)
+FOUR_LAYOUTS(test_roundtrip_every_byte_event_idx_backend_only)
+FOUR_LAYOUTS(test_roundtrip_every_byte_indirect)
+FOUR_LAYOUTS(test_full_pool_backpressure_loses_nothing)
+FOUR_LAYOUTS(test_request_larger_than_pool_breaks_queue_e2big)
+FOUR_LAYOUTS(test_whole_pool_request_fits_after_fragmenting_traffic)
+FOUR_LAYOUTS(test_budget_bounds_work_per_call)
+FOUR_LAYOUTS(test_budget_leftover_resumes_from_backend_call)
+FOUR_LAYOUTS(test_event_idx_batches_notifications)
+FOUR_LAYOUTS(test_stop_drains_and_returns_guest_indices)
+FOUR_LAYOUTS(test_stop_times_out_when_backend_never_completes)
+FOUR_LAYOUTS(test_reset_drops_inflight_and_restarts_clean)
+FOUR_LAYOUTS(test_memory_map_replaced_in_flight_uses_new_mapping)
+FOUR_LAYOUTS(test_dirty_log_reports_guest_writes)
+FOUR_LAYOUTS(test_no_interrupt_flag_suppresses_guest_notify)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip_every_byte_plain),
-		cmocka_unit_test(test_roundtrip_every_byte_event_idx_both),
-		cmocka_unit_test(
-			test_roundtrip_every_byte_event_idx_guest_only),
-		cmocka_unit_test(
-			test_roundtrip_every_byte_event_idx_backend_only),
-		cmocka_unit_test(test_roundtrip_every_byte_indirect),
-		cmocka_unit_test(test_full_pool_backpressure_loses_nothing),
-		cmocka_unit_test(
-			test_request_larger_than_pool_breaks_queue_e2big),
-		cmocka_unit_test(
+		FOUR_TESTS(test_roundtrip_every_byte_plain),
+		FOUR_TESTS(test_roundtrip_every_byte_event_idx_both),
+		FOUR_TESTS(test_roundtrip_every_byte_event_idx_guest_only),
+		FOUR_TESTS(test_roundtrip_every_byte_event_idx_backend_only),
+		FOUR_TESTS(test_roundtrip_every_byte_indirect),
+		FOUR_TESTS(test_full_pool_backpressure_loses_nothing),
+		FOUR_TESTS(test_request_larger_than_pool_breaks_queue_e2big),
+		FOUR_TESTS(
 			test_whole_pool_request_fits_after_fragmenting_traffic),
-		cmocka_unit_test(test_budget_bounds_work_per_call),
-		cmocka_unit_test(
-			test_budget_leftover_resumes_from_backend_call),
-		cmocka_unit_test(
-			test_no_interrupt_flag_suppresses_guest_notify),
-		cmocka_unit_test(test_event_idx_batches_notifications),
-		cmocka_unit_test(test_stop_drains_and_returns_guest_indices),
-		cmocka_unit_test(
-			test_stop_times_out_when_backend_never_completes),
-		cmocka_unit_test(test_reset_drops_inflight_and_restarts_clean),
-		cmocka_unit_test(
-			test_memory_map_replaced_in_flight_uses_new_mapping),
-		cmocka_unit_test(test_dirty_log_reports_guest_writes),
+		FOUR_TESTS(test_budget_bounds_work_per_call),
+		FOUR_TESTS(test_budget_leftover_resumes_from_backend_call),
+		FOUR_TESTS(test_event_idx_batches_notifications),
+		FOUR_TESTS(test_stop_drains_and_returns_guest_indices),
+		FOUR_TESTS(test_stop_times_out_when_backend_never_completes),
+		FOUR_TESTS(test_reset_drops_inflight_and_restarts_clean),
+		FOUR_TESTS(test_memory_map_replaced_in_flight_uses_new_mapping),
+		FOUR_TESTS(test_dirty_log_reports_guest_writes),
+		FOUR_TESTS(test_no_interrupt_flag_suppresses_guest_notify),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
