@@ -129,14 +129,42 @@ static uint64_t buf(struct fx *f, uint32_t len)
 	return gpa;
 }
 
-static void setup(struct fx *f, bool indirect)
+static void setup_layouts(struct fx *f, bool indirect, bool guest_packed,
+			  bool backend_packed)
 {
-	struct fx_opts o = {.qsize = QSIZE, .indirect = indirect};
+	struct fx_opts o = {.qsize = QSIZE,
+			    .indirect = indirect,
+			    .guest_packed = guest_packed,
+			    .backend_packed = backend_packed};
 
 	assert_int_equal(fx_init(f, &o), 0);
 	/* A recognisable guest heap, so any stray write shows. */
 	for (uint64_t g = f->g.heap_gpa; g < f->g.heap_end; g += 4096)
 		memset(sim_gpa(&f->g, g), (uint8_t)(g >> 12) | 1, 4096);
+}
+
+static void setup(struct fx *f, bool indirect)
+{
+	setup_layouts(f, indirect, false, false);
+}
+
+/* ---- raw packed guest ring ---- */
+
+#define P_AVAIL (1u << 7) /* available in lap 1: AVAIL set, USED clear */
+#define P_USED (1u << 15)
+
+/* Descriptor at ring position @pos of a packed guest ring. */
+static void pdesc(struct fx *f, uint16_t pos, uint64_t addr, uint32_t len,
+		  uint16_t id, uint16_t flags)
+{
+	sim_put_pdesc(f->g.desc + 16ULL * pos, addr, len, id, flags);
+}
+
+/* A packed indirect table entry (NEXT means nothing there). */
+static void pitab_set(struct fx *f, uint64_t table, unsigned i, uint64_t addr,
+		      uint32_t len, uint16_t flags)
+{
+	sim_put_pdesc(sim_gpa(&f->g, table + 16ULL * i), addr, len, 0, flags);
 }
 
 /* ---- checks ---- */
@@ -590,30 +618,305 @@ test_guest_rewrites_descriptor_after_pop_snapshot_is_used(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Hostile guest, packed ring                                          */
+/* ------------------------------------------------------------------ */
+
+static void test_packed_guest_buffer_id_out_of_range_breaks_queue(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	setup_layouts(&f, false, true, false);
+	pdesc(&f, 0, buf(&f, 64), 64, QSIZE, P_AVAIL);
+	guest_attack(&f, -EPROTO, "buffer id 64 out of range");
+}
+
+/* The id comes from a chain's last descriptor (VIRTIO 2.8.6): a head that
+ * names a valid id does not save a chain whose last one does not. */
+static void test_packed_guest_buffer_id_of_last_descriptor_counts(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	setup_layouts(&f, false, true, false);
+	pdesc(&f, 0, buf(&f, 64), 64, 1, P_AVAIL | F_NEXT);
+	pdesc(&f, 1, buf(&f, 64), 64, 0xffff, P_AVAIL);
+	guest_attack(&f, -EPROTO, "buffer id 65535 out of range");
+}
+
+static void
+test_packed_guest_buffer_id_reused_while_in_flight_breaks_queue(void **state)
+{
+	struct sim_buf b[2];
+	struct sim_seg segs[QSIZE];
+	struct fx f;
+	uint16_t head, pos;
+	int id;
+	int ret;
+
+	(void)state;
+	setup_layouts(&f, false, true, false);
+	id = request(&f, 100, b);
+	assert_true(id >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 2);
+	/* A second chain under the id still in flight. */
+	pos = f.g.vq.packed.next_avail;
+	pdesc(&f, pos, buf(&f, 64), 64, (uint16_t)id, P_AVAIL);
+	ret = vuiso_vq_kick_from_guest(f.vq);
+	expect_broken(&f, ret, -EPROTO, "guest: ", "reused while in flight");
+	fx_fini(&f);
+}
+
+/* Descriptors after the head must be available for their own lap too: a
+ * chain whose second descriptor carries the other lap's bits. */
+static void test_packed_guest_wrap_counter_mismatch_breaks_queue(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	setup_layouts(&f, false, true, false);
+	pdesc(&f, 0, buf(&f, 64), 64, 0, P_AVAIL | F_NEXT);
+	pdesc(&f, 1, buf(&f, 64), 64, 0, P_USED);
+	guest_attack(&f, -EPROTO, "not available for wrap counter 1");
+}
+
+/* Every descriptor of the ring available and chained: the walk stops
+ * before it would read its own head a second time. */
+static void test_packed_guest_chain_longer_than_ring_breaks_queue(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	setup_layouts(&f, false, true, false);
+	for (unsigned i = 0; i < QSIZE; i++)
+		pdesc(&f, (uint16_t)i, buf(&f, 8), 8, 0, P_AVAIL | F_NEXT);
+	guest_attack(&f, -ELOOP, "longer than the ring of 64 descriptors");
+}
+
+/* A chain that wraps onto descriptors of a request still in flight. */
+static void
+test_packed_guest_chain_overlapping_inflight_breaks_queue(void **state)
+{
+	struct sim_buf b[2];
+	struct sim_seg segs[QSIZE];
+	struct fx f;
+	uint16_t head;
+	int ret;
+
+	(void)state;
+	setup_layouts(&f, false, true, false);
+	assert_true(request(&f, 100, b) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 2);
+	/* Positions 2..63 in lap 1, then 0 in lap 2: 63 descriptors, while
+	 * positions 0 and 1 are still the device's. */
+	for (unsigned i = 2; i < QSIZE; i++)
+		pdesc(&f, (uint16_t)i, buf(&f, 8), 8, 5, P_AVAIL | F_NEXT);
+	pdesc(&f, 0, buf(&f, 8), 8, 5, P_USED);
+	ret = vuiso_vq_kick_from_guest(f.vq);
+	expect_broken(&f, ret, -EPROTO,
+		      "guest: ", "overlaps descriptors still in flight");
+	fx_fini(&f);
+}
+
+static void
+test_packed_guest_indirect_in_longer_chain_breaks_queue(void **state)
+{
+	struct fx f;
+	uint64_t t;
+
+	(void)state;
+	setup_layouts(&f, true, true, false);
+	t = itab_new(&f, 1);
+	pitab_set(&f, t, 0, buf(&f, 64), 64, 0);
+	pdesc(&f, 0, buf(&f, 64), 64, 0, P_AVAIL | F_NEXT);
+	pdesc(&f, 1, t, 16, 0, P_AVAIL | F_INDIRECT);
+	guest_attack(&f, -EPROTO,
+		     "indirect descriptor in a chain of more than one");
+}
+
+static void test_packed_guest_indirect_with_next_breaks_queue(void **state)
+{
+	struct fx f;
+	uint64_t t;
+
+	(void)state;
+	setup_layouts(&f, true, true, false);
+	t = itab_new(&f, 1);
+	pitab_set(&f, t, 0, buf(&f, 64), 64, 0);
+	pdesc(&f, 0, t, 16, 0, P_AVAIL | F_INDIRECT | F_NEXT);
+	pdesc(&f, 1, buf(&f, 64), 64, 0, P_AVAIL);
+	guest_attack(&f, -EPROTO,
+		     "indirect descriptor in a chain of more than one");
+}
+
+static void
+test_packed_guest_indirect_len_not_multiple_of_16_breaks_queue(void **state)
+{
+	struct fx f;
+	uint64_t t;
+
+	(void)state;
+	setup_layouts(&f, true, true, false);
+	t = itab_new(&f, 2);
+	pitab_set(&f, t, 0, buf(&f, 64), 64, 0);
+	pitab_set(&f, t, 1, buf(&f, 64), 64, 0);
+	pdesc(&f, 0, t, 24, 0, P_AVAIL | F_INDIRECT);
+	guest_attack(&f, -EPROTO, "indirect table length 24");
+}
+
+static void test_packed_guest_nested_indirect_breaks_queue(void **state)
+{
+	struct fx f;
+	uint64_t t, inner;
+
+	(void)state;
+	setup_layouts(&f, true, true, false);
+	inner = itab_new(&f, 1);
+	pitab_set(&f, inner, 0, buf(&f, 64), 64, 0);
+	t = itab_new(&f, 1);
+	pitab_set(&f, t, 0, inner, 16, F_INDIRECT);
+	pdesc(&f, 0, t, 16, 0, P_AVAIL | F_INDIRECT);
+	guest_attack(&f, -EPROTO, "nested indirect table");
+}
+
+static void
+test_packed_guest_indirect_without_feature_breaks_queue(void **state)
+{
+	struct fx f;
+	uint64_t t;
+
+	(void)state;
+	setup_layouts(&f, false, true, false);
+	t = itab_new(&f, 1);
+	pitab_set(&f, t, 0, buf(&f, 64), 64, 0);
+	pdesc(&f, 0, t, 16, 0, P_AVAIL | F_INDIRECT);
+	guest_attack(&f, -EPROTO, "without VIRTIO_F_INDIRECT_DESC");
+}
+
+static void test_packed_guest_zero_length_descriptor_breaks_queue(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	setup_layouts(&f, false, true, false);
+	pdesc(&f, 0, buf(&f, 64), 0, 0, P_AVAIL);
+	guest_attack(&f, -EPROTO, "zero-length descriptor");
+}
+
+static void test_packed_guest_addr_len_overflow_breaks_queue(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	setup_layouts(&f, false, true, false);
+	pdesc(&f, 0, UINT64_MAX - 10, 100, 0, P_AVAIL);
+	guest_attack(&f, -EFAULT, "overflows the address space");
+}
+
+static void test_packed_guest_readable_after_writable_breaks_queue(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	setup_layouts(&f, false, true, false);
+	pdesc(&f, 0, buf(&f, 64), 64, 0, P_AVAIL | F_WRITE | F_NEXT);
+	pdesc(&f, 1, buf(&f, 64), 64, 0, P_AVAIL);
+	guest_attack(&f, -EPROTO, "device-readable descriptor after");
+}
+
+static void test_packed_guest_total_length_over_4gib_breaks_queue(void **state)
+{
+	struct fx f;
+	uint64_t b;
+
+	(void)state;
+	setup_layouts(&f, false, true, false);
+	b = buf(&f, 64);
+	pdesc(&f, 0, b, 0xc0000000u, 0, P_AVAIL | F_NEXT);
+	pdesc(&f, 1, b, 0xc0000000u, 0, P_AVAIL);
+	guest_attack(&f, -EPROTO, "longer than 4 GiB");
+}
+
+/* Not yet available (the other lap's bits, or nothing written): the queue
+ * waits, nothing is consumed, nothing breaks. */
+static void test_packed_guest_unavailable_head_is_not_taken(void **state)
+{
+	struct sim_seg segs[QSIZE];
+	struct fx f;
+	uint16_t head;
+
+	(void)state;
+	setup_layouts(&f, false, true, false);
+	pdesc(&f, 0, buf(&f, 64), 64, 0, P_USED);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	pdesc(&f, 0, buf(&f, 64), 64, 0, P_AVAIL | P_USED);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	assert_int_equal(f.errors, 0);
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 0);
+	fx_fini(&f);
+}
+
+/* ------------------------------------------------------------------ */
+/* Hostile back-end, packed shadow ring                                */
+/* ------------------------------------------------------------------ */
+
+/* A used descriptor carrying the previous lap's bits is not used: the
+ * library does not take it, and nothing breaks. */
+static void
+test_packed_backend_used_flags_of_other_lap_are_not_taken(void **state)
+{
+	struct sim_buf b[4];
+	uint16_t h[2];
+	struct fx f;
+	uint32_t id, len;
+	uint8_t *d;
+
+	(void)state;
+	setup_layouts(&f, false, false, true);
+	two_in_flight(&f, b, h);
+	d = f.b.desc; /* position 0: where the first used one goes */
+	sim_put_pdesc(d, 0, 100, h[0], 0); /* used in lap 0 */
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	assert_int_equal(f.errors, 0);
+	assert_false(sim_reap(&f.g, &id, &len));
+	/* The real used descriptor still completes. */
+	sim_backend_push(&f.b, h[0], 100);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	assert_true(sim_reap(&f.g, &id, &len));
+	assert_int_equal(len, 100);
+	assert_int_equal(f.errors, 0);
+	fx_fini(&f);
+}
+
+/* ------------------------------------------------------------------ */
 /* Hostile back-end                                                    */
 /* ------------------------------------------------------------------ */
 
-static void test_backend_used_id_out_of_range_breaks_queue(void **state)
+static void test_backend_used_id_out_of_range_breaks_queue(bool packed_shadow)
 {
 	struct sim_buf b[4];
 	uint16_t h[2];
 	struct fx f;
 
-	(void)state;
-	setup(&f, false);
+	setup_layouts(&f, false, false, packed_shadow);
 	two_in_flight(&f, b, h);
 	sim_backend_push(&f.b, 1000, 100);
 	backend_attack(&f, -EPROTO, "used id 1000 out of range");
 }
 
-static void test_backend_used_id_never_available_breaks_queue(void **state)
+static void
+test_backend_used_id_never_available_breaks_queue(bool packed_shadow)
 {
 	struct sim_buf b[4];
 	uint16_t h[2];
 	struct fx f;
 
-	(void)state;
-	setup(&f, false);
+	setup_layouts(&f, false, false, packed_shadow);
 	two_in_flight(&f, b, h);
 	/* The two chains hold four of the 64 slots: the last is unused. */
 	sim_backend_push(&f.b, QSIZE - 1, 100);
@@ -621,15 +924,15 @@ static void test_backend_used_id_never_available_breaks_queue(void **state)
 }
 
 /* The id is also not a head of any chain: a middle slot of one. */
-static void test_backend_used_id_of_chain_middle_breaks_queue(void **state)
+static void
+test_backend_used_id_of_chain_middle_breaks_queue(bool packed_shadow)
 {
 	struct sim_buf b[4];
 	uint16_t h[2];
 	struct fx f;
 	uint16_t mid = 0;
 
-	(void)state;
-	setup(&f, false);
+	setup_layouts(&f, false, false, packed_shadow);
 	two_in_flight(&f, b, h);
 	/* Two chains of two buffers hold slots 0-3; two of them are not
 	 * heads but the second buffer of a chain in flight. */
@@ -640,7 +943,8 @@ static void test_backend_used_id_of_chain_middle_breaks_queue(void **state)
 	backend_attack(&f, -EPROTO, "was never made available");
 }
 
-static void test_backend_same_id_completed_twice_breaks_queue(void **state)
+static void
+test_backend_same_id_completed_twice_breaks_queue(bool packed_shadow)
 {
 	struct sim_buf b[4];
 	uint16_t h[2];
@@ -649,8 +953,7 @@ static void test_backend_same_id_completed_twice_breaks_queue(void **state)
 	uint32_t id, len;
 	int ret;
 
-	(void)state;
-	setup(&f, false);
+	setup_layouts(&f, false, false, packed_shadow);
 	two_in_flight(&f, b, h);
 	snap_take(&f, &s);
 	sim_backend_push(&f.b, h[0], 100);
@@ -666,15 +969,15 @@ static void test_backend_same_id_completed_twice_breaks_queue(void **state)
 	fx_fini(&f);
 }
 
-static void test_backend_completes_twice_across_calls_breaks_queue(void **state)
+static void
+test_backend_completes_twice_across_calls_breaks_queue(bool packed_shadow)
 {
 	struct sim_buf b[4];
 	uint16_t h[2];
 	struct fx f;
 	uint32_t id, len;
 
-	(void)state;
-	setup(&f, false);
+	setup_layouts(&f, false, false, packed_shadow);
 	two_in_flight(&f, b, h);
 	sim_backend_push(&f.b, h[0], 100);
 	sim_backend_flush(&f.b);
@@ -711,7 +1014,8 @@ static void test_backend_used_index_wraps_backwards_breaks_queue(void **state)
 }
 
 /* Legal, however odd: the library clamps and never trusts len. */
-static void test_backend_used_len_larger_than_writable_is_clamped(void **state)
+static void
+test_backend_used_len_larger_than_writable_is_clamped(bool packed_shadow)
 {
 	struct sim_buf b[4];
 	uint16_t h[2];
@@ -719,8 +1023,7 @@ static void test_backend_used_len_larger_than_writable_is_clamped(void **state)
 	struct snap s;
 	uint32_t id, len;
 
-	(void)state;
-	setup(&f, false);
+	setup_layouts(&f, false, false, packed_shadow);
 	two_in_flight(&f, b, h);
 	snap_take(&f, &s);
 	sim_backend_push(&f.b, h[0], UINT32_MAX);
@@ -737,7 +1040,8 @@ static void test_backend_used_len_larger_than_writable_is_clamped(void **state)
 
 /* The back-end rewrites the shadow descriptors it was given (addresses
  * outside the region, huge lengths): the library never reads them back. */
-static void test_backend_rewrites_shadow_descriptors_is_ignored(void **state)
+static void
+test_backend_rewrites_shadow_descriptors_is_ignored(bool packed_shadow)
 {
 	struct sim_buf b[4];
 	uint16_t h[2];
@@ -745,12 +1049,18 @@ static void test_backend_rewrites_shadow_descriptors_is_ignored(void **state)
 	struct snap s;
 	uint32_t id, len;
 
-	(void)state;
-	setup(&f, false);
+	setup_layouts(&f, false, false, packed_shadow);
 	two_in_flight(&f, b, h);
-	for (unsigned i = 0; i < QSIZE; i++)
-		sim_put_desc(f.b.desc + 16ULL * i, b[3].gpa, UINT32_MAX,
-			     F_WRITE, (uint16_t)(i + 7));
+	for (unsigned i = 0; i < QSIZE; i++) {
+		uint8_t *d = f.b.desc + 16ULL * i;
+
+		if (packed_shadow) /* available-looking, never used */
+			sim_put_pdesc(d, b[3].gpa, UINT32_MAX, (uint16_t)i,
+				      P_AVAIL | F_WRITE);
+		else
+			sim_put_desc(d, b[3].gpa, UINT32_MAX, F_WRITE,
+				     (uint16_t)(i + 7));
+	}
 	snap_take(&f, &s);
 	sim_backend_push(&f.b, h[0], 50);
 	sim_backend_flush(&f.b);
@@ -765,7 +1075,8 @@ static void test_backend_rewrites_shadow_descriptors_is_ignored(void **state)
 }
 
 /* A back-end that never completes: stop returns after its bound. */
-static void test_backend_never_completes_stop_returns_after_bound(void **state)
+static void
+test_backend_never_completes_stop_returns_after_bound(bool packed_shadow)
 {
 	struct sim_buf b[4];
 	struct vuiso_vq_state st;
@@ -775,8 +1086,7 @@ static void test_backend_never_completes_stop_returns_after_bound(void **state)
 	struct snap s;
 	long ms;
 
-	(void)state;
-	setup(&f, false);
+	setup_layouts(&f, false, false, packed_shadow);
 	two_in_flight(&f, b, h);
 	snap_take(&f, &s);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -971,6 +1281,31 @@ static void test_violation_breaks_only_its_own_queue(void **state)
 	sim_guest_fini(&g);
 }
 
+/* The back-end attacks run against a split and a packed shadow ring. */
+#define BOTH_SHADOWS(fn)                             \
+	static void fn##_split_shadow(void **state)  \
+	{                                            \
+		(void)state;                         \
+		fn(false);                           \
+	}                                            \
+	static void fn##_packed_shadow(void **state) \
+	{                                            \
+		(void)state;                         \
+		fn(true);                            \
+	}
+#define BOTH_SHADOW_TESTS(fn)                \
+	cmocka_unit_test(fn##_split_shadow), \
+		cmocka_unit_test(fn##_packed_shadow)
+
+BOTH_SHADOWS(test_backend_used_id_out_of_range_breaks_queue)
+BOTH_SHADOWS(test_backend_used_id_never_available_breaks_queue)
+BOTH_SHADOWS(test_backend_used_id_of_chain_middle_breaks_queue)
+BOTH_SHADOWS(test_backend_same_id_completed_twice_breaks_queue)
+BOTH_SHADOWS(test_backend_completes_twice_across_calls_breaks_queue)
+BOTH_SHADOWS(test_backend_used_len_larger_than_writable_is_clamped)
+BOTH_SHADOWS(test_backend_rewrites_shadow_descriptors_is_ignored)
+BOTH_SHADOWS(test_backend_never_completes_stop_returns_after_bound)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1014,30 +1349,64 @@ int main(void)
 		cmocka_unit_test(test_guest_rings_unplugged_breaks_queue),
 		cmocka_unit_test(
 			test_guest_rewrites_descriptor_after_pop_snapshot_is_used),
-		cmocka_unit_test(
+		BOTH_SHADOW_TESTS(
 			test_backend_used_id_out_of_range_breaks_queue),
-		cmocka_unit_test(
+		BOTH_SHADOW_TESTS(
 			test_backend_used_id_never_available_breaks_queue),
-		cmocka_unit_test(
+		BOTH_SHADOW_TESTS(
 			test_backend_used_id_of_chain_middle_breaks_queue),
-		cmocka_unit_test(
+		BOTH_SHADOW_TESTS(
 			test_backend_same_id_completed_twice_breaks_queue),
-		cmocka_unit_test(
+		BOTH_SHADOW_TESTS(
 			test_backend_completes_twice_across_calls_breaks_queue),
 		cmocka_unit_test(test_backend_used_index_jump_breaks_queue),
 		cmocka_unit_test(
 			test_backend_used_index_wraps_backwards_breaks_queue),
-		cmocka_unit_test(
+		BOTH_SHADOW_TESTS(
 			test_backend_used_len_larger_than_writable_is_clamped),
-		cmocka_unit_test(
+		BOTH_SHADOW_TESTS(
 			test_backend_rewrites_shadow_descriptors_is_ignored),
-		cmocka_unit_test(
+		BOTH_SHADOW_TESTS(
 			test_backend_never_completes_stop_returns_after_bound),
 		cmocka_unit_test(
 			test_map_replaced_in_flight_unplugged_region_not_touched),
 		cmocka_unit_test(
 			test_map_replaced_before_pop_unplugged_buffer_breaks_queue),
 		cmocka_unit_test(test_violation_breaks_only_its_own_queue),
+		cmocka_unit_test(
+			test_packed_guest_buffer_id_out_of_range_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_buffer_id_of_last_descriptor_counts),
+		cmocka_unit_test(
+			test_packed_guest_buffer_id_reused_while_in_flight_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_wrap_counter_mismatch_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_chain_longer_than_ring_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_chain_overlapping_inflight_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_indirect_in_longer_chain_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_indirect_with_next_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_indirect_len_not_multiple_of_16_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_nested_indirect_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_indirect_without_feature_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_zero_length_descriptor_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_addr_len_overflow_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_readable_after_writable_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_total_length_over_4gib_breaks_queue),
+		cmocka_unit_test(
+			test_packed_guest_unavailable_head_is_not_taken),
+		cmocka_unit_test(
+			test_packed_backend_used_flags_of_other_lap_are_not_taken),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
