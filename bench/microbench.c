@@ -11,6 +11,10 @@
  * is the library's cost: ring work on both sides plus one copy of S bytes.
  * The baseline copies S bytes per request between buffer sets of the same
  * size and count.
+ *
+ * Every size runs for each chosen pair of guest ring layout and shadow
+ * ring layout (--guest-ring, --backend-ring; all four pairs by default),
+ * each with its own memcpy baseline.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +29,8 @@
 #define QSIZE 256
 
 struct result {
+	bool guest_packed;
+	bool backend_packed;
 	uint32_t size;
 	double reqs_per_s;
 	double gbps;
@@ -73,7 +79,13 @@ static double memcpy_gbps(uint32_t size, double seconds)
 	return (double)bytes / (t - t0) / 1e9;
 }
 
-static int run_size(uint32_t size, double seconds, struct result *res)
+static const char *layout_name(bool packed)
+{
+	return packed ? "packed" : "split";
+}
+
+static int run_size(uint32_t size, bool guest_packed, bool backend_packed,
+		    double seconds, struct result *res)
 {
 	struct fx_opts o = {
 		.qsize = QSIZE,
@@ -82,6 +94,8 @@ static int run_size(uint32_t size, double seconds, struct result *res)
 		.ram_size = 24 << 20,
 		.guest_event_idx = true,
 		.backend_event_idx = true,
+		.guest_packed = guest_packed,
+		.backend_packed = backend_packed,
 	};
 	static struct sim_seg segs[QSIZE];
 	uint64_t bufs[BATCH], done = 0;
@@ -142,6 +156,8 @@ static int run_size(uint32_t size, double seconds, struct result *res)
 		fx_fini(&f);
 		return -EIO;
 	}
+	res->guest_packed = guest_packed;
+	res->backend_packed = backend_packed;
 	res->size = size;
 	res->requests = done;
 	res->reqs_per_s = (double)done / (t - t0);
@@ -162,10 +178,14 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: vuiso-microbench [--json] [--seconds S] [--size "
 		"BYTES]...\n"
+		"                        [--guest-ring split|packed|all]\n"
+		"                        [--backend-ring split|packed|all]\n"
 		"  Drives one shadow virtqueue with an in-process loopback\n"
 		"  back-end and prints requests/s, GB/s, memcpy GB/s of the\n"
-		"  same bytes in the same run, and the ratio.\n"
-		"  Default sizes: 64 1500 4096 65536; default 2 s per size.\n");
+		"  same bytes in the same run, and the ratio, for each pair\n"
+		"  of guest and back-end (shadow) ring layouts.\n"
+		"  Default sizes: 64 1500 4096 65536; default 2 s per size;\n"
+		"  default all four layout pairs.\n");
 }
 
 int main(int argc, char **argv)
@@ -174,17 +194,21 @@ int main(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"seconds", required_argument, NULL, 's'},
 		{"size", required_argument, NULL, 'z'},
+		{"guest-ring", required_argument, NULL, 'g'},
+		{"backend-ring", required_argument, NULL, 'b'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	uint32_t sizes[16] = {64, 1500, 4096, 65536};
-	unsigned nsizes = 4, custom = 0;
-	struct result res[16];
+	unsigned nsizes = 4, custom = 0, nres = 0;
+	/* bit 0: split, bit 1: packed */
+	unsigned guest_rings = 3, backend_rings = 3;
+	struct result res[16 * 4];
 	double seconds = 2.0;
 	bool json = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "js:z:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "js:z:g:b:h", opts, NULL)) != -1) {
 		char *end;
 
 		switch (c) {
@@ -216,6 +240,28 @@ int main(int argc, char **argv)
 			nsizes = custom;
 			break;
 		}
+		case 'g':
+		case 'b': {
+			unsigned *set = c == 'g' ? &guest_rings
+						 : &backend_rings;
+
+			if (!strcmp(optarg, "split"))
+				*set = 1;
+			else if (!strcmp(optarg, "packed"))
+				*set = 2;
+			else if (!strcmp(optarg, "all"))
+				*set = 3;
+			else {
+				fprintf(stderr,
+					"vuiso-microbench: --%s wants split, "
+					"packed or all, not '%s'\n",
+					c == 'g' ? "guest-ring"
+						 : "backend-ring",
+					optarg);
+				return 2;
+			}
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -230,23 +276,38 @@ int main(int argc, char **argv)
 	}
 
 	if (!json)
-		printf("%8s %14s %10s %12s %7s\n", "size", "requests/s", "GB/s",
-		       "memcpy GB/s", "ratio");
-	for (unsigned i = 0; i < nsizes; i++) {
-		if (run_size(sizes[i], seconds, &res[i]))
-			return 1;
-		if (!json)
-			printf("%8u %14.0f %10.3f %12.3f %7.3f\n", res[i].size,
-			       res[i].reqs_per_s, res[i].gbps,
-			       res[i].memcpy_gbps, res[i].ratio);
+		printf("%-7s %-7s %8s %14s %10s %12s %7s\n", "guest", "backend",
+		       "size", "requests/s", "GB/s", "memcpy GB/s", "ratio");
+	for (unsigned gp = 0; gp < 2; gp++) {
+		if (!(guest_rings & (1u << gp)))
+			continue;
+		for (unsigned bp = 0; bp < 2; bp++) {
+			if (!(backend_rings & (1u << bp)))
+				continue;
+			for (unsigned i = 0; i < nsizes; i++) {
+				struct result *r = &res[nres++];
+
+				if (run_size(sizes[i], gp, bp, seconds, r))
+					return 1;
+				if (!json)
+					printf("%-7s %-7s %8u %14.0f %10.3f "
+					       "%12.3f %7.3f\n",
+					       layout_name(gp), layout_name(bp),
+					       r->size, r->reqs_per_s, r->gbps,
+					       r->memcpy_gbps, r->ratio);
+			}
+		}
 	}
 	if (json) {
 		printf("{\"seconds_per_size\": %.3f, \"results\": [", seconds);
-		for (unsigned i = 0; i < nsizes; i++)
-			printf("%s\n  {\"size\": %u, \"requests\": %llu, "
-			       "\"requests_per_s\": %.0f, \"gbps\": %.4f, "
-			       "\"memcpy_gbps\": %.4f, \"ratio\": %.4f}",
-			       i ? "," : "", res[i].size,
+		for (unsigned i = 0; i < nres; i++)
+			printf("%s\n  {\"guest_ring\": \"%s\", "
+			       "\"backend_ring\": \"%s\", \"size\": %u, "
+			       "\"requests\": %llu, \"requests_per_s\": %.0f, "
+			       "\"gbps\": %.4f, \"memcpy_gbps\": %.4f, "
+			       "\"ratio\": %.4f}",
+			       i ? "," : "", layout_name(res[i].guest_packed),
+			       layout_name(res[i].backend_packed), res[i].size,
 			       (unsigned long long)res[i].requests,
 			       res[i].reqs_per_s, res[i].gbps,
 			       res[i].memcpy_gbps, res[i].ratio);
