@@ -140,7 +140,7 @@ VUISO_INTERNAL int vuiso_memmap_write(const struct vuiso_memmap *m,
  * non-empty orders, then at most one split or merge per order.
  */
 /* Freed blocks parked per order before they are merged (lazy buddy). */
-#define VUISO_POOL_CACHE 64
+#define VUISO_POOL_CACHE 256
 
 struct vuiso_pool {
 	uint32_t nblocks;   /* pool size in VUISO_POOL_BLOCK units */
@@ -151,7 +151,7 @@ struct vuiso_pool {
 	uint32_t *prev;
 	uint8_t *state;       /* per block head: order | VUISO_POOL_FREE */
 	uint64_t free_blocks; /* free space in blocks, cached ones included */
-	uint8_t ncache[VUISO_POOL_ORDERS]; /* blocks parked per order */
+	uint16_t ncache[VUISO_POOL_ORDERS]; /* blocks parked per order */
 	uint32_t cache[VUISO_POOL_ORDERS][VUISO_POOL_CACHE];
 };
 
