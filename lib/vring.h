@@ -24,9 +24,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <string.h>
 
-#include "vring_packed.h"
-#include "vring_split.h"
+#include "internal.h"
 
 /* One guest buffer of a chain, as validated (a private copy). */
 struct vuiso_seg {
@@ -124,6 +124,10 @@ static inline int vring_chain_push(struct vuiso_chain *c, uint64_t addr,
 		c->out_bytes += len;
 	return 0;
 }
+
+/* The layouts: their structs and their inline fast paths. */
+#include "vring_packed.h"
+#include "vring_split.h"
 
 /* ---- Per-queue state of either layout ---- */
 

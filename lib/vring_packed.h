@@ -1,13 +1,43 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The packed virtqueue (VIRTIO 1.2, 2.8): its layout in memory and the
- * private state of its two sides.  Only vring_packed.c and the dispatch in
- * vring.h use this header.
+ * The packed virtqueue (VIRTIO 1.2, 2.8), both ways.
+ *
+ * A packed ring is one array of descriptors that the driver and the device
+ * walk in the same direction.  Each side keeps a position and a wrap
+ * counter; a descriptor is available when its AVAIL flag equals the
+ * driver's wrap counter and its USED flag does not, and used when both
+ * equal the device's.  A chain takes consecutive descriptors; the device
+ * writes one used descriptor per chain, carrying the buffer id of the
+ * chain's last descriptor, and both sides skip as many positions as the
+ * chain took (so the driver must remember that count per buffer id).
+ *
+ * Guest side: libvuiso is the device.  Each descriptor of a chain is read
+ * once per walk into private memory and validated there, its availability
+ * included: a descriptor the driver did not make available for the current
+ * wrap is a protocol error, not a reason to wait.  An indirect table is
+ * copied whole into private scratch first.  Buffer ids are checked against a
+ * private in-flight table, and the descriptors in flight against the ring
+ * size, so a guest that reuses an id or overlaps chains breaks the queue.
+ *
+ * Shadow side: libvuiso is the driver.  Descriptors are written, never read
+ * back; the only values read from the shadow ring are the used descriptors
+ * (flags, id, len) and the back-end's event suppression.  The engine checks
+ * each used id against its request table; this side keeps the descriptor
+ * count per id that tells how far to skip.
+ *
+ * This header holds the layout's structs and its per-request fast path,
+ * inline in the engine through the dispatch of vring.h; the structural
+ * operations are in vring_packed.c.  Include vring.h, not this.
+ *
+ * Memory ordering follows VIRTIO 2.8.21 / 2.8.22; every fence names the
+ * barrier of the other side that it pairs with.
  */
 #ifndef VUISO_VRING_PACKED_H
 #define VUISO_VRING_PACKED_H
 
-#include "internal.h"
+#ifndef VUISO_VRING_H
+#error "include vring.h: it defines the layout-neutral types used here"
+#endif
 
 /* Descriptor flags; AVAIL and USED carry the wrap counters. */
 #define VPACKED_F_NEXT 1
@@ -71,35 +101,451 @@ struct vpacked_shadow {
 	uint16_t *ndesc;   /* per buffer id: ring descriptors, 0 when free */
 };
 
-struct vuiso_chain;
-struct vuiso_sbuf;
-struct vuiso_log;
+/* ---- Fast path, inline in the engine (vring.h dispatches) ---- */
 
-VUISO_INTERNAL int vpacked_guest_map(struct vpacked_guest *g,
-				     const struct vuiso_memmap *m,
-				     size_t *hint);
-VUISO_INTERNAL int vpacked_guest_avail(struct vpacked_guest *g, char *why);
-VUISO_INTERNAL int vpacked_guest_walk(struct vpacked_guest *g,
-				      const struct vuiso_memmap *m,
-				      size_t *hint, struct vuiso_chain *c,
-				      uint8_t *scratch, char *why);
-VUISO_INTERNAL void vpacked_guest_consume(struct vpacked_guest *g,
-					  const struct vuiso_chain *c);
-VUISO_INTERNAL void vpacked_guest_put_used(struct vpacked_guest *g, uint16_t id,
-					   uint16_t ndesc, uint32_t len,
-					   const struct vuiso_log *log);
-VUISO_INTERNAL bool vpacked_guest_flush(struct vpacked_guest *g,
-					const struct vuiso_log *log);
-VUISO_INTERNAL void vpacked_guest_kicks(struct vpacked_guest *g, bool on,
-					const struct vuiso_log *log);
+static inline uint8_t *vpacked_desc(uint8_t *ring, uint32_t pos)
+{
+	return ring + 16u * pos;
+}
 
-VUISO_INTERNAL void vpacked_shadow_add(struct vpacked_shadow *s,
-				       const struct vuiso_sbuf *b, unsigned n);
-VUISO_INTERNAL bool vpacked_shadow_publish(struct vpacked_shadow *s);
-VUISO_INTERNAL int vpacked_shadow_used(struct vpacked_shadow *s);
-VUISO_INTERNAL void vpacked_shadow_get_used(struct vpacked_shadow *s,
-					    uint32_t *id, uint32_t *len);
-VUISO_INTERNAL void vpacked_shadow_done(struct vpacked_shadow *s, uint16_t id);
-VUISO_INTERNAL void vpacked_shadow_calls(struct vpacked_shadow *s);
+/* Flags of a descriptor a driver makes available with wrap counter @w. */
+static inline uint16_t vpacked_avail_flags(bool w)
+{
+	return w ? VPACKED_F_AVAIL : VPACKED_F_USED;
+}
+
+/* Flags of a descriptor a device marks used with wrap counter @w. */
+static inline uint16_t vpacked_used_flags(bool w)
+{
+	return w ? VPACKED_F_AVAIL | VPACKED_F_USED : 0;
+}
+
+static inline bool vpacked_is_avail(uint16_t flags, bool w)
+{
+	return !!(flags & VPACKED_F_AVAIL) == w &&
+	       !!(flags & VPACKED_F_USED) != w;
+}
+
+static inline bool vpacked_is_used(uint16_t flags, bool w)
+{
+	return !!(flags & VPACKED_F_AVAIL) == w &&
+	       !!(flags & VPACKED_F_USED) == w;
+}
+
+/* Move a position and its wrap counter @n (at most @size) places on. */
+static inline void vpacked_advance(uint16_t *pos, bool *wrap, uint32_t n,
+				   uint32_t size)
+{
+	uint32_t p = *pos + n;
+
+	if (p >= size) {
+		p -= size;
+		*wrap = !*wrap;
+	}
+	*pos = (uint16_t)p;
+}
+
+/*
+ * VIRTIO 2.8.10: the other side asked for a notification when the
+ * descriptor at @off_wrap (position | wrap counter << 15) is made
+ * available / used.  We just moved @count positions, ending at @pos with
+ * wrap counter @wrap.  An event position of the previous lap is moved back
+ * by a ring size, so that one window test works across the wrap.
+ */
+static inline bool vpacked_event_hit(uint16_t off_wrap, uint16_t pos, bool wrap,
+				     uint32_t count, uint32_t size)
+{
+	uint16_t event = off_wrap & ~(1u << VPACKED_WRAP_BIT);
+
+	if ((bool)(off_wrap >> VPACKED_WRAP_BIT) != wrap)
+		event = (uint16_t)(event - size);
+	return vring_need_event(event, pos, (uint16_t)(pos - count));
+}
+
+/* Whether the side that owns the event structure at @ev wants to hear that
+ * we moved @count positions to (@pos, @wrap). */
+static inline bool vpacked_event_wanted(const uint8_t *ev, bool event_idx,
+					uint16_t pos, bool wrap, uint32_t count,
+					uint32_t size)
+{
+	uint16_t flags = vuiso_ld16(ev + VPACKED_EVENT_FLAGS);
+
+	if (flags == VPACKED_EVENT_DISABLE)
+		return false;
+	if (flags == VPACKED_EVENT_DESC && event_idx)
+		return vpacked_event_hit(
+			vuiso_ld16(ev + VPACKED_EVENT_OFF_WRAP), pos, wrap,
+			count, size);
+	/* ENABLE, or a value we do not know: notifying is always safe. */
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest side                                                          */
+/* ------------------------------------------------------------------ */
+
+static inline int vpacked_guest_map(struct vpacked_guest *g,
+				    const struct vuiso_memmap *m, size_t *hint)
+{
+	g->desc = vuiso_memmap_contig(m, g->desc_gpa, 16ULL * g->size, hint);
+	g->drv = vuiso_memmap_contig(m, g->drv_gpa, 4, hint);
+	g->dev = vuiso_memmap_contig(m, g->dev_gpa, 4, hint);
+	if (!g->desc || !g->drv || !g->dev)
+		return -EFAULT;
+	return 0;
+}
+
+static inline int vpacked_guest_avail(struct vpacked_guest *g, char *why)
+{
+	uint16_t flags = vuiso_ld16(vpacked_desc(g->desc, g->last_avail) +
+				    VPACKED_DESC_FLAGS);
+
+	(void)why;
+	if (!vpacked_is_avail(flags, g->avail_wrap))
+		return 0;
+	/*
+	 * Pairs with the driver's write barrier between filling a chain and
+	 * storing its head's flags: the whole chain is visible from here.
+	 */
+	atomic_thread_fence(memory_order_acquire);
+	return 1;
+}
+
+/* The entries of an indirect table, already copied to private memory. */
+static inline int vpacked_walk_indirect(struct vuiso_chain *c, const uint8_t *t,
+					uint32_t n, uint32_t size, char *why)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *d = t + 16u * i;
+		uint64_t addr;
+		uint32_t len;
+		uint16_t flags;
+		int ret;
+
+		memcpy(&addr, d + VPACKED_DESC_ADDR, 8);
+		memcpy(&len, d + VPACKED_DESC_LEN, 4);
+		memcpy(&flags, d + VPACKED_DESC_FLAGS, 2);
+		flags = le16toh(flags);
+		/* NEXT has no meaning in a packed indirect table: every entry
+		 * of the table belongs to the chain. */
+		if (unlikely(flags & VPACKED_F_INDIRECT))
+			return vring_bad(
+				why, -EPROTO,
+				"guest: nested indirect table at head %u",
+				c->head);
+		ret = vring_chain_push(c, le64toh(addr), le32toh(len),
+				       flags & VPACKED_F_WRITE, size, why);
+		if (unlikely(ret))
+			return ret;
+	}
+	return 0;
+}
+
+static inline int vpacked_guest_walk(struct vpacked_guest *g,
+				     const struct vuiso_memmap *m, size_t *hint,
+				     struct vuiso_chain *c, uint8_t *scratch,
+				     char *why)
+{
+	const uint32_t size = g->size;
+	uint16_t pos = g->last_avail, id;
+	bool wrap = g->avail_wrap;
+	uint32_t ndesc = 0;
+	int ret;
+
+	c->head = pos;
+	c->nseg = 0;
+	c->out_bytes = 0;
+	c->in_bytes = 0;
+
+	for (;;) {
+		const uint8_t *d = vpacked_desc(g->desc, pos);
+		uint64_t addr;
+		uint32_t len;
+		uint16_t flags;
+
+		if (unlikely(++ndesc > size))
+			return vring_bad(why, -ELOOP,
+					 "guest: chain at head %u longer than "
+					 "the ring of %u descriptors",
+					 c->head, size);
+		/* Each field once, into locals. */
+		flags = vuiso_ld16(d + VPACKED_DESC_FLAGS);
+		addr = vuiso_ld64(d + VPACKED_DESC_ADDR);
+		len = vuiso_ld32(d + VPACKED_DESC_LEN);
+		id = vuiso_ld16(d + VPACKED_DESC_ID);
+		if (unlikely(!vpacked_is_avail(flags, wrap)))
+			return vring_bad(why, -EPROTO,
+					 "guest: descriptor %u of the chain at "
+					 "head %u is not available for wrap "
+					 "counter %u (flags 0x%x)",
+					 pos, c->head, wrap, flags);
+
+		if (flags & VPACKED_F_INDIRECT) {
+			if (unlikely(ndesc != 1 || (flags & VPACKED_F_NEXT)))
+				return vring_bad(why, -EPROTO,
+						 "guest: indirect descriptor "
+						 "in a chain of more than one "
+						 "descriptor at head %u",
+						 c->head);
+			if (unlikely(!g->indirect))
+				return vring_bad(
+					why, -EPROTO,
+					"guest: indirect descriptor without "
+					"VIRTIO_F_INDIRECT_DESC");
+			if (unlikely(!len || len % 16 || len / 16 > size))
+				return vring_bad(why, -EPROTO,
+						 "guest: indirect table length "
+						 "%u is not a multiple of 16 "
+						 "between 16 and %u",
+						 len, 16 * size);
+			/* One read of the whole table into private memory. */
+			if (unlikely(vuiso_memmap_read(m, addr, scratch, len,
+						       hint)))
+				return vring_bad(
+					why, -EFAULT,
+					"guest: indirect table 0x%" PRIx64
+					"+%u is not in guest memory",
+					addr, len);
+			ret = vpacked_walk_indirect(c, scratch, len / 16, size,
+						    why);
+			if (unlikely(ret))
+				return ret;
+			break;
+		}
+
+		ret = vring_chain_push(c, addr, len, flags & VPACKED_F_WRITE,
+				       size, why);
+		if (unlikely(ret))
+			return ret;
+		if (!(flags & VPACKED_F_NEXT))
+			break;
+		vpacked_advance(&pos, &wrap, 1, size);
+	}
+
+	/* The buffer id is the last descriptor's (VIRTIO 2.8.6). */
+	if (unlikely(id >= size))
+		return vring_bad(why, -EPROTO,
+				 "guest: buffer id %u out of range (queue size "
+				 "%u) at head %u",
+				 id, size, c->head);
+	if (unlikely(g->busy[id]))
+		return vring_bad(
+			why, -EPROTO,
+			"guest: buffer id %u reused while in flight at head %u",
+			id, c->head);
+	if (unlikely(g->inflight + ndesc > size))
+		return vring_bad(why, -EPROTO,
+				 "guest: chain at head %u overlaps descriptors "
+				 "still in flight",
+				 c->head);
+	c->id = id;
+	c->ndesc = (uint16_t)ndesc;
+	return 0;
+}
+
+static inline void vpacked_guest_consume(struct vpacked_guest *g,
+					 const struct vuiso_chain *c)
+{
+	g->busy[c->id] = 1;
+	g->inflight += c->ndesc;
+	vpacked_advance(&g->last_avail, &g->avail_wrap, c->ndesc, g->size);
+}
+
+static inline void vpacked_guest_put_used(struct vpacked_guest *g, uint16_t id,
+					  uint16_t ndesc, uint32_t len,
+					  const struct vuiso_log *log)
+{
+	uint8_t *d = vpacked_desc(g->desc, g->used);
+	uint16_t flags = vpacked_used_flags(g->used_wrap);
+
+	vuiso_st32(d + VPACKED_DESC_LEN, len);
+	vuiso_st16(d + VPACKED_DESC_ID, id);
+	if (!g->unflushed) {
+		/* The batch's first: its flags go out last, in the flush. */
+		g->first_pos = g->used;
+		g->first_flags = flags;
+	} else {
+		/*
+		 * Release: id and len before the flags.  The driver does not
+		 * look here before it has seen the first descriptor of the
+		 * batch, which the flush publishes with release.
+		 */
+		atomic_store_explicit(
+			(_Atomic uint16_t *)(d + VPACKED_DESC_FLAGS),
+			htole16(flags), memory_order_release);
+	}
+	vring_log(log, g->desc_gpa + 16u * g->used, 16);
+	g->busy[id] = 0;
+	g->inflight -= ndesc;
+	g->unflushed += ndesc;
+	vpacked_advance(&g->used, &g->used_wrap, ndesc, g->size);
+}
+
+static inline bool vpacked_guest_flush(struct vpacked_guest *g,
+				       const struct vuiso_log *log)
+{
+	uint32_t n = g->unflushed;
+	uint8_t *first = vpacked_desc(g->desc, g->first_pos) +
+			 VPACKED_DESC_FLAGS;
+
+	if (!n)
+		return false;
+	g->unflushed = 0;
+	/*
+	 * Release: every used descriptor of the batch, and the bytes copied
+	 * into the guest's buffers, before the first one's flags; pairs with
+	 * the driver's read barrier after it sees those flags.
+	 */
+	atomic_store_explicit((_Atomic uint16_t *)first,
+			      htole16(g->first_flags), memory_order_release);
+	vring_log(log, g->desc_gpa + 16u * g->first_pos + VPACKED_DESC_FLAGS,
+		  2);
+	/*
+	 * Full barrier: the used flags are visible before we read the
+	 * driver's event suppression; pairs with the driver's full barrier
+	 * between writing it and re-checking the ring for used descriptors.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	return vpacked_event_wanted(g->drv, g->event_idx, g->used, g->used_wrap,
+				    n, g->size);
+}
+
+static inline void vpacked_guest_kicks(struct vpacked_guest *g, bool on,
+				       const struct vuiso_log *log)
+{
+	if (g->event_idx) {
+		/* Off: leave the event position behind; the driver kicks only
+		 * when it makes that descriptor available. */
+		if (!on)
+			return;
+		vuiso_st16(g->dev + VPACKED_EVENT_OFF_WRAP,
+			   (uint16_t)(g->last_avail |
+				      g->avail_wrap << VPACKED_WRAP_BIT));
+		if (!g->kicks_known) {
+			vuiso_st16(g->dev + VPACKED_EVENT_FLAGS,
+				   VPACKED_EVENT_DESC);
+			g->kicks_known = true;
+		}
+		vring_log(log, g->dev_gpa, 4);
+	} else {
+		if (g->kicks_known && on != g->kicks_off)
+			return;
+		vuiso_st16(g->dev + VPACKED_EVENT_FLAGS,
+			   on ? VPACKED_EVENT_ENABLE : VPACKED_EVENT_DISABLE);
+		g->kicks_known = true;
+		g->kicks_off = !on;
+		vring_log(log, g->dev_gpa + VPACKED_EVENT_FLAGS, 2);
+		if (!on)
+			return;
+	}
+	/*
+	 * The re-enabled state is visible before the caller looks at the
+	 * ring again.  Pairs with the driver's full barrier between making a
+	 * chain available and reading the device event suppression.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+static inline void vpacked_shadow_add(struct vpacked_shadow *s,
+				      const struct vuiso_sbuf *b, unsigned n)
+{
+	uint8_t *head = vpacked_desc(s->desc, s->avail);
+	uint16_t id = b[0].id, head_flags = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *d = vpacked_desc(s->desc, s->avail);
+		uint16_t flags = vpacked_avail_flags(s->avail_wrap);
+
+		if (b[i].write)
+			flags |= VPACKED_F_WRITE;
+		if (i + 1 < n)
+			flags |= VPACKED_F_NEXT;
+		vuiso_st64(d + VPACKED_DESC_ADDR, b[i].addr);
+		vuiso_st32(d + VPACKED_DESC_LEN, b[i].len);
+		/* Every descriptor names the buffer, the last one counts. */
+		vuiso_st16(d + VPACKED_DESC_ID, id);
+		if (i)
+			vuiso_st16(d + VPACKED_DESC_FLAGS, flags);
+		else
+			head_flags = flags;
+		vpacked_advance(&s->avail, &s->avail_wrap, 1, s->size);
+	}
+	s->ndesc[id] = (uint16_t)n;
+	s->unkicked += n;
+	/*
+	 * Release: the rest of the chain and the head's own fields before
+	 * the head's flags; pairs with the back-end's read barrier after it
+	 * finds the head available.
+	 */
+	atomic_store_explicit((_Atomic uint16_t *)(head + VPACKED_DESC_FLAGS),
+			      htole16(head_flags), memory_order_release);
+}
+
+static inline bool vpacked_shadow_publish(struct vpacked_shadow *s)
+{
+	uint32_t n = s->unkicked;
+
+	if (!n)
+		return false;
+	s->unkicked = 0;
+	/*
+	 * Full barrier: the heads' flags are visible before we read the
+	 * back-end's event suppression; pairs with its full barrier between
+	 * writing that and looking at the ring again.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	return vpacked_event_wanted(s->dev, s->event_idx, s->avail,
+				    s->avail_wrap, n, s->size);
+}
+
+static inline int vpacked_shadow_used(struct vpacked_shadow *s)
+{
+	uint16_t flags =
+		vuiso_ld16(vpacked_desc(s->desc, s->used) + VPACKED_DESC_FLAGS);
+
+	if (!vpacked_is_used(flags, s->used_wrap))
+		return 0;
+	/*
+	 * Pairs with the back-end's write barrier between writing a used
+	 * descriptor's id and len and storing its flags.
+	 */
+	atomic_thread_fence(memory_order_acquire);
+	return 1;
+}
+
+static inline void vpacked_shadow_get_used(struct vpacked_shadow *s,
+					   uint32_t *id, uint32_t *len)
+{
+	const uint8_t *d = vpacked_desc(s->desc, s->used);
+
+	*id = vuiso_ld16(d + VPACKED_DESC_ID);
+	*len = vuiso_ld32(d + VPACKED_DESC_LEN);
+}
+
+static inline void vpacked_shadow_done(struct vpacked_shadow *s, uint16_t id)
+{
+	uint16_t n = s->ndesc[id];
+
+	/* n >= 1: the engine found @id in flight, and add() set it. */
+	s->ndesc[id] = 0;
+	vpacked_advance(&s->used, &s->used_wrap, n, s->size);
+}
+
+static inline void vpacked_shadow_calls(struct vpacked_shadow *s)
+{
+	if (s->event_idx) {
+		vuiso_st16(
+			s->drv + VPACKED_EVENT_OFF_WRAP,
+			(uint16_t)(s->used | s->used_wrap << VPACKED_WRAP_BIT));
+		vuiso_st16(s->drv + VPACKED_EVENT_FLAGS, VPACKED_EVENT_DESC);
+	}
+	/* Without EVENT_IDX the flags stay ENABLE: calls are never off. */
+	/*
+	 * Pairs with the back-end's full barrier between marking a
+	 * descriptor used and reading the driver event suppression: the
+	 * caller looks at the ring again next.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+}
 
 #endif /* VUISO_VRING_PACKED_H */
