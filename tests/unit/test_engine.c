@@ -753,6 +753,58 @@ static void test_stop_drains_and_returns_guest_indices(const struct layouts *L)
 	fx_fini(&f);
 }
 
+/*
+ * Stop and restart after the rings wrapped: 100 requests on a 64-entry
+ * ring, stop, check the indices (packed: position 36, wrap counters
+ * flipped to 0), restart from them and carry on with every byte checked.
+ */
+static void test_stop_restart_after_wrap_keeps_indices(const struct layouts *L)
+{
+	struct fx_opts o = {.qsize = 64};
+	struct vuiso_vq_state st;
+	struct sim_seg segs[64];
+	struct sim_buf b;
+	uint16_t head, want;
+	uint32_t id, len;
+	struct fx f;
+
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 100; i++) {
+			b = (struct sim_buf){sim_alloc(&f.g, 100), 100, true};
+			assert_true(b.gpa != 0);
+			assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+			sim_kick_needed(&f.g);
+			assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+			assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+			memset(segs[0].ptr, 0x40 + round, 100);
+			sim_backend_push(&f.b, head, 100);
+			sim_backend_flush(&f.b);
+			assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+			assert_true(sim_reap(&f.g, &id, &len));
+			assert_int_equal(len, 100);
+			assert_int_equal(((uint8_t *)sim_gpa(&f.g, b.gpa))[99],
+					 0x40 + round);
+		}
+		assert_int_equal(vuiso_vq_stop(f.vq, 0, &st), 0);
+		/* split: 100 or 200; packed: 100 = lap 2 position 36 (wrap
+		 * 0), 200 = lap 4 position 8 (wrap 0). */
+		want = L->guest ? (uint16_t)(round ? 8 : 36)
+				: (uint16_t)(100 * (round + 1));
+		assert_int_equal(st.avail_idx, want);
+		assert_int_equal(st.used_idx, want);
+		assert_int_equal(st.vring_base,
+				 L->guest
+					 ? (uint32_t)want | (uint32_t)want << 16
+					 : want);
+		assert_int_equal(fx_restart(&f), 0);
+		sim_heap_reset(&f.g);
+	}
+	assert_int_equal(f.errors, 0);
+	assert_int_equal(f.b.bad, 0);
+	fx_fini(&f);
+}
+
 /* A back-end that never completes: stop returns after its bound, and a
  * later stop still completes what finishes late. */
 static void
@@ -920,6 +972,7 @@ FOUR_LAYOUTS(test_stop_times_out_when_backend_never_completes)
 FOUR_LAYOUTS(test_reset_drops_inflight_and_restarts_clean)
 FOUR_LAYOUTS(test_memory_map_replaced_in_flight_uses_new_mapping)
 FOUR_LAYOUTS(test_dirty_log_reports_guest_writes)
+FOUR_LAYOUTS(test_stop_restart_after_wrap_keeps_indices)
 FOUR_LAYOUTS(test_no_interrupt_flag_suppresses_guest_notify)
 
 int main(void)
@@ -938,6 +991,7 @@ int main(void)
 		FOUR_TESTS(test_budget_leftover_resumes_from_backend_call),
 		FOUR_TESTS(test_event_idx_batches_notifications),
 		FOUR_TESTS(test_stop_drains_and_returns_guest_indices),
+		FOUR_TESTS(test_stop_restart_after_wrap_keeps_indices),
 		FOUR_TESTS(test_stop_times_out_when_backend_never_completes),
 		FOUR_TESTS(test_reset_drops_inflight_and_restarts_clean),
 		FOUR_TESTS(test_memory_map_replaced_in_flight_uses_new_mapping),
