@@ -126,11 +126,16 @@ VUISO_API int vuiso_region_size(const struct vuiso_dev_config *cfg,
 }
 
 /*
- * The region fd goes to the back-end, which could shrink it and make every
- * VMM access past the new end fault with SIGBUS.  Sealing against shrink and
- * grow (and then sealing the seals) removes that lever.
+ * The region fd goes to the back-end, which holds it as long as it lives:
+ *  - F_SEAL_SHRINK: otherwise it could truncate the memfd and make every
+ *    VMM access past the new end fault with SIGBUS;
+ *  - F_SEAL_SEAL: otherwise it could add seals of its own, such as
+ *    F_SEAL_FUTURE_WRITE, after which no process (a restarted back-end
+ *    included) can map the region writable again.
+ * A region the library creates is also sealed against growing, which
+ * harms no one but has no use either.
  */
-#define REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
+#define REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_SEAL)
 
 static int region_create(uint64_t size, int *fdp)
 {
@@ -141,7 +146,7 @@ static int region_create(uint64_t size, int *fdp)
 	if (fd < 0)
 		return -errno;
 	if (ftruncate(fd, (off_t)size) < 0 ||
-	    fcntl(fd, F_ADD_SEALS, REQUIRED_SEALS | F_SEAL_SEAL) < 0) {
+	    fcntl(fd, F_ADD_SEALS, REQUIRED_SEALS | F_SEAL_GROW) < 0) {
 		err = -errno;
 		close(fd);
 		return err;
@@ -162,7 +167,7 @@ static int region_adopt(int fd, uint64_t size, int *fdp)
 	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0)
 		return -EINVAL; /* not a memfd: it cannot carry seals */
-	if ((seals & F_SEAL_SHRINK) != F_SEAL_SHRINK)
+	if ((seals & REQUIRED_SEALS) != REQUIRED_SEALS)
 		return -EINVAL;
 	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (nfd < 0)

@@ -196,7 +196,10 @@ struct vuiso_dev_config {
 	uint32_t flags;
 	/** A memfd to use as the region, or -1 to let the library create one.
 	 *  A supplied fd must be at least vuiso_region_size() bytes and carry
-	 *  F_SEAL_SHRINK; the library duplicates it. */
+	 *  F_SEAL_SHRINK (a back-end could otherwise truncate it and make the
+	 *  VMM fault) and F_SEAL_SEAL (it could otherwise add seals such as
+	 *  F_SEAL_FUTURE_WRITE that lock a restarted back-end out); the
+	 *  library duplicates it. */
 	int region_fd;
 	/** Callbacks, must not be NULL; copied. */
 	const struct vuiso_ops *ops;

@@ -140,7 +140,8 @@ static void test_region_is_a_sealed_memfd(void **state)
 	vuiso_dev_free(NULL);
 }
 
-static void test_adopted_fd_must_be_sealed_and_big_enough(void **state)
+static void
+test_adopted_fd_must_be_shrink_and_seal_sealed_and_big_enough(void **state)
 {
 	struct seen s = {0};
 	struct vuiso_dev_config c = config(&s);
@@ -165,10 +166,31 @@ static void test_adopted_fd_must_be_sealed_and_big_enough(void **state)
 	c.region_fd = fd;
 	assert_int_equal(vuiso_dev_new(&c, &d), -EINVAL);
 	close(fd);
-	/* Right. */
+	/* Shrink-sealed, but the seals are not sealed: a back-end could
+	 * seal it against future writable maps and lock out its successor. */
 	fd = memfd_create("caller", MFD_ALLOW_SEALING);
 	assert_int_equal(ftruncate(fd, (off_t)size), 0);
 	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW),
+			 0);
+	c.region_fd = fd;
+	assert_int_equal(vuiso_dev_new(&c, &d), -EINVAL);
+	close(fd);
+	/* Not a memfd at all: it cannot carry seals. */
+	{
+		char path[] = "/tmp/vuiso-test-region-XXXXXX";
+
+		fd = mkstemp(path);
+		assert_true(fd >= 0);
+		unlink(path);
+		assert_int_equal(ftruncate(fd, (off_t)size), 0);
+		c.region_fd = fd;
+		assert_int_equal(vuiso_dev_new(&c, &d), -EINVAL);
+		close(fd);
+	}
+	/* Right. */
+	fd = memfd_create("caller", MFD_ALLOW_SEALING);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL),
 			 0);
 	c.region_fd = fd;
 	assert_int_equal(vuiso_dev_new(&c, &d), 0);
@@ -385,7 +407,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_configs_are_refused),
 		cmocka_unit_test(test_region_is_a_sealed_memfd),
-		cmocka_unit_test(test_adopted_fd_must_be_sealed_and_big_enough),
+		cmocka_unit_test(
+			test_adopted_fd_must_be_shrink_and_seal_sealed_and_big_enough),
 		cmocka_unit_test(test_features_split_per_side),
 		cmocka_unit_test(test_queue_start_checks_config),
 		cmocka_unit_test(test_packed_start_and_vring_base_encoding),
