@@ -84,6 +84,9 @@ static const char *layout_name(bool packed)
 	return packed ? "packed" : "split";
 }
 
+/* VUISO_DEV_F_* for the device (--clear-writable). */
+static uint32_t dev_flags;
+
 static int run_size(uint32_t size, bool guest_packed, bool backend_packed,
 		    double seconds, struct result *res)
 {
@@ -96,6 +99,7 @@ static int run_size(uint32_t size, bool guest_packed, bool backend_packed,
 		.backend_event_idx = true,
 		.guest_packed = guest_packed,
 		.backend_packed = backend_packed,
+		.dev_flags = dev_flags,
 	};
 	static struct sim_seg segs[QSIZE];
 	uint64_t bufs[BATCH], done = 0;
@@ -180,12 +184,14 @@ static void usage(FILE *out)
 		"BYTES]...\n"
 		"                        [--guest-ring split|packed|all]\n"
 		"                        [--backend-ring split|packed|all]\n"
+		"                        [--clear-writable]\n"
 		"  Drives one shadow virtqueue with an in-process loopback\n"
 		"  back-end and prints requests/s, GB/s, memcpy GB/s of the\n"
 		"  same bytes in the same run, and the ratio, for each pair\n"
 		"  of guest and back-end (shadow) ring layouts.\n"
 		"  Default sizes: 64 1500 4096 65536; default 2 s per size;\n"
-		"  default all four layout pairs.\n");
+		"  default all four layout pairs.  --clear-writable runs the\n"
+		"  device with VUISO_DEV_F_CLEAR_WRITABLE.\n");
 }
 
 int main(int argc, char **argv)
@@ -196,6 +202,7 @@ int main(int argc, char **argv)
 		{"size", required_argument, NULL, 'z'},
 		{"guest-ring", required_argument, NULL, 'g'},
 		{"backend-ring", required_argument, NULL, 'b'},
+		{"clear-writable", no_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -208,7 +215,7 @@ int main(int argc, char **argv)
 	bool json = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "js:z:g:b:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "js:z:g:b:ch", opts, NULL)) != -1) {
 		char *end;
 
 		switch (c) {
@@ -262,6 +269,9 @@ int main(int argc, char **argv)
 			}
 			break;
 		}
+		case 'c':
+			dev_flags |= VUISO_DEV_F_CLEAR_WRITABLE;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;

@@ -78,6 +78,7 @@ struct dev_params {
 	uint64_t pool_size;
 	uint64_t backend_base;
 	uint32_t budget;
+	uint32_t flags;
 	uint64_t ring_bytes;
 	uint64_t stride;
 	uint64_t size;
@@ -86,7 +87,8 @@ struct dev_params {
 static int dev_params(const struct vuiso_dev_config *cfg, struct dev_params *p)
 {
 	if (!cfg || cfg->version != VUISO_DEV_CONFIG_VERSION || !cfg->ops ||
-	    cfg->ops->version != VUISO_OPS_VERSION || cfg->flags)
+	    cfg->ops->version != VUISO_OPS_VERSION ||
+	    (cfg->flags & ~VUISO_DEV_F_CLEAR_WRITABLE))
 		return -EINVAL;
 	p->num_queues = cfg->num_queues;
 	p->queue_size_max = cfg->queue_size_max ? cfg->queue_size_max
@@ -95,6 +97,7 @@ static int dev_params(const struct vuiso_dev_config *cfg, struct dev_params *p)
 	p->backend_base = cfg->backend_base ? cfg->backend_base
 					    : DEFAULT_BACKEND_BASE;
 	p->budget = cfg->budget;
+	p->flags = cfg->flags;
 	if (!p->num_queues || p->num_queues > VUISO_MAX_QUEUES)
 		return -EINVAL;
 	if (p->queue_size_max > VUISO_QUEUE_SIZE_MAX ||
@@ -197,6 +200,7 @@ VUISO_API int vuiso_dev_new(const struct vuiso_dev_config *cfg,
 	dev->pool_size = p.pool_size;
 	dev->backend_base = p.backend_base;
 	dev->budget = p.budget;
+	dev->flags = p.flags;
 	dev->ring_bytes = p.ring_bytes;
 	dev->stride = p.stride;
 	dev->size = p.size;

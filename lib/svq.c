@@ -18,6 +18,7 @@
  * callbacks after leaving it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,7 @@ int svq_init(struct vuiso_vq *vq, struct vuiso_dev *dev, unsigned idx)
 	vq->ring_backend = dev->backend_base + (uint64_t)idx * dev->stride;
 	vq->pool_base = base + dev->ring_bytes;
 	vq->pool_backend = vq->ring_backend + dev->ring_bytes;
+	vq->clear_writable = dev->flags & VUISO_DEV_F_CLEAR_WRITABLE;
 	vq->log.fn = dev->ops.log_write;
 	vq->log.opaque = dev->opaque;
 	ret = vuiso_pool_init(&vq->pool, dev->pool_size);
@@ -273,11 +275,16 @@ static int svq_bounce_out(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 		sb->id = id;
 		sb->write = (uint8_t)sg->write;
 
-		if (!sg->write)
+		if (!sg->write) {
 			ret = copy_from_guest(m, sg->gpa, vq->pool_base + off,
 					      sg->len, hint);
-		else
+		} else {
 			ret = check_guest(m, sg->gpa, sg->len, hint);
+			/* What the back-end does not write reads as zeros,
+			 * not as an earlier request's bytes. */
+			if (unlikely(vq->clear_writable))
+				memset(vq->pool_base + off, 0, sg->len);
+		}
 		if (unlikely(ret))
 			return vring_bad(
 				vq->why, -EFAULT,
@@ -706,8 +713,27 @@ VUISO_API int vuiso_vq_stop(struct vuiso_vq *vq, unsigned timeout_ms,
 	return ret;
 }
 
+/*
+ * Zero the queue's bounce pool.  Punching a hole gives the pages back and
+ * makes every mapping (the back-end's too) read zeros, without touching
+ * pool pages that were never used; memset is the fallback for an adopted
+ * fd that cannot punch holes.
+ */
+static void svq_scrub_pool(struct vuiso_vq *vq)
+{
+	struct vuiso_dev *dev = vq->dev;
+	off_t off = (off_t)(vq->pool_base - dev->map);
+
+	if (fallocate(dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+		      (off_t)dev->pool_size) == 0)
+		return;
+	memset(vq->pool_base, 0, dev->pool_size);
+}
+
 VUISO_API void vuiso_vq_reset(struct vuiso_vq *vq)
 {
+	/* Nothing of the old guest's requests outlives the reset. */
+	svq_scrub_pool(vq);
 	if (vq->size) {
 		svq_clear(vq, vq->size);
 		vq->sops->shadow_setup(&vq->s, vq->ring_base, vq->size, false,

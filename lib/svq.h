@@ -57,6 +57,7 @@ struct vuiso_vq {
 	enum svq_run run;
 	bool broken;        /* a violation was seen */
 	bool guest_pending; /* guest work left: back-pressure or budget */
+	bool clear_writable; /* VUISO_DEV_F_CLEAR_WRITABLE */
 	uint32_t size;      /* queue size since start */
 	uint32_t budget;    /* chains per data-path call */
 
@@ -95,6 +96,7 @@ struct vuiso_dev {
 	uint64_t pool_size;    /* per queue */
 	uint64_t backend_base; /* region start, back-end view */
 	uint32_t budget;       /* 0: queue size */
+	uint32_t flags;        /* VUISO_DEV_F_* */
 
 	int fd;              /* the region memfd */
 	uint8_t *map;        /* its VMM mapping */

@@ -192,7 +192,7 @@ struct vuiso_dev_config {
 	/** Chains handled by one data-path call before it returns 1.
 	 *  Default: queue size. */
 	uint32_t budget;
-	/** Reserved, must be zero. */
+	/** VUISO_DEV_F_* bits; others must be zero. */
 	uint32_t flags;
 	/** A memfd to use as the region, or -1 to let the library create one.
 	 *  A supplied fd must be at least vuiso_region_size() bytes and carry
@@ -208,6 +208,21 @@ struct vuiso_dev_config {
 };
 
 #define VUISO_DEV_CONFIG_VERSION 1
+
+/**
+ * VUISO_DEV_F_CLEAR_WRITABLE - zero device-writable bounce blocks before
+ * the back-end sees them.
+ *
+ * A back-end that reports a used length larger than what it wrote makes the
+ * library copy whatever the bounce block held into the guest: by default the
+ * bytes of an earlier request of the same queue (which the same back-end
+ * saw, or wrote, then).  With this flag every device-writable block is
+ * cleared when its request is forwarded, so such a guest reads zeros (the
+ * swiotlb lesson of CVE-2022-0854).  Costs one memset of the writable bytes
+ * per request (docs/performance.md).  Independently of it, a queue's whole
+ * pool is cleared by vuiso_vq_reset(), so nothing crosses a device reset.
+ */
+#define VUISO_DEV_F_CLEAR_WRITABLE (1u << 0)
 #define VUISO_MAX_QUEUES 64
 #define VUISO_QUEUE_SIZE_MAX 32768
 
@@ -526,10 +541,11 @@ VUISO_API int vuiso_vq_stop(struct vuiso_vq *vq, unsigned timeout_ms,
 
 /**
  * vuiso_vq_reset() - forget the queue: drop in-flight requests, clear the
- * broken state, free every bounce buffer.
+ * broken state, free every bounce buffer and zero the bounce pool.
  * @vq: the queue.
  *
- * Used on device reset; the queue is stopped afterwards.
+ * Used on device reset; the queue is stopped afterwards.  Nothing a request
+ * before the reset left in the pool can reach a guest buffer after it.
  *
  * Control path, on the thread that drives the queue.
  */

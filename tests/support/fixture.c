@@ -101,6 +101,7 @@ int fx_init(struct fx *f, const struct fx_opts *o)
 	cfg.queue_size_max = f->o.qsize;
 	cfg.pool_size = f->o.pool_size;
 	cfg.budget = f->o.budget;
+	cfg.flags = f->o.dev_flags;
 	cfg.opaque = f;
 	ret = vuiso_dev_new(&cfg, &f->dev);
 	if (ret)

@@ -20,6 +20,7 @@ struct fx_opts {
 	bool guest_packed;   /* the guest's ring is packed */
 	bool backend_packed; /* the back-end negotiates RING_PACKED */
 	uint32_t budget;     /* 0: default */
+	uint32_t dev_flags;  /* VUISO_DEV_F_* */
 };
 
 struct fx {

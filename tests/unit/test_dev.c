@@ -94,7 +94,7 @@ static void test_bad_configs_are_refused(void **state)
 	assert_int_equal(vuiso_dev_new(&c, &d), -EINVAL);
 	c = config(&s), c.ops = &old_ops;
 	assert_int_equal(vuiso_dev_new(&c, &d), -EINVAL);
-	c = config(&s), c.flags = 1;
+	c = config(&s), c.flags = 1u << 1; /* not a VUISO_DEV_F_ bit */
 	assert_int_equal(vuiso_dev_new(&c, &d), -EINVAL);
 	assert_int_equal(s.adds, 0);
 }

@@ -888,6 +888,77 @@ test_reset_drops_inflight_and_restarts_clean(const struct layouts *L)
 	fx_fini(&f);
 }
 
+/*
+ * One request whose device-writable buffer the back-end fills with 0xab,
+ * then one whose buffer it leaves alone while it reports every byte
+ * written: returns the second buffer's guest address.
+ */
+static uint64_t write_then_lie(struct fx *f, bool reset_between)
+{
+	struct sim_seg segs[64];
+	struct sim_buf b;
+	uint16_t head;
+	uint32_t id, len;
+
+	for (int i = 0; i < 2; i++) {
+		b = (struct sim_buf){sim_alloc(&f->g, 4096), 4096, true};
+		memset(sim_gpa(&f->g, b.gpa), 0x11, 4096);
+		assert_true(sim_add(&f->g, &b, 1, false) >= 0);
+		sim_kick_needed(&f->g);
+		assert_int_equal(vuiso_vq_kick_from_guest(f->vq), 0);
+		assert_int_equal(sim_backend_pop(&f->b, &head, segs), 1);
+		if (i == 0)
+			memset(segs[0].ptr, 0xab, 4096);
+		sim_backend_push(&f->b, head, 4096);
+		sim_backend_flush(&f->b);
+		assert_int_equal(vuiso_vq_call_from_backend(f->vq), 0);
+		assert_true(sim_reap(&f->g, &id, &len));
+		assert_int_equal(len, 4096);
+		if (i == 0 && reset_between) {
+			/* A device reset, as on a guest reboot. */
+			vuiso_vq_reset(f->vq);
+			assert_int_equal(fx_restart(f), 0);
+		}
+	}
+	assert_int_equal(f->errors, 0);
+	return b.gpa;
+}
+
+static void expect_zeros(struct fx *f, uint64_t gpa, uint32_t len)
+{
+	const uint8_t *p = sim_gpa(&f->g, gpa);
+
+	for (uint32_t i = 0; i < len; i++)
+		if (p[i])
+			fail_msg("guest byte %u is 0x%02x, not 0: an earlier "
+				 "request's data leaked",
+				 i, p[i]);
+}
+
+/* A back-end that over-reports after a device reset gets zeros to the
+ * guest, not the bytes of a request from before the reset. */
+static void test_reset_scrubs_pool_nothing_crosses_it(const struct layouts *L)
+{
+	struct fx_opts o = {0};
+	struct fx f;
+
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
+	expect_zeros(&f, write_then_lie(&f, true), 4096);
+	fx_fini(&f);
+}
+
+/* VUISO_DEV_F_CLEAR_WRITABLE: the same lie without a reset reads zeros. */
+static void
+test_clear_writable_hides_earlier_request_bytes(const struct layouts *L)
+{
+	struct fx_opts o = {.dev_flags = VUISO_DEV_F_CLEAR_WRITABLE};
+	struct fx f;
+
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
+	expect_zeros(&f, write_then_lie(&f, false), 4096);
+	fx_fini(&f);
+}
+
 /* The map is replaced while a request is in flight: completion writes
  * through the new mapping, never the old one. */
 static void
@@ -972,6 +1043,8 @@ FOUR_LAYOUTS(test_stop_times_out_when_backend_never_completes)
 FOUR_LAYOUTS(test_reset_drops_inflight_and_restarts_clean)
 FOUR_LAYOUTS(test_memory_map_replaced_in_flight_uses_new_mapping)
 FOUR_LAYOUTS(test_dirty_log_reports_guest_writes)
+FOUR_LAYOUTS(test_reset_scrubs_pool_nothing_crosses_it)
+FOUR_LAYOUTS(test_clear_writable_hides_earlier_request_bytes)
 FOUR_LAYOUTS(test_stop_restart_after_wrap_keeps_indices)
 FOUR_LAYOUTS(test_no_interrupt_flag_suppresses_guest_notify)
 
@@ -994,6 +1067,8 @@ int main(void)
 		FOUR_TESTS(test_stop_restart_after_wrap_keeps_indices),
 		FOUR_TESTS(test_stop_times_out_when_backend_never_completes),
 		FOUR_TESTS(test_reset_drops_inflight_and_restarts_clean),
+		FOUR_TESTS(test_reset_scrubs_pool_nothing_crosses_it),
+		FOUR_TESTS(test_clear_writable_hides_earlier_request_bytes),
 		FOUR_TESTS(test_memory_map_replaced_in_flight_uses_new_mapping),
 		FOUR_TESTS(test_dirty_log_reports_guest_writes),
 		FOUR_TESTS(test_no_interrupt_flag_suppresses_guest_notify),
