@@ -15,7 +15,8 @@
  *
  * Every data-path call handles at most `budget` chains, holds the RCU read
  * lock on the guest memory map for its whole duration, and makes its
- * callbacks after leaving it.
+ * callbacks after leaving it (the guest writes to dirty-log are gathered
+ * and delivered then).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,8 @@
 #include "svq.h"
 
 #define SLOT_NIL UINT16_MAX
+/* Dirty-log entries kept beyond two per descriptor (see svq_log_room()). */
+#define SVQ_LOG_SLACK 32
 
 void svq_region_layout(uint32_t queue_size_max, uint64_t pool_size,
 		       uint64_t *ring_bytes, uint64_t *stride)
@@ -63,8 +66,8 @@ int svq_init(struct vuiso_vq *vq, struct vuiso_dev *dev, unsigned idx)
 	vq->pool_base = base + dev->ring_bytes;
 	vq->pool_backend = vq->ring_backend + dev->ring_bytes;
 	vq->clear_writable = dev->flags & VUISO_DEV_F_CLEAR_WRITABLE;
-	vq->log.fn = dev->ops.log_write;
-	vq->log.opaque = dev->opaque;
+	/* Room for the longest chain's writes twice over, and the rings'. */
+	vq->log.cap = 2 * n + SVQ_LOG_SLACK;
 	ret = vuiso_pool_init(&vq->pool, dev->pool_size);
 	if (ret)
 		return ret;
@@ -75,8 +78,9 @@ int svq_init(struct vuiso_vq *vq, struct vuiso_dev *dev, unsigned idx)
 	vq->indirect = malloc(16ULL * n);
 	vq->ids.guest_busy = calloc(n, sizeof(*vq->ids.guest_busy));
 	vq->ids.shadow_ndesc = calloc(n, sizeof(*vq->ids.shadow_ndesc));
+	vq->log.r = calloc(vq->log.cap, sizeof(*vq->log.r));
 	if (!vq->slot || !vq->req || !vq->seg || !vq->sbuf || !vq->indirect ||
-	    !vq->ids.guest_busy || !vq->ids.shadow_ndesc) {
+	    !vq->ids.guest_busy || !vq->ids.shadow_ndesc || !vq->log.r) {
 		svq_destroy(vq);
 		return -ENOMEM;
 	}
@@ -93,6 +97,8 @@ void svq_destroy(struct vuiso_vq *vq)
 	free(vq->indirect);
 	free(vq->ids.guest_busy);
 	free(vq->ids.shadow_ndesc);
+	free(vq->log.r);
+	vq->log.r = NULL;
 	vq->ids.guest_busy = NULL;
 	vq->ids.shadow_ndesc = NULL;
 	vq->slot = NULL;
@@ -136,13 +142,32 @@ static void svq_report(struct vuiso_vq *vq)
 		vq->dev->ops.error(vq->dev->opaque, vq->idx, err, vq->why);
 }
 
-static inline const struct vuiso_log *svq_log(struct vuiso_vq *vq)
+static inline struct vuiso_log *svq_log(struct vuiso_vq *vq)
 {
 	if (likely(!atomic_load_explicit(&vq->dev->logging,
 					 memory_order_relaxed)) ||
-	    !vq->log.fn)
+	    !vq->dev->ops.log_write)
 		return NULL;
 	return &vq->log;
+}
+
+/*
+ * Room left for one more completion's writes (each buffer of the longest
+ * chain, its used element) and the ring bookkeeping of the call.
+ */
+static inline bool svq_log_room(const struct vuiso_vq *vq,
+				const struct vuiso_log *log)
+{
+	return !log || log->cap - log->n >= vq->size + SVQ_LOG_SLACK / 2;
+}
+
+/* Hand the call's guest writes to the VMM, outside the RCU read side. */
+static void svq_log_flush(struct vuiso_vq *vq)
+{
+	for (uint32_t i = 0; i < vq->log.n; i++)
+		vq->dev->ops.log_write(vq->dev->opaque, vq->log.r[i].gpa,
+				       vq->log.r[i].len);
+	vq->log.n = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -349,8 +374,8 @@ static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
  * negative errno.  *@kick is set when the back-end wants a kick.
  */
 static int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-			  size_t *hint, const struct vuiso_log *log,
-			  uint32_t *budget, bool *kick)
+			  size_t *hint, struct vuiso_log *log, uint32_t *budget,
+			  bool *kick)
 {
 	bool added = false;
 	int ret = 0, n;
@@ -374,7 +399,7 @@ static int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 		for (; n > 0; n--) {
 			int r;
 
-			if (*budget == 0) {
+			if (*budget == 0 || unlikely(!svq_log_room(vq, log))) {
 				/* The next call, from either side, goes on. */
 				vq->guest_pending = true;
 				ret = 1;
@@ -404,7 +429,7 @@ out:
 /* ------------------------------------------------------------------ */
 
 static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-			size_t *hint, const struct vuiso_log *log, uint32_t id,
+			size_t *hint, struct vuiso_log *log, uint32_t id,
 			uint32_t len)
 {
 	struct svq_req *r;
@@ -448,8 +473,7 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 						 "+%u of buffer id %u left "
 						 "guest memory while in flight",
 						 sl->gpa, n, r->guest_id);
-			if (unlikely(log))
-				log->fn(log->opaque, sl->gpa, n);
+			vring_log(log, sl->gpa, n);
 			left -= n;
 		}
 		vuiso_pool_put(&vq->pool, sl->blk, sl->order);
@@ -472,8 +496,7 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
  * left, else 0; or a negative errno.
  */
 static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-			 size_t *hint, const struct vuiso_log *log,
-			 uint32_t *budget)
+			 size_t *hint, struct vuiso_log *log, uint32_t *budget)
 {
 	for (;;) {
 		int n = vring_shadow_used(vq->slayout, &vq->s, vq->inflight,
@@ -494,7 +517,7 @@ static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 			uint32_t id, len;
 			int ret;
 
-			if (*budget == 0)
+			if (*budget == 0 || unlikely(!svq_log_room(vq, log)))
 				return 1;
 			vring_shadow_get_used(vq->slayout, &vq->s, &id, &len);
 			ret = svq_complete(vq, m, hint, log, id, len);
@@ -513,7 +536,7 @@ static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
 		   bool *notify)
 {
-	const struct vuiso_log *log = svq_log(vq);
+	struct vuiso_log *log = svq_log(vq);
 	const struct vuiso_memmap *m;
 	uint32_t budget = vq->budget;
 	size_t hint = 0;
@@ -558,6 +581,8 @@ static int svq_call(struct vuiso_vq *vq, bool from_guest)
 	rcu_read_lock();
 	ret = svq_run(vq, from_guest, &kick, &notify);
 	rcu_read_unlock();
+	if (unlikely(vq->log.n))
+		svq_log_flush(vq);
 
 	if (kick && !vq->broken) {
 		vq->stats.backend_kicks++;

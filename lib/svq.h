@@ -55,11 +55,11 @@ struct vuiso_vq {
 	const struct vuiso_ring_ops *gops; /* ops of glayout */
 	const struct vuiso_ring_ops *sops; /* ops of slayout */
 	enum svq_run run;
-	bool broken;        /* a violation was seen */
-	bool guest_pending; /* guest work left: back-pressure or budget */
+	bool broken;         /* a violation was seen */
+	bool guest_pending;  /* guest work left: back-pressure or budget */
 	bool clear_writable; /* VUISO_DEV_F_CLEAR_WRITABLE */
-	uint32_t size;      /* queue size since start */
-	uint32_t budget;    /* chains per data-path call */
+	uint32_t size;       /* queue size since start */
+	uint32_t budget;     /* chains per data-path call */
 
 	struct vuiso_guest_ring g;  /* the guest's ring */
 	struct vuiso_shadow_ring s; /* the back-end's ring */
@@ -81,7 +81,7 @@ struct vuiso_vq {
 	struct vuiso_sbuf *sbuf;   /* scratch: its shadow buffers */
 	uint8_t *indirect;         /* scratch: an indirect table copy */
 
-	struct vuiso_log log;        /* dirty log sink */
+	struct vuiso_log log;        /* guest writes of the current call */
 	struct vuiso_vq_stats stats; /* counters; inflight and broken are
 				      * filled in by vuiso_vq_get_stats() */
 	int err;                     /* violation to report, or 0 */

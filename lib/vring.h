@@ -56,17 +56,54 @@ struct vuiso_sbuf {
 	uint8_t order; /* engine scratch: bounce block order */
 };
 
-/* Where guest writes are reported while dirty logging is on (else NULL). */
-struct vuiso_log {
-	void (*fn)(void *opaque, uint64_t gpa, uint64_t len);
-	void *opaque;
+/* One range of guest memory the library wrote. */
+struct vuiso_log_range {
+	uint64_t gpa;
+	uint64_t len;
 };
 
-static inline void vring_log(const struct vuiso_log *log, uint64_t gpa,
-			     uint64_t len)
+/*
+ * The guest writes of one data-path call while dirty logging is on (else
+ * the walkers get NULL).  They are handed to ops->log_write only after the
+ * call has left the RCU read side, because a VMM's log_write may take a
+ * lock that a thread in vuiso_dev_set_guest_memory() holds while it waits
+ * for readers.  Adjacent and repeated ranges merge; the engine stops a call
+ * early (as if its budget ran out) before the buffer can fill.
+ */
+struct vuiso_log {
+	struct vuiso_log_range *r; /* @cap entries, private memory */
+	uint32_t n;                /* entries in use */
+	uint32_t cap;
+};
+
+static inline void vring_log(struct vuiso_log *log, uint64_t gpa, uint64_t len)
 {
-	if (unlikely(log))
-		log->fn(log->opaque, gpa, len);
+	struct vuiso_log_range *last;
+
+	if (likely(!log))
+		return;
+	if (log->n) {
+		last = &log->r[log->n - 1];
+		if (gpa == last->gpa + last->len) {
+			last->len += len;
+			return;
+		}
+		if (gpa >= last->gpa && gpa + len <= last->gpa + last->len)
+			return;
+		if (unlikely(log->n == log->cap)) {
+			/* Never reached (the engine keeps room); logging
+			 * too much is safe, missing a write is not. */
+			uint64_t end = last->gpa + last->len;
+
+			if (gpa + len > end)
+				end = gpa + len;
+			if (gpa < last->gpa)
+				last->gpa = gpa;
+			last->len = end - last->gpa;
+			return;
+		}
+	}
+	log->r[log->n++] = (struct vuiso_log_range){gpa, len};
 }
 
 /*
@@ -263,7 +300,7 @@ static inline void vring_guest_consume(enum vuiso_layout layout,
 static inline void vring_guest_put_used(enum vuiso_layout layout,
 					struct vuiso_guest_ring *g, uint16_t id,
 					uint16_t ndesc, uint32_t len,
-					const struct vuiso_log *log)
+					struct vuiso_log *log)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -280,7 +317,7 @@ static inline void vring_guest_put_used(enum vuiso_layout layout,
  * wants an interrupt. */
 static inline bool vring_guest_flush(enum vuiso_layout layout,
 				     struct vuiso_guest_ring *g,
-				     const struct vuiso_log *log)
+				     struct vuiso_log *log)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -295,7 +332,7 @@ static inline bool vring_guest_flush(enum vuiso_layout layout,
  * re-enabling, a full barrier orders it before the caller's next look. */
 static inline void vring_guest_kicks(enum vuiso_layout layout,
 				     struct vuiso_guest_ring *g, bool on,
-				     const struct vuiso_log *log)
+				     struct vuiso_log *log)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:

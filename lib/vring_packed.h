@@ -353,7 +353,7 @@ static inline void vpacked_guest_consume(struct vpacked_guest *g,
 
 static inline void vpacked_guest_put_used(struct vpacked_guest *g, uint16_t id,
 					  uint16_t ndesc, uint32_t len,
-					  const struct vuiso_log *log)
+					  struct vuiso_log *log)
 {
 	uint8_t *d = vpacked_desc(g->desc, g->used);
 	uint16_t flags = vpacked_used_flags(g->used_wrap);
@@ -382,7 +382,7 @@ static inline void vpacked_guest_put_used(struct vpacked_guest *g, uint16_t id,
 }
 
 static inline bool vpacked_guest_flush(struct vpacked_guest *g,
-				       const struct vuiso_log *log)
+				       struct vuiso_log *log)
 {
 	uint32_t n = g->unflushed;
 	uint8_t *first = vpacked_desc(g->desc, g->first_pos) +
@@ -411,7 +411,7 @@ static inline bool vpacked_guest_flush(struct vpacked_guest *g,
 }
 
 static inline void vpacked_guest_kicks(struct vpacked_guest *g, bool on,
-				       const struct vuiso_log *log)
+				       struct vuiso_log *log)
 {
 	if (g->event_idx) {
 		/* Off: leave the event position behind; the driver kicks only

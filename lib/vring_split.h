@@ -265,8 +265,7 @@ static inline int vsplit_guest_walk(struct vsplit_guest *g,
 }
 
 static inline void vsplit_guest_put_used(struct vsplit_guest *g, uint16_t id,
-					 uint32_t len,
-					 const struct vuiso_log *log)
+					 uint32_t len, struct vuiso_log *log)
 {
 	uint32_t slot = g->used_idx & (g->size - 1);
 	uint8_t *e = vsplit_used_entry(g->used, slot);
@@ -304,7 +303,7 @@ static inline bool vsplit_publish_idx(uint8_t *idx, uint16_t new_idx,
 }
 
 static inline bool vsplit_guest_flush(struct vsplit_guest *g,
-				      const struct vuiso_log *log)
+				      struct vuiso_log *log)
 {
 	uint16_t old = g->used_flushed;
 
@@ -319,7 +318,7 @@ static inline bool vsplit_guest_flush(struct vsplit_guest *g,
 }
 
 static inline void vsplit_guest_kicks(struct vsplit_guest *g, bool on,
-				      const struct vuiso_log *log)
+				      struct vuiso_log *log)
 {
 	if (g->event_idx) {
 		/* Off: leave vsplit_avail_event behind; the driver kicks only when

@@ -156,7 +156,10 @@ struct vuiso_ops {
 	 *  which side violated which rule.  Called once per breakage. */
 	void (*error)(void *opaque, unsigned qidx, int err, const char *msg);
 	/** The library wrote [@gpa, @gpa + @len) of guest memory.  Called only
-	 *  while logging is enabled with vuiso_dev_set_logging(). */
+	 *  while logging is enabled with vuiso_dev_set_logging(), at the end
+	 *  of the data-path call that wrote, after it has left the RCU read
+	 *  side: it may take a lock that a thread inside
+	 *  vuiso_dev_set_guest_memory() holds.  Adjacent ranges are merged. */
 	void (*log_write)(void *opaque, uint64_t gpa, uint64_t len);
 	/** The isolated region @index was created: register it with the
 	 *  back-end.  Optional; the same data is in vuiso_dev_get_region(). */
@@ -500,8 +503,9 @@ VUISO_API int vuiso_vq_kick_from_guest(struct vuiso_vq *vq);
  * Data path.
  *
  * Return: 0 when no work is left, 1 when the budget ran out with work left
- * (call again later), -EIO if the queue is broken, -EINVAL if it is not
- * started.
+ * (call again later; with dirty logging on this also happens when the call
+ * has gathered as many logged ranges as it keeps), -EIO if the queue is
+ * broken, -EINVAL if it is not started.
  */
 VUISO_API int vuiso_vq_call_from_backend(struct vuiso_vq *vq);
 

@@ -29,8 +29,11 @@ static void fx_notify(void *opaque, unsigned qidx)
 
 static void fx_log(void *opaque, uint64_t gpa, uint64_t len)
 {
-	(void)gpa;
-	((struct fx *)opaque)->logged += len;
+	struct fx *f = opaque;
+
+	f->logged += len;
+	if (f->log_hook)
+		f->log_hook(f, gpa, len);
 }
 
 static const struct vuiso_ops fx_ops = {

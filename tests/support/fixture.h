@@ -37,6 +37,9 @@ struct fx {
 	unsigned kicks;    /* back-end kicks */
 	unsigned notifies; /* guest notifications */
 	uint64_t logged;   /* bytes reported through log_write */
+	/* Called from log_write after counting, when set (a test's VMM). */
+	void (*log_hook)(struct fx *f, uint64_t gpa, uint64_t len);
+	void *hook_opaque;
 };
 
 /* 0 on success; the fixture is left half-built on failure (call fx_fini). */

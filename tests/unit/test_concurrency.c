@@ -17,7 +17,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -147,11 +149,123 @@ static void test_map_replaced_while_queue_runs_on_other_thread(void **state)
 	munmap(m.extra, 4096);
 }
 
+/*
+ * The VMM's dirty-log callback takes a lock that the thread replacing the
+ * guest memory map holds while it waits (QEMU: a memory listener under the
+ * BQL, a log_write that needs the BQL).  log_write must run after the
+ * data-path call has left the RCU read side: otherwise the map replacement
+ * waits for that reader, the reader waits for the lock, and neither ends.
+ */
+struct lockstep {
+	struct fx *f;
+	pthread_mutex_t vmm_lock; /* the VMM's own lock */
+	atomic_int locked;        /* the mapper holds it */
+	atomic_int in_log;        /* log_write was entered */
+	atomic_int mapper_done, driver_done;
+	int map_ret, call_ret;
+};
+
+static void lockstep_log(struct fx *f, uint64_t gpa, uint64_t len)
+{
+	struct lockstep *ls = f->hook_opaque;
+
+	(void)gpa;
+	(void)len;
+	atomic_store(&ls->in_log, 1);
+	pthread_mutex_lock(&ls->vmm_lock);
+	pthread_mutex_unlock(&ls->vmm_lock);
+}
+
+static void *lockstep_mapper(void *arg)
+{
+	struct lockstep *ls = arg;
+	struct vuiso_mem_region mr[SIM_MAX_RAM];
+	unsigned n = sim_guest_regions(&ls->f->g, mr);
+
+	pthread_mutex_lock(&ls->vmm_lock);
+	atomic_store(&ls->locked, 1);
+	while (!atomic_load(&ls->in_log))
+		sched_yield();
+	/* The data-path thread waits for our lock in log_write. */
+	ls->map_ret = vuiso_dev_set_guest_memory(ls->f->dev, mr, n);
+	pthread_mutex_unlock(&ls->vmm_lock);
+	atomic_store(&ls->mapper_done, 1);
+	return NULL;
+}
+
+static void *lockstep_driver(void *arg)
+{
+	struct lockstep *ls = arg;
+
+	while (!atomic_load(&ls->locked))
+		sched_yield();
+	ls->call_ret = vuiso_vq_call_from_backend(ls->f->vq);
+	atomic_store(&ls->driver_done, 1);
+	return NULL;
+}
+
+static void test_log_write_outside_rcu_no_deadlock_with_map_update(void **state)
+{
+	struct fx_opts o = {.qsize = 16};
+	struct lockstep *ls = calloc(1, sizeof(*ls));
+	struct sim_seg segs[16];
+	struct sim_buf b;
+	pthread_t tm, td;
+	uint16_t head;
+	struct fx *f = calloc(1, sizeof(*f));
+
+	(void)state;
+	assert_non_null(ls);
+	assert_non_null(f);
+	assert_int_equal(fx_init(f, &o), 0);
+	vuiso_dev_set_logging(f->dev, 1);
+	b = (struct sim_buf){sim_alloc(&f->g, 512), 512, true};
+	assert_true(sim_add(&f->g, &b, 1, false) >= 0);
+	sim_kick_needed(&f->g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f->vq), 0);
+	assert_int_equal(sim_backend_pop(&f->b, &head, segs), 1);
+	sim_backend_push(&f->b, head, 512);
+	sim_backend_flush(&f->b);
+
+	ls->f = f;
+	pthread_mutex_init(&ls->vmm_lock, NULL);
+	f->log_hook = lockstep_log;
+	f->hook_opaque = ls;
+	assert_int_equal(pthread_create(&tm, NULL, lockstep_mapper, ls), 0);
+	assert_int_equal(pthread_create(&td, NULL, lockstep_driver, ls), 0);
+	for (int ms = 0; ms < 10000; ms++) {
+		struct timespec ts = {0, 1000000};
+
+		if (atomic_load(&ls->mapper_done) &&
+		    atomic_load(&ls->driver_done))
+			break;
+		nanosleep(&ts, NULL);
+	}
+	if (!atomic_load(&ls->mapper_done) || !atomic_load(&ls->driver_done))
+		/* Both threads are stuck for good: leave them (and the
+		 * fixture) as they are and fail. */
+		fail_msg("deadlock: log_write ran inside the RCU read side "
+			 "while vuiso_dev_set_guest_memory() waited for it");
+	pthread_join(tm, NULL);
+	pthread_join(td, NULL);
+	assert_int_equal(ls->map_ret, 0);
+	assert_int_equal(ls->call_ret, 0);
+	/* The 512 bytes copied back were logged, after the call. */
+	assert_true(f->logged >= 512);
+	assert_int_equal(f->errors, 0);
+	fx_fini(f);
+	pthread_mutex_destroy(&ls->vmm_lock);
+	free(ls);
+	free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 			test_map_replaced_while_queue_runs_on_other_thread),
+		cmocka_unit_test(
+			test_log_write_outside_rcu_no_deadlock_with_map_update),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
