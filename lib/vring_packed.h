@@ -120,16 +120,18 @@ static inline uint16_t vpacked_used_flags(bool w)
 	return w ? VPACKED_F_AVAIL | VPACKED_F_USED : 0;
 }
 
+/* The two wrap bits of a descriptor are exactly the pattern an available
+ * (used) descriptor of lap @w carries: one mask and one compare. */
 static inline bool vpacked_is_avail(uint16_t flags, bool w)
 {
-	return !!(flags & VPACKED_F_AVAIL) == w &&
-	       !!(flags & VPACKED_F_USED) != w;
+	return (flags & (VPACKED_F_AVAIL | VPACKED_F_USED)) ==
+	       vpacked_avail_flags(w);
 }
 
 static inline bool vpacked_is_used(uint16_t flags, bool w)
 {
-	return !!(flags & VPACKED_F_AVAIL) == w &&
-	       !!(flags & VPACKED_F_USED) == w;
+	return (flags & (VPACKED_F_AVAIL | VPACKED_F_USED)) ==
+	       vpacked_used_flags(w);
 }
 
 /* Move a position and its wrap counter @n (at most @size) places on. */
