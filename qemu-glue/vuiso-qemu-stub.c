@@ -46,14 +46,14 @@ void vuiso_qemu_set_vring_num(VuisoQemuDev *iso, unsigned idx, unsigned num)
 {
 }
 
-unsigned vuiso_qemu_set_vring_base(VuisoQemuDev *iso, unsigned idx,
-                                   unsigned base)
+void vuiso_qemu_set_vring_base(VuisoQemuDev *iso, unsigned idx,
+                               uint32_t base)
 {
-    return base;
 }
 
 int vuiso_qemu_set_vring_addr(VuisoQemuDev *iso, struct vhost_dev *dev,
-                              struct vhost_vring_addr *addr)
+                              struct vhost_vring_addr *addr,
+                              struct vhost_vring_state *base)
 {
     return -ENOTSUP;
 }

@@ -6,8 +6,15 @@
  * vhost-user.c calls in here from its VhostOps (see vuiso-qemu.h and
  * qemu-glue/DESIGN.md); this file owns one struct vuiso_dev per vhost-user
  * connection, takes over the guest's kick fd and the fd vhost wants
- * signalled on completion, and gives the back-end shadow rings, base 0 and
- * its own kick/call eventfds instead.
+ * signalled on completion, and gives the back-end shadow rings, a fresh
+ * shadow base and its own kick/call eventfds instead.
+ *
+ * Ring layouts: the guest ring is packed when the guest accepted
+ * VIRTIO_F_RING_PACKED, the shadow ring when the back-end was sent it in
+ * SET_FEATURES (libvuiso sets it only when both sides have it); any
+ * combination works, libvuiso translates.  SET/GET_VRING_BASE carry QEMU's
+ * encoding of virtio_queue_get_last_avail_idx(): split, the avail index;
+ * packed, avail | avail wrap << 15 | (used | used wrap << 15) << 16.
  *
  * Everything runs in the main loop with the BQL held: the VhostOps are
  * called there, and so are the fd handlers and bottom halves installed
@@ -25,6 +32,7 @@
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vuiso-qemu.h"
 #include "standard-headers/linux/vhost_types.h"
+#include "trace.h"
 
 #include <vuiso/vuiso.h>
 
@@ -36,9 +44,11 @@ typedef struct VuisoQemuVq {
     unsigned idx;
     /* libvuiso queue; NULL until the device exists. */
     struct vuiso_vq *vq;
-    /* Ring size and guest avail index from SET_VRING_NUM / _BASE. */
+    /* Ring size and guest base (QEMU's encoding) from SET_VRING_NUM / _BASE. */
     unsigned num;
-    unsigned guest_base;
+    uint32_t guest_base;
+    /* Layout of the guest's ring at the last start, enum vuiso_layout. */
+    uint32_t guest_layout;
     /* The guest's host notifier (read end), not owned; -1 if none. */
     int guest_kick_fd;
     /* What vhost wants signalled: guest or masked notifier; -1 if none. */
@@ -82,6 +92,17 @@ struct VuisoQemuDev {
 bool vuiso_qemu_available(void)
 {
     return true;
+}
+
+static const char *vuiso_qemu_layout_name(uint32_t layout)
+{
+    switch ((enum vuiso_layout)layout) {
+    case VUISO_LAYOUT_SPLIT:
+        return "split";
+    case VUISO_LAYOUT_PACKED:
+        return "packed";
+    }
+    return "unknown";
 }
 
 /* --- libvuiso callbacks ------------------------------------------------ */
@@ -419,25 +440,26 @@ void vuiso_qemu_set_vring_num(VuisoQemuDev *iso, unsigned idx, unsigned num)
     }
 }
 
-unsigned vuiso_qemu_set_vring_base(VuisoQemuDev *iso, unsigned idx,
-                                   unsigned base)
+void vuiso_qemu_set_vring_base(VuisoQemuDev *iso, unsigned idx,
+                               uint32_t base)
 {
     VuisoQemuVq *q = vuiso_qemu_vq(iso, idx);
 
+    /* Decoded by vuiso_qemu_set_vring_addr(), which knows the layout. */
     if (q) {
         q->guest_base = base;
     }
-    /* The shadow ring always starts at 0. */
-    return 0;
 }
 
 int vuiso_qemu_set_vring_addr(VuisoQemuDev *iso, struct vhost_dev *dev,
-                              struct vhost_vring_addr *addr)
+                              struct vhost_vring_addr *addr,
+                              struct vhost_vring_state *base)
 {
     VuisoQemuVq *q = vuiso_qemu_vq(iso, addr->index);
     struct vhost_virtqueue *hvq;
     struct vuiso_vq_config cfg = { .version = VUISO_VQ_CONFIG_VERSION };
-    struct vuiso_vq_shadow shadow;
+    struct vuiso_vq_shadow shadow = { 0 };
+    uint32_t backend_layout;
     int r;
 
     if (!q || !q->vq) {
@@ -452,8 +474,11 @@ int vuiso_qemu_set_vring_addr(VuisoQemuDev *iso, struct vhost_dev *dev,
     hvq = &dev->vqs[addr->index - dev->vq_index];
 
     if (q->started) {
-        /* vhost_dev_set_log() re-sends addresses; migration is blocked,
-         * so there is nothing to change. */
+        /*
+         * vhost_dev_set_log() re-sends addresses; migration is blocked,
+         * so there is nothing to change.
+         */
+        r = 0;
         goto send;
     }
     if (q->needs_reset) {
@@ -461,25 +486,62 @@ int vuiso_qemu_set_vring_addr(VuisoQemuDev *iso, struct vhost_dev *dev,
         q->needs_reset = false;
     }
 
-    cfg.layout = VUISO_LAYOUT_SPLIT;
+    /*
+     * vhost mapped the guest's rings as virtio laid them out: packed, the
+     * descriptor ring and the driver and device event suppression areas.
+     */
+    cfg.guest_features = dev->vdev ? dev->vdev->guest_features
+                                   : dev->acked_features;
+    cfg.layout = virtio_has_feature(cfg.guest_features, VIRTIO_F_RING_PACKED)
+                 ? VUISO_LAYOUT_PACKED : VUISO_LAYOUT_SPLIT;
     cfg.size = q->num;
     cfg.desc_gpa = hvq->desc_phys;
     cfg.avail_gpa = hvq->avail_phys;
     cfg.used_gpa = hvq->used_phys;
-    cfg.guest_features = dev->vdev ? dev->vdev->guest_features
-                                   : dev->acked_features;
+    /* The shadow ring is packed iff the back-end was sent RING_PACKED. */
     cfg.backend_features = iso->backend_acked;
-    cfg.avail_idx = q->guest_base;
-    /* The used index the guest sees now (vhost mapped the used ring). */
-    cfg.used_idx = hvq->used ? lduw_le_p((uint8_t *)hvq->used + 2)
-                             : q->guest_base;
+    backend_layout = virtio_has_feature(cfg.backend_features,
+                                        VIRTIO_F_RING_PACKED)
+                     ? VUISO_LAYOUT_PACKED : VUISO_LAYOUT_SPLIT;
+    vuiso_vq_config_set_base(&cfg, q->guest_base);
+    if (cfg.layout == VUISO_LAYOUT_SPLIT && hvq->used) {
+        /*
+         * The used index the guest sees now (vhost mapped the used ring);
+         * a packed base carries the used index itself.
+         */
+        cfg.used_idx = lduw_le_p((uint8_t *)hvq->used + 2);
+    }
 
     r = vuiso_vq_start(q->vq, &cfg, &shadow);
     if (r < 0) {
-        error_report("%s: vhost-user memory isolation: cannot start queue "
-                     "%u: %s", iso->name, addr->index, strerror(-r));
+        error_report("%s: vhost-user memory isolation: cannot start %s "
+                     "queue %u: %s", iso->name,
+                     vuiso_qemu_layout_name(cfg.layout), addr->index,
+                     strerror(-r));
         return r;
     }
+    if (shadow.size != q->num || shadow.layout != backend_layout) {
+        /*
+         * The back-end was already sent the guest's size (SET_VRING_NUM)
+         * and its ring layout (SET_FEATURES).
+         */
+        error_report("%s: vhost-user memory isolation: queue %u: shadow "
+                     "ring is %s of size %u, the back-end expects %s of "
+                     "size %u", iso->name, addr->index,
+                     vuiso_qemu_layout_name(shadow.layout), shadow.size,
+                     vuiso_qemu_layout_name(backend_layout), q->num);
+        vuiso_vq_reset(q->vq);
+        return -EPROTO;
+    }
+    trace_vuiso_qemu_vq_start(iso->name, addr->index, cfg.size,
+                              vuiso_qemu_layout_name(cfg.layout),
+                              vuiso_qemu_layout_name(shadow.layout),
+                              q->guest_base, shadow.vring_base);
+    /* The shadow ring starts fresh; vhost-user.c sends this first. */
+    base->index = addr->index;
+    base->num = shadow.vring_base;
+    r = 1;
+    q->guest_layout = cfg.layout;
     q->shadow_desc = shadow.desc_addr;
     q->shadow_avail = shadow.avail_addr;
     q->shadow_used = shadow.used_addr;
@@ -505,7 +567,7 @@ send:
     addr->used_user_addr = q->shadow_used;
     addr->log_guest_addr = 0;
     addr->flags = 0;
-    return 0;
+    return r;
 }
 
 int vuiso_qemu_set_vring_kick(VuisoQemuDev *iso, unsigned idx, int fd)
@@ -556,6 +618,8 @@ void vuiso_qemu_drain(VuisoQemuDev *iso, struct vhost_dev *dev)
         qemu_bh_cancel(q->kick_bh);
         /* Complete what the back-end finishes; it is still running. */
         q->stop_ret = vuiso_vq_stop(q->vq, VUISO_QEMU_STOP_MS, &q->state);
+        trace_vuiso_qemu_vq_stop(iso->name, dev->vq_index + i, q->stop_ret,
+                                 q->state.vring_base, q->state.inflight);
         vuiso_qemu_vq_quiesce(q);
         q->started = false;
         q->drained = true;
@@ -579,11 +643,27 @@ int vuiso_qemu_get_vring_base(VuisoQemuDev *iso, struct vhost_dev *dev,
     }
     q->drained = false;
     if (q->stop_ret < 0) {
-        /* Lost requests: vhost.c falls back to the used index. */
+        /* Requests still in flight in the back-end are dropped. */
         vuiso_vq_reset(q->vq);
         q->needs_reset = false;
+        switch ((enum vuiso_layout)q->guest_layout) {
+        case VUISO_LAYOUT_SPLIT:
+            /* vhost.c falls back to the used index of the guest's ring. */
+            return q->stop_ret;
+        case VUISO_LAYOUT_PACKED:
+            /*
+             * vhost.c's fallback does nothing for a packed ring (there is
+             * no used index in guest memory) and the next start would
+             * resume at the previous start's base.  Do what it does for
+             * split: resume at the used index, which makes the dropped
+             * requests available again.
+             */
+            *num = (uint32_t)q->state.used_idx << 16 | q->state.used_idx;
+            return 0;
+        }
         return q->stop_ret;
     }
-    *num = q->state.avail_idx;
+    /* Split: the avail index; packed: avail | used << 16, with wraps. */
+    *num = q->state.vring_base;
     return 0;
 }

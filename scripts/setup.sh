@@ -17,8 +17,8 @@ packages=(
 	libcmocka-dev liburcu-dev
 	# style check
 	clang-format
-	# real vhost-user back-ends: qemu-storage-daemon, virtiofsd
-	qemu-system-common qemu-utils
+	# real vhost-user back-ends: qemu-storage-daemon, virtiofsd, dpdk-testpmd
+	qemu-system-common qemu-utils dpdk-dev
 	# QEMU adapter and guest tests (qemu-glue/, tests/qemu/)
 	qemu-system-x86 qemu-system-data seabios busybox-static
 	linux-image-amd64 cpio kmod procps

@@ -8,7 +8,7 @@
 # fail, skip), prerequisite checks, the guest (make-guest.sh), a work
 # directory whose processes a trap kills whatever happens, the back-ends
 # (qemu-storage-daemon, virtiofsd), the guest initrd with a /test.sh, the
-# common QEMU command line and a bounded QEMU run.
+# common QEMU command line, a bounded QEMU run and QMP commands.
 
 VG_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 QSD=${QSD:-qemu-storage-daemon}
@@ -179,6 +179,38 @@ vg_qemu_boot_args() {
 		[[ -d $d ]] && QEMU_ARGS+=(-L "$d")
 	done
 	return 0
+}
+
+# vg_qmp SOCKET COMMAND...: connect to QEMU's QMP unix socket, run each
+# argument-less COMMAND in turn and print "COMMAND <reply as JSON>" lines;
+# fails on an error reply or after 60 s.
+vg_qmp() {
+	timeout 60 python3 - "$@" <<'PY'
+import json, socket, sys
+
+sock = socket.socket(socket.AF_UNIX)
+sock.settimeout(55)
+sock.connect(sys.argv[1])
+f = sock.makefile("rw")
+
+
+def execute(name):
+    f.write(json.dumps({"execute": name}) + "\n")
+    f.flush()
+    while True:
+        reply = json.loads(f.readline())
+        if "return" in reply or "error" in reply:
+            return reply
+
+
+json.loads(f.readline())  # greeting
+execute("qmp_capabilities")
+for name in sys.argv[2:]:
+    reply = execute(name)
+    print(name, json.dumps(reply))
+    if "error" in reply:
+        sys.exit(1)
+PY
 }
 
 # vg_run_qemu TIMEOUT [HOOK]: run $QEMU "${QEMU_ARGS[@]}" (output in

@@ -18,7 +18,12 @@
 #                              how vhost-user works today);
 #   --isolation on:            it MUST NOT be mapped (memory-isolation=on).
 # Afterwards the host checks that the image file holds the guest's data and
-# that the shared directory holds what the guest left there.
+# that the shared directory holds what the guest left there.  The guest
+# checks that every virtio device has VIRTIO_F_RING_PACKED (feature bit 34)
+# negotiated exactly when --packed is given.  With isolation on, QEMU traces
+# the adapter (vuiso_qemu_*) and the host checks every queue start's guest
+# and shadow ring layouts and that every queue restarts either fresh or at
+# the base its stop handed back.
 #
 # Every process is started on temporary sockets and killed by a trap whatever
 # the outcome; every wait is bounded.
@@ -32,6 +37,13 @@
 #   --private-ram       plain -m guest RAM, not a shared memfd (only with
 #                       --isolation on: the back-ends cannot map it at all;
 #                       they must map nothing but libvuiso's region)
+#   --packed            packed=on on both devices: the guest drives packed
+#                       rings (only with --isolation on: these back-ends
+#                       have split rings only, libvuiso translates)
+#   --pause             in every boot, between the blk write and read-back,
+#                       stop and continue the VM over QMP: vhost stops and
+#                       restarts every queue without a device reset, so the
+#                       queues resume at the base GET_VRING_BASE handed back
 #   --boots N           boot the guest N times (default 1): the guest runs
 #                       the test and reboots itself N-1 times in the same
 #                       QEMU process (device reset, vhost stop and start),
@@ -54,6 +66,8 @@ BOOTS=1
 TIMEOUT=240
 KEEP=0
 PRIVATE_RAM=0
+PACKED=0
+PAUSE=0
 MEM=512M
 DATA_MB=8
 
@@ -66,7 +80,9 @@ while (($#)); do
 	--boots) BOOTS=$2; shift ;;
 	--timeout) TIMEOUT=$2; shift ;;
 	--keep) KEEP=1 ;;
-	-h | --help) sed -n '3,42p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--packed) PACKED=1 ;;
+	--pause) PAUSE=1 ;;
+	-h | --help) sed -n '3,55p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run-guest-test: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -74,6 +90,10 @@ done
 [[ $ISOLATION == on || $ISOLATION == off ]] || { echo "--isolation on|off" >&2; exit 2; }
 if ((PRIVATE_RAM)) && [[ $ISOLATION != on ]]; then
 	echo "--private-ram needs --isolation on (vhost-user needs shared RAM otherwise)" >&2
+	exit 2
+fi
+if ((PACKED)) && [[ $ISOLATION != on ]]; then
+	echo "--packed needs --isolation on (the back-ends have no packed rings)" >&2
 	exit 2
 fi
 
@@ -103,6 +123,8 @@ cat >"$W/test.sh" <<EOF
 DATA_MB=$DATA_MB
 HOST_SHA=$HOST_SHA
 BOOTS=$BOOTS
+PACKED=$PACKED
+PAUSE=$PAUSE
 EOF
 cat >>"$W/test.sh" <<'EOF'
 fails=0
@@ -113,6 +135,15 @@ mount -t virtiofs vfs /mnt; check $? "fs: mount virtiofs"
 n=$(( $(cat /mnt/boots 2>/dev/null | wc -l) + 1 ))
 echo "boot $n" >>/mnt/boots
 echo "VUISO-GUEST: boot $n of $BOOTS"
+
+# The features file is one 0/1 character per feature bit, bit 0 first.
+for d in /sys/bus/virtio/devices/*; do
+	id=$(cat $d/device)
+	case $id in 0x0002) dev=blk ;; 0x001a) dev=fs ;; *) continue ;; esac
+	packed=$(cut -c35 $d/features)
+	echo "VUISO-GUEST: $dev ($id) features $(cat $d/features)"
+	[ "$packed" = "$PACKED" ]; check $? "$dev: VIRTIO_F_RING_PACKED (bit 34) negotiated: $packed, want $PACKED"
+done
 [ "$(sha256sum /mnt/host-file.txt | cut -d' ' -f1)" = "$HOST_SHA" ]
 check $? "fs: host file reads back"
 mkdir -p /mnt/dir; check $? "fs: mkdir"
@@ -134,6 +165,14 @@ want=$(sha256sum /tmp/rand | cut -d' ' -f1)
 seek=$(( (n - 1) * DATA_MB ))
 dd if=/tmp/rand of=/dev/vda bs=1M seek=$seek count=$DATA_MB oflag=direct conv=notrunc,fsync status=none
 check $? "blk: O_DIRECT write of $DATA_MB MiB at $seek MiB"
+if [ $PAUSE = 1 ]; then
+	# The host stops and continues the VM, then answers through virtiofs,
+	# whose queues must have resumed for the answer to arrive.
+	echo "VUISO-GUEST: pause me $n"
+	i=0
+	while [ ! -e /mnt/resumed-$n ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -e /mnt/resumed-$n ]; check $? "VM stopped and continued by the host"
+fi
 dd if=/dev/vda of=/tmp/back bs=1M skip=$seek count=$DATA_MB iflag=direct status=none
 check $? "blk: O_DIRECT read of $DATA_MB MiB"
 got=$(sha256sum /tmp/back | cut -d' ' -f1)
@@ -227,15 +266,24 @@ check_maps() {
 
 # --- QEMU -------------------------------------------------------------------
 
-ISO_OPT=""
-[[ $ISOLATION == on ]] && ISO_OPT=",memory-isolation=on"
+DEV_OPT=""
+QEMU_EXTRA=()
+if [[ $ISOLATION == on ]]; then
+	DEV_OPT=",memory-isolation=on"
+	# The adapter's trace events: every queue start and stop with both
+	# ring layouts and bases, in qemu.log (check_trace).
+	QEMU_EXTRA+=(-trace "vuiso_qemu_*")
+fi
+((PACKED)) && DEV_OPT+=",packed=on"
+((PAUSE)) && QEMU_EXTRA+=(-qmp "unix:$W/qmp.sock,server=on,wait=off")
 
 vg_qemu_args
 QEMU_ARGS+=(
 	-chardev "socket,id=blk0,path=$W/blk.sock"
-	-device "vhost-user-blk-pci,chardev=blk0,num-queues=1$ISO_OPT"
+	-device "vhost-user-blk-pci,chardev=blk0,num-queues=1$DEV_OPT"
 	-chardev "socket,id=fs0,path=$W/fs.sock"
-	-device "vhost-user-fs-pci,chardev=fs0,tag=vfs$ISO_OPT"
+	-device "vhost-user-fs-pci,chardev=fs0,tag=vfs$DEV_OPT"
+	"${QEMU_EXTRA[@]}"
 )
 vg_qemu_boot_args "$W/initrd.img" "$W/serial.log"
 # With one boot, a guest reboot or panic ends QEMU; with more, the guest's
@@ -257,7 +305,33 @@ poll_maps() {
 		touch "$W/shared/maps-checked"
 	fi
 }
-vg_run_qemu "$TIMEOUT" poll_maps
+PAUSE_OK=1
+paused=0
+# Each time the guest asks for it, stop the VM (every vhost queue stops:
+# drain, GET_VRING_BASE), look, continue it (every queue restarts at the
+# base handed back) and tell the guest.
+poll_pause() {
+	local want
+	want=$(grep -c 'VUISO-GUEST: pause me' "$W/serial.log" || true)
+	if ((want > paused)); then
+		paused=$want
+		log "boot $want: stopping the VM"
+		if vg_qmp "$W/qmp.sock" stop query-status cont query-status >"$W/qmp-$want.log" 2>&1 &&
+			grep -q '^query-status .*"status": "paused"' "$W/qmp-$want.log" &&
+			grep -q '^query-status .*"status": "running"' "$W/qmp-$want.log"; then
+			log "boot $want: VM stopped and continued"
+		else
+			log "boot $want: QMP stop/cont failed: $(cat "$W/qmp-$want.log")"
+			PAUSE_OK=0
+		fi
+		touch "$W/shared/resumed-$want"
+	fi
+}
+poll() {
+	poll_maps
+	((PAUSE == 0)) || poll_pause
+}
+vg_run_qemu "$TIMEOUT" poll
 status=$QEMU_STATUS
 log "QEMU exited with status $status"
 tr -d '\r' <"$W/serial.log" | sed -n 's/^\(VUISO-.*\)$/  guest: \1/p' >&2
@@ -265,6 +339,50 @@ tr -d '\r' <"$W/serial.log" | sed -n 's/^\(VUISO-.*\)$/  guest: \1/p' >&2
 grep -q 'VUISO-GUEST-EXIT: 0' "$W/serial.log" || fail "guest test failed"
 ((maps_done == BOOTS)) || fail "guest reported live devices $maps_done times, want $BOOTS"
 ((MAPS_OK)) || fail "/proc/PID/maps check failed (isolation $ISOLATION)"
+((PAUSE_OK)) || fail "QMP stop/cont failed"
+((PAUSE == 0 || paused == BOOTS)) || fail "guest asked for $paused pauses, want $BOOTS"
+
+# The adapter's trace (isolation on): every queue start has the expected
+# guest layout and a split shadow (qemu-storage-daemon and virtiofsd 7.2
+# have no packed ring); every stop completed everything in flight; every
+# start is fresh (after a device reset) or resumes at the base the queue's
+# last stop handed back, and with --pause at least one resumes mid-ring.
+# SeaBIOS drives virtio-blk on split rings before Linux boots: with
+# --packed, one fresh split start of blk0 per boot is the firmware's.
+check_trace() {
+	local guest=split fresh=0x0
+	((PACKED)) && guest=packed fresh=0x80008000
+	awk -v guest=$guest -v fresh=$fresh -v pause=$PAUSE -v boots="$BOOTS" '
+	function bad(m) { print "trace: " m ": " $0; err = 1 }
+	$1 == "vuiso_qemu_vq_start" {
+		# vuiso_qemu_vq_start NAME: queue I size N guest G shadow S guest base B back-end base C
+		q = $2 $4; starts++
+		if ($10 != "split") bad("shadow ring is " $10 ", want split")
+		if ($8 != guest) {
+			if ($2 == "blk0:" && $8 == "split" && $13 == "0x0" && ++firmware <= boots) next
+			bad("guest ring is " $8 ", want " guest)
+		}
+		if ($16 != "0x0") bad("back-end base " $16 ", want 0x0 for a split shadow")
+		if ($13 == fresh) fresh_starts++
+		else if (q in stopped && stopped[q] == $13) resumed++
+		else bad("start at base " $13 ", neither fresh " fresh " nor the last stop base " stopped[q])
+	}
+	$1 == "vuiso_qemu_vq_stop" {
+		# vuiso_qemu_vq_stop NAME: queue I stopped: R guest base B in flight F
+		q = $2 $4; stops++
+		stopped[q] = $9
+		if ($6 != "0" || $12 != "0") bad("stop did not complete everything")
+	}
+	END {
+		printf "trace: %d queue starts (%d fresh, %d resumed mid-ring, %d split by the firmware), %d stops, guest %s, shadow split\n", starts, fresh_starts, resumed, firmware, stops, guest
+		if (starts == 0) { print "trace: no vuiso_qemu_vq_start"; err = 1 }
+		if (pause && resumed == 0) { print "trace: --pause, but no queue resumed mid-ring"; err = 1 }
+		exit err
+	}' "$W/qemu.log"
+}
+if [[ $ISOLATION == on ]]; then
+	check_trace >&2 || fail "the adapter's trace does not show the expected queue starts and stops"
+fi
 
 # Host-side checks of what every boot left behind.
 for ((n = 1; n <= BOOTS; n++)); do
@@ -281,4 +399,4 @@ for ((n = 1; n <= BOOTS; n++)); do
 done
 [[ ! -e $W/shared/dir/to-delete ]] || fail "deleted file still on the host"
 [[ $(wc -l <"$W/shared/boots") == "$BOOTS" ]] || fail "boot count in shared dir is not $BOOTS"
-log "PASS (isolation $ISOLATION, $BOOTS boot(s), accel $ACCEL)"
+log "PASS (isolation $ISOLATION, $( ((PACKED)) && echo packed || echo split ) guest rings$( ((PAUSE)) && echo ", stop/cont" ), $BOOTS boot(s), accel $ACCEL)"
