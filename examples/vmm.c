@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Device bring-up, queue event handling and the isolation proof.
+ * The device model: feature negotiation, guest RAM, the isolated region,
+ * queue start and stop, and each queue's event handling.
  *
- * This is the part of the example VMM that embeds libvuiso.  With
+ * This is the part of the example VMM that embeds libvuiso; minimal.c
+ * (vuiso-minimal) is the same sequence in one short file.  The vhost-user
+ * messages are in vhost_user.c, the guest's drivers in guest/, the
+ * workloads in blk.c and fs.c, the isolation proof in proof.c.  With
  * --isolation=on the data path is:
  *
  *   guest driver kick -> vmm_queue_kick -> vuiso_vq_kick_from_guest
@@ -24,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,88 +51,6 @@ void vmm_fail(struct vmm_dev *dev, const char *fmt, ...)
 		atomic_store_explicit(&dev->failed, 1, memory_order_release);
 	}
 	pthread_mutex_unlock(&dev->err_lock);
-}
-
-/* ---- feature names ---- */
-
-struct feature_name {
-	unsigned bit;
-	const char *name;
-};
-
-static const struct feature_name common_features[] = {
-	{24, "notify-on-empty"},
-	{27, "any-layout"},
-	{28, "indirect-desc"},
-	{29, "event-idx"},
-	{30, "protocol-features"},
-	{32, "version-1"},
-	{33, "access-platform"},
-	{34, "ring-packed"},
-	{35, "in-order"},
-	{36, "order-platform"},
-	{37, "sr-iov"},
-	{38, "notification-data"},
-	{40, "ring-reset"},
-};
-
-static const struct feature_name blk_features[] = {
-	{1, "size-max"},  {2, "seg-max"},       {4, "geometry"},
-	{5, "ro"},        {6, "blk-size"},      {9, "flush"},
-	{10, "topology"}, {11, "config-wce"},   {12, "mq"},
-	{13, "discard"},  {14, "write-zeroes"},
-};
-
-static const struct feature_name fs_features[] = {
-	{0, "notification"},
-};
-
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-static const struct feature_name *dev_features(enum vmm_device_type type,
-					       size_t *n)
-{
-	if (type == VMM_DEV_BLK) {
-		*n = ARRAY_SIZE(blk_features);
-		return blk_features;
-	}
-	*n = ARRAY_SIZE(fs_features);
-	return fs_features;
-}
-
-const char *vmm_feature_name(enum vmm_device_type type, unsigned bit)
-{
-	const struct feature_name *t;
-	size_t n;
-
-	t = dev_features(type, &n);
-	for (size_t i = 0; i < n; i++)
-		if (t[i].bit == bit)
-			return t[i].name;
-	for (size_t i = 0; i < ARRAY_SIZE(common_features); i++)
-		if (common_features[i].bit == bit)
-			return common_features[i].name;
-	return "unnamed";
-}
-
-int vmm_feature_parse(enum vmm_device_type type, const char *name)
-{
-	const struct feature_name *t;
-	char *end;
-	size_t n;
-	long v;
-
-	t = dev_features(type, &n);
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(t[i].name, name))
-			return (int)t[i].bit;
-	for (size_t i = 0; i < ARRAY_SIZE(common_features); i++)
-		if (!strcmp(common_features[i].name, name))
-			return (int)common_features[i].bit;
-	v = strtol(name, &end, 0);
-	if (*name && !*end && v >= 0 && v < 64)
-		return (int)v;
-	return -EINVAL;
 }
 
 /* ---- libvuiso callbacks ---- */
@@ -902,155 +823,6 @@ int vmm_queue_wait(struct vmm_queue *q)
 					q->vq.inflight, ring, q->vq.kicks);
 				return -EIO;
 			}
-		}
-	}
-}
-
-/* ---- isolation proof ---- */
-
-static bool same_file(const struct vmm_vu_sent_fd *s, const struct stat *st)
-{
-	return s->dev == st->st_dev && s->ino == st->st_ino;
-}
-
-int vmm_isolation_proof(struct vmm_dev *dev)
-{
-	unsigned ram_maps = 0, region_maps = 0, mem_fds = 0, ram_fds = 0,
-		 region_fds = 0, eventfds = 0, other_fds = 0;
-	struct stat ram_st, region_st = {0};
-	char path[64], line[1024];
-	pid_t pid = dev->vu.peer_pid;
-	bool have_region = false, pass;
-	FILE *f;
-
-	if (fstat(dev->mem.fd, &ram_st) < 0)
-		return -errno;
-	if (dev->iso) {
-		struct vuiso_region_info info;
-
-		if (vuiso_dev_get_region(dev->iso, 0, &info) == 0 &&
-		    fstat(info.fd, &region_st) == 0)
-			have_region = true;
-	}
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = pid > 0 ? fopen(path, "r") : NULL;
-	if (!f) {
-		printf("isolation proof: cannot read %s: %s\n", path,
-		       strerror(errno));
-		return -ENOENT;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		if (strstr(line, "/memfd:" VMM_GUEST_RAM_NAME))
-			ram_maps++;
-		if (strstr(line, "/memfd:vuiso-isolated"))
-			region_maps++;
-	}
-	fclose(f);
-
-	for (unsigned i = 0; i < dev->vu.n_sent; i++) {
-		const struct vmm_vu_sent_fd *s = &dev->vu.sent[i];
-
-		if (s->request == VMM_VU_SET_MEM_TABLE ||
-		    s->request == VMM_VU_ADD_MEM_REG) {
-			mem_fds++;
-			if (same_file(s, &ram_st))
-				ram_fds++;
-			else if (have_region && same_file(s, &region_st))
-				region_fds++;
-		} else if (!strcmp(s->kind, "anon_inode:[eventfd]")) {
-			eventfds++;
-		} else {
-			other_fds++;
-		}
-	}
-
-	printf("isolation proof (back-end pid %d, %s):\n", (int)pid, path);
-	printf("  guest RAM memfd '%s' mappings in back-end: %u\n",
-	       VMM_GUEST_RAM_NAME, ram_maps);
-	printf("  isolated region memfd 'vuiso-isolated' mappings in "
-	       "back-end: %u\n",
-	       region_maps);
-	printf("  fds sent: %u memory fd(s) [%u isolated region, %u guest "
-	       "RAM, %u other], %u eventfd(s), %u other fd(s)\n",
-	       mem_fds, region_fds, ram_fds, mem_fds - region_fds - ram_fds,
-	       eventfds, other_fds);
-	if (dev->opts->isolation) {
-		pass = ram_maps == 0 && ram_fds == 0 && mem_fds > 0 &&
-		       region_fds == mem_fds && other_fds == 0 &&
-		       region_maps > 0;
-		printf("  ISOLATION %s: %s\n", pass ? "PASS" : "FAIL",
-		       pass ? "the back-end maps only the isolated region "
-			      "and never received a guest RAM fd"
-			    : "the back-end can see memory other than the "
-			      "isolated region");
-		return pass ? 0 : -EPERM;
-	}
-	printf("  isolation off: guest RAM %s by the back-end (expected for "
-	       "--isolation=off)\n",
-	       ram_maps > 0 ? "IS MAPPED" : "is not mapped");
-	return 0;
-}
-
-/* ---- reporting ---- */
-
-void vmm_queue_print_stats(struct vmm_queue *q)
-{
-	struct vuiso_vq_stats st;
-
-	printf("queue %u: driver kicks %" PRIu64 ", back-end calls %" PRIu64,
-	       q->idx, q->vq.kicks, q->backend_calls);
-	if (q->svq) {
-		vuiso_vq_get_stats(q->svq, &st);
-		printf("; libvuiso: %" PRIu64 " requests, %" PRIu64
-		       " completions, %" PRIu64 " bytes out, %" PRIu64
-		       " bytes in, %" PRIu64 " back-end kicks, %" PRIu64
-		       " guest notifies, %" PRIu64 " backpressure",
-		       st.requests, st.completions, st.bytes_out, st.bytes_in,
-		       st.backend_kicks, st.guest_notifies, st.backpressure);
-	}
-	printf("\n");
-}
-
-void vmm_print_summary(const struct vmm_dev *dev, const struct vmm_summary *s)
-{
-	double secs = s->seconds > 0 ? s->seconds : 1e-9;
-
-	printf("summary: %s isolation=%s requests=%" PRIu64 " bytes=%" PRIu64
-	       " seconds=%.3f IOPS=%.0f GB/s=%.3f errors=%" PRIu64 "\n",
-	       s->what, dev->opts->isolation ? "on" : "off", s->requests,
-	       s->bytes, s->seconds, (double)s->requests / secs,
-	       (double)s->bytes / secs / 1e9, s->errors);
-}
-
-void vmm_join_queues(struct vmm_dev *dev, unsigned first, unsigned n, double t0)
-{
-	double last = vmm_now();
-
-	for (unsigned i = first; i < first + n; i++) {
-		while (pthread_tryjoin_np(dev->q[i].thread, NULL) != 0) {
-			uint64_t reqs = 0, bytes = 0;
-			double now;
-
-			usleep(20000);
-			now = vmm_now();
-			if (dev->opts->quiet || now - last < 1.0)
-				continue;
-			last = now;
-			for (unsigned k = first; k < first + n; k++) {
-				reqs += atomic_load_explicit(
-					&dev->q[k].done_reqs,
-					memory_order_relaxed);
-				bytes += atomic_load_explicit(
-					&dev->q[k].done_bytes,
-					memory_order_relaxed);
-			}
-			fprintf(stderr,
-				"progress: %.0f s, %" PRIu64
-				" requests, %.1f MB, "
-				"%.3f GB/s average\n",
-				now - t0, reqs, (double)bytes / 1e6,
-				(double)bytes / (now - t0) / 1e9);
 		}
 	}
 }

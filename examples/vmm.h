@@ -2,6 +2,7 @@
 /*
  * The example VMM's device model: one vhost-user device, its guest RAM,
  * its virtqueues, and (with isolation on) the libvuiso device in between.
+ * Each section below names the file that implements it.
  */
 #ifndef VMM_VMM_H
 #define VMM_VMM_H
@@ -108,12 +109,12 @@ static inline bool vmm_failed(const struct vmm_dev *dev)
 	return atomic_load_explicit(&dev->failed, memory_order_acquire);
 }
 
-/* Feature names for messages and --require-features. */
+/* features.c: feature names for messages and --require-features. */
 const char *vmm_feature_name(enum vmm_device_type type, unsigned bit);
 int vmm_feature_parse(enum vmm_device_type type, const char *name);
 
 /*
- * Control path (main thread).  vmm_dev_open connects and negotiates;
+ * vmm.c, control path (main thread).  vmm_dev_open connects and negotiates;
  * @driver_wants is the set of feature bits the guest driver understands.
  */
 void vmm_dev_init(struct vmm_dev *dev, struct vmm_opts *opts);
@@ -124,7 +125,7 @@ int vmm_dev_start(struct vmm_dev *dev, uint64_t guest_ram);
 int vmm_dev_stop(struct vmm_dev *dev);
 void vmm_dev_close(struct vmm_dev *dev);
 
-/* Prints the isolation proof; returns 0 if it holds for the mode. */
+/* proof.c: prints the isolation proof; returns 0 if it holds for the mode. */
 int vmm_isolation_proof(struct vmm_dev *dev);
 
 static inline bool vmm_has(const struct vmm_dev *dev, unsigned bit)
@@ -133,7 +134,7 @@ static inline bool vmm_has(const struct vmm_dev *dev, unsigned bit)
 }
 
 /*
- * Data path, on the queue's thread.
+ * vmm.c, data path, on the queue's thread.
  * vmm_queue_submit: put a chain on the guest ring (0, or -ENOSPC).
  * vmm_queue_kick: the guest notifies the device.
  * vmm_queue_wait: run the queue's events until at least one completion was
@@ -148,11 +149,11 @@ int vmm_queue_wait(struct vmm_queue *q);
 /* Time in seconds from a monotonic clock. */
 double vmm_now(void);
 
-/* blk.c and fs.c */
+/* The workloads: blk.c and fs.c */
 int vmm_blk_run(struct vmm_dev *dev, struct vmm_opts *opts);
 int vmm_fs_run(struct vmm_dev *dev, struct vmm_opts *opts);
 
-/* Summary figures a workload reports to main. */
+/* report.c: summary figures a workload reports to main. */
 struct vmm_summary {
 	uint64_t requests;
 	uint64_t bytes;

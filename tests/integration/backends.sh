@@ -50,14 +50,14 @@ vmm_wait_socket() {
 	return 1
 }
 
-# start_qsd_file SOCK IMAGE QUEUES: vhost-user-blk export of a raw image.
-# Sets QSD_PID.
+# start_qsd_file SOCK IMAGE QUEUES [WRITABLE]: vhost-user-blk export of a
+# raw image, writable unless WRITABLE is off.  Sets QSD_PID.
 start_qsd_file() {
-	local sock=$1 image=$2 queues=${3:-1}
+	local sock=$1 image=$2 queues=${3:-1} writable=${4:-on}
 	$BACKEND_WRAP "$QSD" \
 		--blockdev "driver=file,node-name=file0,filename=$image,cache.direct=off" \
 		--blockdev driver=raw,node-name=disk0,file=file0 \
-		--export "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$sock,node-name=disk0,writable=on,num-queues=$queues" \
+		--export "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$sock,node-name=disk0,writable=$writable,num-queues=$queues" \
 		>"$sock.log" 2>&1 &
 	QSD_PID=$!
 	VMM_PIDS+=("$QSD_PID")

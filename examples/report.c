@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the workloads print: per-queue counters (the driver's and
+ * libvuiso's), the summary line, and progress while the queue threads run.
+ */
+#include "vmm.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <unistd.h>
+
+void vmm_queue_print_stats(struct vmm_queue *q)
+{
+	struct vuiso_vq_stats st;
+
+	printf("queue %u: driver kicks %" PRIu64 ", back-end calls %" PRIu64,
+	       q->idx, q->vq.kicks, q->backend_calls);
+	if (q->svq) {
+		vuiso_vq_get_stats(q->svq, &st);
+		printf("; libvuiso: %" PRIu64 " requests, %" PRIu64
+		       " completions, %" PRIu64 " bytes out, %" PRIu64
+		       " bytes in, %" PRIu64 " back-end kicks, %" PRIu64
+		       " guest notifies, %" PRIu64 " backpressure",
+		       st.requests, st.completions, st.bytes_out, st.bytes_in,
+		       st.backend_kicks, st.guest_notifies, st.backpressure);
+	}
+	printf("\n");
+}
+
+void vmm_print_summary(const struct vmm_dev *dev, const struct vmm_summary *s)
+{
+	double secs = s->seconds > 0 ? s->seconds : 1e-9;
+
+	printf("summary: %s isolation=%s requests=%" PRIu64 " bytes=%" PRIu64
+	       " seconds=%.3f IOPS=%.0f GB/s=%.3f errors=%" PRIu64 "\n",
+	       s->what, dev->opts->isolation ? "on" : "off", s->requests,
+	       s->bytes, s->seconds, (double)s->requests / secs,
+	       (double)s->bytes / secs / 1e9, s->errors);
+}
+
+void vmm_join_queues(struct vmm_dev *dev, unsigned first, unsigned n, double t0)
+{
+	double last = vmm_now();
+
+	for (unsigned i = first; i < first + n; i++) {
+		while (pthread_tryjoin_np(dev->q[i].thread, NULL) != 0) {
+			uint64_t reqs = 0, bytes = 0;
+			double now;
+
+			usleep(20000);
+			now = vmm_now();
+			if (dev->opts->quiet || now - last < 1.0)
+				continue;
+			last = now;
+			for (unsigned k = first; k < first + n; k++) {
+				reqs += atomic_load_explicit(
+					&dev->q[k].done_reqs,
+					memory_order_relaxed);
+				bytes += atomic_load_explicit(
+					&dev->q[k].done_bytes,
+					memory_order_relaxed);
+			}
+			fprintf(stderr,
+				"progress: %.0f s, %" PRIu64
+				" requests, %.1f MB, "
+				"%.3f GB/s average\n",
+				now - t0, reqs, (double)bytes / 1e6,
+				(double)bytes / (now - t0) / 1e9);
+		}
+	}
+}
