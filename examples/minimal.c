@@ -295,7 +295,7 @@ int main(int argc, char **argv)
 	struct vmm_vu_mem_region reg = {
 		.gpa = ri.backend_addr,
 		.size = ri.size,
-		.uaddr = (uintptr_t)ri.vmm_addr,
+		.uaddr = ri.user_addr, /* a label, never a VMM address */
 		.mmap_offset = ri.fd_offset,
 		.fd = ri.fd,
 	};
@@ -347,8 +347,8 @@ int main(int argc, char **argv)
 	guest_irq_fd = new_eventfd(EPOLLIN);
 	vu_check(vmm_vu_set_vring_num(&vu, 0, sh.size));
 	vu_check(vmm_vu_set_vring_base(&vu, 0, sh.vring_base));
-	vu_check(vmm_vu_set_vring_addr(&vu, 0, sh.desc_addr, sh.used_addr,
-				       sh.avail_addr));
+	vu_check(vmm_vu_set_vring_addr(&vu, 0, sh.desc_backend, sh.used_backend,
+				       sh.avail_backend));
 	vu_check(vmm_vu_set_vring_call(&vu, 0, call_fd));
 	vu_check(vmm_vu_set_vring_kick(&vu, 0, kick_fd));
 	if (backend_features & 1ULL << VMM_VU_F_PROTOCOL_FEATURES)

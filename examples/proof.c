@@ -2,9 +2,12 @@
 /*
  * The isolation proof: what the back-end maps (/proc/PID/maps) and every fd
  * the front-end ever passed it (vhost_user.c records each at send time),
- * checked against the guest RAM memfd and libvuiso's isolated region.  With
- * --isolation=off the same check reports guest RAM as mapped, so it is
- * shown to be able to fail.
+ * checked against the guest RAM memfd and libvuiso's isolated region; and
+ * every 64-bit word of every message sent, checked against this process's
+ * own mappings (/proc/self/maps): under isolation no VMM address reaches
+ * the back-end, so it learns nothing of where the VMM's memory lies.  With
+ * --isolation=off the same checks report guest RAM as mapped and its host
+ * address as sent, so they are shown to be able to fail.
  */
 #include "vmm.h"
 
@@ -18,6 +21,40 @@ static bool same_file(const struct vmm_vu_sent_fd *s, const struct stat *st)
 	return s->dev == st->st_dev && s->ino == st->st_ino;
 }
 
+/*
+ * How many of the words sent lie inside one of our own mappings; prints
+ * the first few.  -errno if the maps cannot be read.
+ */
+static int vmm_addresses_sent(const struct vmm_vu *vu)
+{
+	char line[1024];
+	unsigned hits = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long start, end;
+
+		if (sscanf(line, "%llx-%llx", &start, &end) != 2)
+			continue;
+		for (unsigned i = 0; i < vu->n_words; i++) {
+			uint64_t v = vu->words[i].value;
+
+			if (v < start || v >= end)
+				continue;
+			if (hits++ < 3)
+				printf("  %s carried 0x%llx, inside VMM mapping %.*s\n",
+				       vmm_vu_request_name(
+					       vu->words[i].request),
+				       (unsigned long long)v,
+				       (int)strcspn(line, "\n"), line);
+		}
+	}
+	fclose(f);
+	return (int)hits;
+}
+
 int vmm_isolation_proof(struct vmm_dev *dev)
 {
 	unsigned ram_maps = 0, region_maps = 0, mem_fds = 0, ram_fds = 0,
@@ -25,7 +62,8 @@ int vmm_isolation_proof(struct vmm_dev *dev)
 	struct stat ram_st, region_st = {0};
 	char path[64], line[1024];
 	pid_t pid = dev->vu.peer_pid;
-	bool have_region = false, pass;
+	bool have_region = false, pass, addr_pass;
+	int addr_hits;
 	FILE *f;
 
 	if (fstat(dev->mem.fd, &ram_st) < 0)
@@ -80,6 +118,9 @@ int vmm_isolation_proof(struct vmm_dev *dev)
 	       "RAM, %u other], %u eventfd(s), %u other fd(s)\n",
 	       mem_fds, region_fds, ram_fds, mem_fds - region_fds - ram_fds,
 	       eventfds, other_fds);
+	addr_hits = vmm_addresses_sent(&dev->vu);
+	printf("  64-bit words sent in messages: %u (%u not recorded), %d inside VMM mappings\n",
+	       dev->vu.n_words, dev->vu.words_lost, addr_hits);
 	if (dev->opts->isolation) {
 		pass = ram_maps == 0 && ram_fds == 0 && mem_fds > 0 &&
 		       region_fds == mem_fds && other_fds == 0 &&
@@ -89,10 +130,17 @@ int vmm_isolation_proof(struct vmm_dev *dev)
 			      "and never received a guest RAM fd"
 			    : "the back-end can see memory other than the "
 			      "isolated region");
-		return pass ? 0 : -EPERM;
+		addr_pass = addr_hits == 0 && !dev->vu.words_lost;
+		printf("  ADDRESSES %s: %s\n", addr_pass ? "PASS" : "FAIL",
+		       addr_pass
+			       ? "no value sent to the back-end lies in a VMM mapping"
+			       : "the back-end was sent a VMM address (or not every word was checked)");
+		return pass && addr_pass ? 0 : -EPERM;
 	}
 	printf("  isolation off: guest RAM %s by the back-end (expected for "
 	       "--isolation=off)\n",
 	       ram_maps > 0 ? "IS MAPPED" : "is not mapped");
+	printf("  isolation off: %d VMM address(es) sent (expected for --isolation=off: the memory table and rings carry host addresses)\n",
+	       addr_hits);
 	return 0;
 }

@@ -171,6 +171,23 @@ static void vu_record_fd(struct vmm_vu *vu, uint32_t request, int fd)
 	s->kind[n > 0 ? n : 0] = '\0';
 }
 
+/* Keep every 64-bit word of the payload (8-byte steps from its start:
+ * where every address field of vhost-user lies). */
+static void vu_record_words(struct vmm_vu *vu, const struct vu_msg *msg)
+{
+	for (uint32_t off = 0; off + 8 <= msg->size; off += 8) {
+		uint64_t v;
+
+		if (vu->n_words == VMM_VU_MAX_SENT_WORDS) {
+			vu->words_lost++;
+			continue;
+		}
+		memcpy(&v, (const uint8_t *)&msg->payload + off, sizeof(v));
+		vu->words[vu->n_words++] =
+			(struct vmm_vu_sent_word){msg->request, v};
+	}
+}
+
 static int vu_send(struct vmm_vu *vu, struct vu_msg *msg, const int *fds,
 		   unsigned nfds)
 {
@@ -195,6 +212,7 @@ static int vu_send(struct vmm_vu *vu, struct vu_msg *msg, const int *fds,
 		for (unsigned i = 0; i < nfds; i++)
 			vu_record_fd(vu, msg->request, fds[i]);
 	}
+	vu_record_words(vu, msg);
 	do {
 		n = sendmsg(vu->sock, &mh, MSG_NOSIGNAL);
 	} while (n < 0 && errno == EINTR);

@@ -434,9 +434,11 @@ static int start_queue(struct vmm_dev *dev, struct vmm_queue *q)
 		/* The back-end gets the shadow ring, never the guest's, in
 		 * the layout SET_FEATURES chose. */
 		num = sh.size;
-		desc = sh.desc_addr;
-		used = sh.used_addr;
-		avail = sh.avail_addr;
+		/* In the region's synthetic user-address space (the
+		 * back-end's own view): never a VMM address. */
+		desc = sh.desc_backend;
+		used = sh.used_backend;
+		avail = sh.avail_backend;
 		base = sh.vring_base;
 		q->backend_packed = sh.layout == VUISO_LAYOUT_PACKED;
 	} else {
@@ -528,7 +530,7 @@ int vmm_dev_start(struct vmm_dev *dev, uint64_t guest_ram)
 			regs[n++] = (struct vmm_vu_mem_region){
 				.gpa = info.backend_addr,
 				.size = info.size,
-				.uaddr = (uint64_t)(uintptr_t)info.vmm_addr,
+				.uaddr = info.user_addr, /* a label */
 				.mmap_offset = info.fd_offset,
 				.fd = info.fd,
 			};

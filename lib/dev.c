@@ -269,6 +269,8 @@ VUISO_API int vuiso_dev_get_region(const struct vuiso_dev *dev, unsigned index,
 	info->fd_offset = 0;
 	info->size = dev->size;
 	info->backend_addr = dev->backend_base;
+	/* A label, not the mapping: no VMM address goes to the back-end. */
+	info->user_addr = dev->backend_base;
 	info->vmm_addr = dev->map;
 	return 0;
 }

@@ -162,7 +162,9 @@ struct vuiso_ops {
 	 *  vuiso_dev_set_guest_memory() holds.  Adjacent ranges are merged. */
 	void (*log_write)(void *opaque, uint64_t gpa, uint64_t len);
 	/** The isolated region @index was created: register it with the
-	 *  back-end.  Optional; the same data is in vuiso_dev_get_region(). */
+	 *  back-end, with @backend_addr as both guest_phys_addr and
+	 *  userspace_addr (@vmm_addr is for the VMM's own use, never sent).
+	 *  Optional; the same data is in vuiso_dev_get_region(). */
 	void (*region_add)(void *opaque, unsigned index, int fd, uint64_t size,
 			   uint64_t backend_addr, void *vmm_addr);
 	/** The isolated region @index is about to be unmapped. Optional. */
@@ -285,7 +287,14 @@ struct vuiso_region_info {
 	uint64_t size;
 	/** Address in the back-end's view (guest_phys_addr). */
 	uint64_t backend_addr;
-	/** Where the VMM has it mapped (userspace_addr). */
+	/** What to send as userspace_addr: a synthetic label, equal to
+	 *  @backend_addr.  The back-end only uses it to translate the ring
+	 *  addresses of VHOST_USER_SET_VRING_ADDR (send the *_backend ones of
+	 *  struct vuiso_vq_shadow), so no VMM address needs to reach it: a
+	 *  real one would tell a compromised back-end where the VMM's memory
+	 *  lies (ASLR). */
+	uint64_t user_addr;
+	/** Where the VMM has it mapped: for the VMM's own use, never sent. */
 	void *vmm_addr;
 };
 
@@ -428,9 +437,12 @@ VUISO_API void vuiso_vq_config_set_base(struct vuiso_vq_config *cfg,
 /**
  * struct vuiso_vq_shadow - the shadow ring, as the back-end must see it.
  *
- * The addresses are what VHOST_USER_SET_VRING_ADDR carries: VMM virtual
- * addresses inside the region (userspace_addr space).  The shadow ring
- * always starts fresh: VHOST_USER_SET_VRING_BASE @vring_base.
+ * VHOST_USER_SET_VRING_ADDR carries the *_backend addresses: in the
+ * synthetic user-address space of the region (vuiso_region_info.user_addr,
+ * equal to the back-end's own view), so no VMM address reaches the
+ * back-end.  The *_addr ones are where the VMM has the rings mapped, for
+ * its own use.  The shadow ring always starts fresh:
+ * VHOST_USER_SET_VRING_BASE @vring_base.
  */
 struct vuiso_vq_shadow {
 	/** Queue size for VHOST_USER_SET_VRING_NUM. */
@@ -446,7 +458,8 @@ struct vuiso_vq_shadow {
 	uint64_t avail_addr;
 	/** Device area (packed: device event suppression), VMM address. */
 	uint64_t used_addr;
-	/** Same three in the back-end's guest-physical view. */
+	/** Same three in the back-end's view, which is also the user-address
+	 *  space the region is registered with: what SET_VRING_ADDR sends. */
 	uint64_t desc_backend;
 	uint64_t avail_backend;
 	uint64_t used_backend;

@@ -322,6 +322,9 @@ static void test_queue_start_checks_config(void **state)
 	assert_int_equal(vuiso_vq_start(vq, &q, &sh), -EBUSY);
 	/* Shadow rings lie inside the region, in both address spaces. */
 	assert_int_equal(vuiso_dev_get_region(d, 0, &ri), 0);
+	/* The user address to send is a label, not the VMM's mapping. */
+	assert_int_equal(ri.user_addr, ri.backend_addr);
+	assert_true(ri.user_addr != (uint64_t)(uintptr_t)ri.vmm_addr);
 	lo = (uint64_t)(uintptr_t)ri.vmm_addr;
 	hi = lo + ri.size;
 	assert_int_equal(sh.size, 256);
