@@ -31,6 +31,34 @@
 #include "svq.h"
 
 #define SLOT_NIL UINT16_MAX
+
+/* The in-flight list: requests by forwarding order, for a replay. */
+static inline void svq_fifo_push(struct vuiso_vq *vq, uint16_t head)
+{
+	struct svq_req *r = &vq->req[head];
+
+	r->older = vq->newest;
+	r->newer = SLOT_NIL;
+	if (vq->newest != SLOT_NIL)
+		vq->req[vq->newest].newer = head;
+	else
+		vq->oldest = head;
+	vq->newest = head;
+}
+
+static inline void svq_fifo_unlink(struct vuiso_vq *vq, uint16_t head)
+{
+	struct svq_req *r = &vq->req[head];
+
+	if (r->older != SLOT_NIL)
+		vq->req[r->older].newer = r->newer;
+	else
+		vq->oldest = r->newer;
+	if (r->newer != SLOT_NIL)
+		vq->req[r->newer].older = r->older;
+	else
+		vq->newest = r->older;
+}
 /* Dirty-log entries kept beyond two per descriptor (see svq_log_room()). */
 #define SVQ_LOG_SLACK 32
 
@@ -117,6 +145,8 @@ static void svq_clear(struct vuiso_vq *vq, uint32_t size)
 	vq->free_slot = 0;
 	vq->nfree = size;
 	vq->inflight = 0;
+	vq->oldest = SLOT_NIL;
+	vq->newest = SLOT_NIL;
 	vq->guest_pending = false;
 	vuiso_pool_reset(&vq->pool);
 }
@@ -336,6 +366,7 @@ static void svq_record(struct vuiso_vq *vq, const struct vuiso_chain *c,
 	r->writable = c->in_bytes;
 	r->state = SVQ_REQ_INFLIGHT;
 	vq->inflight++;
+	svq_fifo_push(vq, head);
 
 	vring_shadow_add(vq->slayout, &vq->s, vq->sbuf, c->nseg);
 	vring_guest_consume(vq->glayout, &vq->g, c);
@@ -484,6 +515,7 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 	vq->nfree += r->nslots;
 	r->state = SVQ_REQ_DONE;
 	vq->inflight--;
+	svq_fifo_unlink(vq, (uint16_t)id);
 	vring_guest_put_used(vq->glayout, &vq->g, r->guest_id, r->guest_ndesc,
 			     written, log);
 	vq->stats.completions++;
@@ -574,6 +606,13 @@ static int svq_call(struct vuiso_vq *vq, bool from_guest)
 
 	if (unlikely(vq->broken))
 		return -EIO;
+	if (unlikely(vq->run == SVQ_DETACHED)) {
+		/* No back-end: the guest's work waits for the next one. */
+		if (!from_guest)
+			return -EINVAL;
+		vq->guest_pending = true;
+		return 0;
+	}
 	if (unlikely(vq->run == SVQ_STOPPED ||
 		     (from_guest && vq->run != SVQ_RUNNING)))
 		return -EINVAL;
@@ -608,19 +647,54 @@ VUISO_API int vuiso_vq_call_from_backend(struct vuiso_vq *vq)
 	return svq_call(vq, false);
 }
 
+/* Transport bits the shadow virtqueue cannot honour on either side. */
+#define SVQ_UNSUPPORTED                                                       \
+	(VUISO_BIT(VUISO_F_IN_ORDER) | VUISO_BIT(VUISO_F_NOTIFICATION_DATA) | \
+	 VUISO_BIT(VUISO_F_ACCESS_PLATFORM))
+
+/*
+ * A fresh shadow ring for a back-end that negotiated @backend_features: its
+ * layout is packed exactly when they have RING_PACKED.  Fills @shadow (may
+ * be NULL) with what the back-end must be told.
+ */
+static void svq_shadow_begin(struct vuiso_vq *vq, uint64_t backend_features,
+			     struct vuiso_vq_shadow *shadow)
+{
+	enum vuiso_layout slayout =
+		backend_features & VUISO_BIT(VUISO_F_RING_PACKED)
+			? VUISO_LAYOUT_PACKED
+			: VUISO_LAYOUT_SPLIT;
+	const struct vuiso_ring_ops *sops = vring_ops(slayout);
+	uint64_t d, a, u;
+
+	vq->slayout = slayout;
+	vq->sops = sops;
+	sops->shadow_setup(&vq->s, vq->ring_base, vq->size,
+			   !!(backend_features & VUISO_BIT(VUISO_F_EVENT_IDX)),
+			   &vq->ids);
+	if (!shadow)
+		return;
+	sops->shadow_layout(vq->size, &d, &a, &u);
+	shadow->size = vq->size;
+	shadow->layout = slayout;
+	shadow->vring_base = sops->shadow_base;
+	shadow->desc_addr = (uint64_t)(uintptr_t)(vq->ring_base + d);
+	shadow->avail_addr = (uint64_t)(uintptr_t)(vq->ring_base + a);
+	shadow->used_addr = (uint64_t)(uintptr_t)(vq->ring_base + u);
+	shadow->desc_backend = vq->ring_backend + d;
+	shadow->avail_backend = vq->ring_backend + a;
+	shadow->used_backend = vq->ring_backend + u;
+}
+
 VUISO_API int vuiso_vq_start(struct vuiso_vq *vq,
 			     const struct vuiso_vq_config *cfg,
 			     struct vuiso_vq_shadow *shadow)
 {
-	const uint64_t unsupported = VUISO_BIT(VUISO_F_IN_ORDER) |
-				     VUISO_BIT(VUISO_F_NOTIFICATION_DATA) |
-				     VUISO_BIT(VUISO_F_ACCESS_PLATFORM);
 	const uint64_t packed = VUISO_BIT(VUISO_F_RING_PACKED);
-	const struct vuiso_ring_ops *gops, *sops;
-	enum vuiso_layout glayout, slayout;
+	const struct vuiso_ring_ops *gops;
+	enum vuiso_layout glayout;
 	struct vuiso_dev *dev = vq->dev;
 	const struct vuiso_memmap *m;
-	uint64_t d, a, u;
 	size_t hint = 0;
 	int ret;
 
@@ -637,12 +711,8 @@ VUISO_API int vuiso_vq_start(struct vuiso_vq *vq,
 	if ((glayout == VUISO_LAYOUT_PACKED) !=
 	    !!(cfg->guest_features & packed))
 		return -EINVAL;
-	if ((cfg->guest_features | cfg->backend_features) & unsupported)
+	if ((cfg->guest_features | cfg->backend_features) & SVQ_UNSUPPORTED)
 		return -ENOTSUP;
-	/* The shadow's layout is the one the back-end was told to use. */
-	slayout = cfg->backend_features & packed ? VUISO_LAYOUT_PACKED
-						 : VUISO_LAYOUT_SPLIT;
-	sops = vring_ops(slayout);
 
 	ret = gops->guest_setup(&vq->g, cfg, &vq->ids);
 	if (ret)
@@ -657,31 +727,113 @@ VUISO_API int vuiso_vq_start(struct vuiso_vq *vq,
 	if (ret)
 		return ret;
 
-	vq->slayout = slayout;
-	vq->sops = sops;
 	vq->size = cfg->size;
 	vq->budget = dev->budget ? dev->budget : cfg->size;
-	sops->shadow_setup(
-		&vq->s, vq->ring_base, cfg->size,
-		!!(cfg->backend_features & VUISO_BIT(VUISO_F_EVENT_IDX)),
-		&vq->ids);
+	/* The shadow's layout is the one the back-end was told to use. */
+	svq_shadow_begin(vq, cfg->backend_features, shadow);
 	svq_clear(vq, cfg->size);
 	memset(&vq->stats, 0, sizeof(vq->stats));
 	vq->run = SVQ_RUNNING;
-
-	if (shadow) {
-		sops->shadow_layout(cfg->size, &d, &a, &u);
-		shadow->size = cfg->size;
-		shadow->layout = slayout;
-		shadow->vring_base = sops->shadow_base;
-		shadow->desc_addr = (uint64_t)(uintptr_t)(vq->ring_base + d);
-		shadow->avail_addr = (uint64_t)(uintptr_t)(vq->ring_base + a);
-		shadow->used_addr = (uint64_t)(uintptr_t)(vq->ring_base + u);
-		shadow->desc_backend = vq->ring_backend + d;
-		shadow->avail_backend = vq->ring_backend + a;
-		shadow->used_backend = vq->ring_backend + u;
-	}
 	return 0;
+}
+
+VUISO_API int vuiso_vq_detach(struct vuiso_vq *vq)
+{
+	if (vq->broken)
+		return -EIO;
+	if (vq->run != SVQ_RUNNING && vq->run != SVQ_STOPPING)
+		return -EINVAL;
+	/* The requests stay where they are: slots, bounce blocks, guest
+	 * addresses, the in-flight list.  Only the shadow ring is lost. */
+	vq->run = SVQ_DETACHED;
+	return (int)vq->inflight;
+}
+
+/*
+ * Forward the kept requests again, oldest first, into the fresh shadow
+ * ring: the readable bytes once more from guest RAM, since the old
+ * back-end may have written the bounce blocks.  Runs inside the RCU read
+ * side.  Return: the number replayed, or -EFAULT with vq->why set.
+ */
+static int svq_replay(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+		      size_t *hint)
+{
+	int n = 0;
+
+	for (uint16_t h = vq->oldest; h != SLOT_NIL; h = vq->req[h].newer) {
+		const struct svq_req *r = &vq->req[h];
+		uint16_t s = h;
+
+		for (unsigned i = 0; i < r->nslots; i++) {
+			const struct svq_slot *sl = &vq->slot[s];
+			uint64_t off = (uint64_t)sl->blk
+				       << VUISO_POOL_BLOCK_SHIFT;
+			struct vuiso_sbuf *sb = &vq->sbuf[i];
+
+			if (!sl->write) {
+				if (unlikely(copy_from_guest(
+					    m, sl->gpa, vq->pool_base + off,
+					    sl->len, hint)))
+					return vring_bad(
+						vq->why, -EFAULT,
+						"guest: buffer 0x%" PRIx64
+						"+%u of buffer id %u left guest memory before its replay",
+						sl->gpa, sl->len, r->guest_id);
+			} else if (unlikely(vq->clear_writable)) {
+				memset(vq->pool_base + off, 0, sl->len);
+			}
+			sb->addr = vq->pool_backend + off;
+			sb->len = sl->len;
+			sb->id = s;
+			sb->write = sl->write;
+			s = sl->next;
+		}
+		vring_shadow_add(vq->slayout, &vq->s, vq->sbuf, r->nslots);
+		n++;
+	}
+	return n;
+}
+
+VUISO_API int vuiso_vq_attach(struct vuiso_vq *vq, uint64_t backend_features,
+			      struct vuiso_vq_shadow *shadow)
+{
+	const struct vuiso_memmap *m;
+	bool kick = false;
+	size_t hint = 0;
+	int n;
+
+	if (vq->broken)
+		return -EIO;
+	if (vq->run != SVQ_DETACHED)
+		return -EINVAL;
+	if (backend_features & SVQ_UNSUPPORTED)
+		return -ENOTSUP;
+	svq_shadow_begin(vq, backend_features, shadow);
+
+	rcu_read_lock();
+	m = atomic_load_explicit(&vq->dev->mem, memory_order_acquire);
+	n = m ? svq_replay(vq, m, &hint)
+	      : vring_bad(vq->why, -EFAULT,
+			  "guest: no guest memory to replay queue %u from",
+			  vq->idx);
+	if (n > 0)
+		kick = vring_shadow_publish(vq->slayout, &vq->s);
+	rcu_read_unlock();
+	if (n < 0) {
+		svq_break(vq, n);
+		svq_report(vq);
+		return -EIO;
+	}
+	vq->run = SVQ_RUNNING;
+	if (kick) {
+		vq->stats.backend_kicks++;
+		if (vq->dev->ops.kick_backend)
+			vq->dev->ops.kick_backend(vq->dev->opaque, vq->idx);
+	}
+	/* Then what the guest made available meanwhile. */
+	vq->guest_pending = true;
+	svq_call(vq, true);
+	return n;
 }
 
 static uint64_t now_ns(void)
@@ -699,7 +851,18 @@ VUISO_API int vuiso_vq_stop(struct vuiso_vq *vq, unsigned timeout_ms,
 	struct vuiso_vq_state st = {0};
 	int ret = 0;
 
-	if (vq->run != SVQ_STOPPED) {
+	if (vq->run == SVQ_DETACHED) {
+		/* No back-end to wait for: the kept requests stay kept
+		 * (vuiso_vq_attach() replays them, vuiso_vq_reset() drops
+		 * them). */
+		if (vq->broken)
+			ret = -EIO;
+		else if (vq->inflight)
+			ret = -ETIMEDOUT;
+		else
+			vq->run = SVQ_STOPPED;
+		vq->gops->guest_state(&vq->g, &st);
+	} else if (vq->run != SVQ_STOPPED) {
 		vq->run = SVQ_STOPPING;
 		for (;;) {
 			int r = vq->inflight ? svq_call(vq, false) : 0;

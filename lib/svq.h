@@ -38,13 +38,16 @@ struct svq_req {
 	uint16_t guest_id;    /* guest token: the id of the used element */
 	uint16_t guest_ndesc; /* guest token: ring descriptors it took */
 	uint16_t nslots;      /* slots in the chain */
-	uint8_t state;        /* enum svq_req_state */
+	uint16_t older;       /* in-flight list, by forwarding order */
+	uint16_t newer;
+	uint8_t state; /* enum svq_req_state */
 };
 
 enum svq_run {
 	SVQ_STOPPED = 0, /* not started, nothing in flight */
 	SVQ_RUNNING,     /* taking guest requests */
 	SVQ_STOPPING,    /* stop timed out: completions only */
+	SVQ_DETACHED,    /* the back-end is gone; requests kept for the next */
 };
 
 struct vuiso_vq {
@@ -75,6 +78,8 @@ struct vuiso_vq {
 	uint16_t free_slot;    /* free-list head */
 	uint32_t nfree;        /* free slots */
 	uint32_t inflight;     /* requests owned by the back-end */
+	uint16_t oldest;       /* in-flight list ends (SLOT_NIL when empty): */
+	uint16_t newest;       /* the order a replay forwards them in */
 
 	struct vuiso_ring_ids ids; /* per-id memory of the ring layouts */
 	struct vuiso_seg *seg;     /* scratch: the chain being popped */

@@ -550,11 +550,66 @@ struct vuiso_vq_state {
  * Control path, on the thread that drives the queue.  Blocks up to
  * @timeout_ms.
  *
+ * On a queue detached with vuiso_vq_detach() there is no back-end to wait
+ * for: it returns at once, -ETIMEDOUT while requests are kept.
+ *
  * Return: 0 when nothing is left in flight, -ETIMEDOUT when requests are
  * still in flight, -EIO if the queue is broken (@state still filled).
  */
 VUISO_API int vuiso_vq_stop(struct vuiso_vq *vq, unsigned timeout_ms,
 			    struct vuiso_vq_state *state);
+
+/**
+ * vuiso_vq_detach() - the back-end went away: keep its requests for the next.
+ * @vq: a started queue (running, or stopping after a stop that timed out).
+ *
+ * For a back-end that crashed or is being restarted.  Every request that
+ * was forwarded and not completed stays in the library's private table,
+ * with the guest addresses it was popped with; the shadow ring is given up.
+ * Until vuiso_vq_attach(), vuiso_vq_kick_from_guest() only notes that the
+ * guest has work (returns 0, forwards nothing) and
+ * vuiso_vq_call_from_backend() returns -EINVAL.  This needs no support from
+ * the back-end (no VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD).
+ *
+ * Control path, on the thread that drives the queue.
+ *
+ * Return: the number of requests kept, -EINVAL if the queue is not started
+ * or already detached, -EIO if it is broken.
+ */
+VUISO_API int vuiso_vq_detach(struct vuiso_vq *vq);
+
+/**
+ * vuiso_vq_attach() - give a new back-end the queue and replay what the old
+ * one left unfinished.
+ * @vq: a detached queue.
+ * @backend_features: what was negotiated with the new back-end (its
+ *                    RING_PACKED bit chooses the shadow layout, its
+ *                    EVENT_IDX bit the shadow's notifications).
+ * @shadow: out, the fresh shadow ring for the new back-end.
+ *
+ * Resets the shadow ring and forwards the kept requests again, in their
+ * original order and before any new one: device-readable bytes are copied
+ * again from guest RAM (the old back-end could have written the bounce
+ * buffers), device-writable buffers are handed over again.  Then the queue
+ * runs as after vuiso_vq_start(), guest work that arrived meanwhile
+ * included.  The guest sees every request complete exactly once, but a
+ * replay repeats what the old back-end may already have done: a block write
+ * is written twice, a read read twice, a net packet may be sent twice.  The
+ * VMM decides per device whether that is acceptable; vuiso_vq_reset() drops
+ * the kept requests instead (the guest never sees them complete, as with
+ * any vhost-user back-end that dies).
+ *
+ * Control path, on the thread that drives the queue.  May call
+ * ops->kick_backend (harmless before the back-end has the ring: an eventfd
+ * keeps the count) and, if a kept request's buffers left guest memory,
+ * ops->error.
+ *
+ * Return: the number of requests replayed, -EINVAL if the queue is not
+ * detached, -ENOTSUP for unsupported @backend_features, -EIO if the
+ * queue broke during the replay.
+ */
+VUISO_API int vuiso_vq_attach(struct vuiso_vq *vq, uint64_t backend_features,
+			      struct vuiso_vq_shadow *shadow);
 
 /**
  * vuiso_vq_reset() - forget the queue: drop in-flight requests, clear the

@@ -805,6 +805,198 @@ static void test_stop_restart_after_wrap_keeps_indices(const struct layouts *L)
 	fx_fini(&f);
 }
 
+/* Give the fixture's queue a new simulated back-end after a detach. */
+static int reattach(struct fx *f, const struct layouts *L)
+{
+	struct vuiso_region_info ri;
+	uint64_t bf = 1ULL << VUISO_F_VERSION_1;
+	int n;
+
+	if (L->backend)
+		bf |= 1ULL << VUISO_F_RING_PACKED;
+	n = vuiso_vq_attach(f->vq, bf, &f->shadow);
+	if (n < 0)
+		return n;
+	sim_backend_fini(&f->b);
+	assert_int_equal(vuiso_dev_get_region(f->dev, 0, &ri), 0);
+	assert_int_equal(sim_backend_init(&f->b, &ri, &f->shadow, false), 0);
+	return n;
+}
+
+/*
+ * A back-end dies with requests unfinished: the library keeps them and
+ * replays them, oldest first and before any new request, to the next
+ * back-end; the readable bytes come from guest RAM again (the old back-end
+ * scribbled over its bounce buffers), the guest sees every request complete
+ * exactly once, with the new back-end's answer.
+ */
+static void
+test_backend_restart_replays_unfinished_requests(const struct layouts *L)
+{
+	struct fx_opts o = {.qsize = 64};
+	struct sim_seg segs[64];
+	struct sim_buf b[10][2];
+	uint16_t head, heads[8];
+	uint32_t id, len;
+	unsigned seen[10] = {0}, reaped = 0;
+	struct vuiso_vq_stats st;
+	struct fx f;
+	int n;
+
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
+	for (int i = 0; i < 10; i++) {
+		b[i][0] = (struct sim_buf){sim_alloc(&f.g, 64), 64, false};
+		b[i][1] = (struct sim_buf){sim_alloc(&f.g, 600), 600, i & 1};
+		memset(sim_gpa(&f.g, b[i][0].gpa), 'A' + i, 64);
+		memset(sim_gpa(&f.g, b[i][1].gpa), 'a' + i, 600);
+	}
+	for (int i = 0; i < 8; i++)
+		assert_true(sim_add(&f.g, b[i], 2, false) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	/* The old back-end takes all eight, finishes three, scribbles on
+	 * the bounce buffers of the others and dies. */
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(sim_backend_pop(&f.b, &heads[i], segs), 2);
+		if (i >= 3) {
+			memset(segs[0].ptr, 0xee, segs[0].len);
+			memset(segs[1].ptr, 0xee, segs[1].len);
+		}
+	}
+	for (int i = 0; i < 3; i++)
+		sim_backend_push(&f.b, heads[i], 600);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	while (sim_reap(&f.g, &id, &len)) {
+		reaped++;
+		assert_true(id < 10);
+		seen[id]++;
+	}
+	assert_int_equal(reaped, 3);
+	assert_int_equal(vuiso_vq_detach(f.vq), 5);
+	/* Detached: the guest's kick is noted, nothing goes anywhere. */
+	for (int i = 8; i < 10; i++)
+		assert_true(sim_add(&f.g, b[i], 2, false) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), -EINVAL);
+
+	/* A new back-end: the five kept, in order, then the two new ones. */
+	assert_int_equal(reattach(&f, L), 5);
+	for (int k = 0; k < 7; k++) {
+		int i = k + 3; /* requests 3..9, in their order */
+
+		n = sim_backend_pop(&f.b, &head, segs);
+		assert_int_equal(n, 2);
+		assert_int_equal(segs[0].ptr[0], 'A' + i);
+		assert_int_equal(segs[0].ptr[63], 'A' + i);
+		if (!(i & 1)) /* readable payload: the guest's, not 0xee */
+			for (int j = 0; j < 600; j++)
+				assert_int_equal(segs[1].ptr[j], 'a' + i);
+		else
+			memset(segs[1].ptr, 'Z' - i, 600);
+		sim_backend_push(&f.b, head, 600);
+	}
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 0);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	while (sim_reap(&f.g, &id, &len)) {
+		reaped++;
+		assert_true(id < 64);
+	}
+	assert_int_equal(reaped, 10);
+	for (int i = 3; i < 10; i += 2) /* the new back-end's answers */
+		assert_int_equal(((uint8_t *)sim_gpa(&f.g, b[i][1].gpa))[599],
+				 'Z' - i);
+	vuiso_vq_get_stats(f.vq, &st);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(st.completions, 10);
+	assert_int_equal(f.errors, 0);
+	assert_int_equal(f.b.bad, 0);
+	fx_fini(&f);
+}
+
+/* A reconnected back-end that completes a replayed request twice, or an
+ * id the old one completed, breaks the queue with a clear message. */
+static void
+test_backend_restart_then_completes_twice_breaks_queue(const struct layouts *L)
+{
+	struct fx_opts o = {.qsize = 64};
+	struct sim_seg segs[64];
+	struct sim_buf b;
+	uint16_t h[3], head;
+	uint32_t id, len;
+	struct fx f;
+
+	for (int variant = 0; variant < 2; variant++) {
+		assert_int_equal(fx_init(&f, lay(&o, L)), 0);
+		for (int i = 0; i < 3; i++) {
+			b = (struct sim_buf){sim_alloc(&f.g, 100), 100, true};
+			assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+		}
+		sim_kick_needed(&f.g);
+		assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(sim_backend_pop(&f.b, &h[i], segs), 1);
+		sim_backend_push(&f.b, h[0], 100);
+		sim_backend_flush(&f.b);
+		assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+		assert_true(sim_reap(&f.g, &id, &len));
+		assert_int_equal(vuiso_vq_detach(f.vq), 2);
+		assert_int_equal(reattach(&f, L), 2);
+		assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+		if (variant == 0) {
+			/* The replayed one, twice. */
+			sim_backend_push(&f.b, head, 100);
+			sim_backend_push(&f.b, head, 100);
+		} else {
+			/* One the old back-end had completed. */
+			sim_backend_push(&f.b, h[0], 100);
+		}
+		sim_backend_flush(&f.b);
+		assert_int_equal(vuiso_vq_call_from_backend(f.vq), -EIO);
+		assert_int_equal(f.errors, 1);
+		assert_int_equal(f.last_err, -EPROTO);
+		assert_non_null(strstr(f.last_msg, "back-end: used id"));
+		assert_non_null(strstr(f.last_msg, "completed twice"));
+		fx_fini(&f);
+	}
+}
+
+/* With the back-end gone a stop cannot drain: it returns at once and the
+ * requests stay kept for a replay (or a reset). */
+static void test_detached_stop_keeps_requests(const struct layouts *L)
+{
+	struct fx_opts o = {0};
+	struct vuiso_vq_state st;
+	struct sim_seg segs[64];
+	struct sim_buf b;
+	uint16_t head;
+	uint32_t id, len;
+	struct fx f;
+
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
+	b = (struct sim_buf){sim_alloc(&f.g, 100), 100, true};
+	assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	assert_int_equal(vuiso_vq_stop(f.vq, 10, &st), -ETIMEDOUT);
+	assert_int_equal(vuiso_vq_detach(f.vq), 1);
+	assert_int_equal(vuiso_vq_detach(f.vq), -EINVAL);
+	assert_int_equal(vuiso_vq_stop(f.vq, 1000, &st), -ETIMEDOUT);
+	assert_int_equal(st.inflight, 1);
+	assert_int_equal(fx_restart(&f), -EBUSY);
+	assert_int_equal(reattach(&f, L), 1);
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+	sim_backend_push(&f.b, head, 100);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_stop(f.vq, 1000, &st), 0);
+	assert_true(sim_reap(&f.g, &id, &len));
+	assert_int_equal(len, 100);
+	assert_int_equal(f.errors, 0);
+	fx_fini(&f);
+}
+
 /* A back-end that never completes: stop returns after its bound, and a
  * later stop still completes what finishes late. */
 static void
@@ -1097,6 +1289,9 @@ FOUR_LAYOUTS(test_stop_times_out_when_backend_never_completes)
 FOUR_LAYOUTS(test_reset_drops_inflight_and_restarts_clean)
 FOUR_LAYOUTS(test_memory_map_replaced_in_flight_uses_new_mapping)
 FOUR_LAYOUTS(test_dirty_log_reports_guest_writes)
+FOUR_LAYOUTS(test_backend_restart_replays_unfinished_requests)
+FOUR_LAYOUTS(test_backend_restart_then_completes_twice_breaks_queue)
+FOUR_LAYOUTS(test_detached_stop_keeps_requests)
 FOUR_LAYOUTS(test_dirty_log_full_buffer_ends_call_early_nothing_lost)
 FOUR_LAYOUTS(test_reset_scrubs_pool_nothing_crosses_it)
 FOUR_LAYOUTS(test_clear_writable_hides_earlier_request_bytes)
@@ -1120,6 +1315,10 @@ int main(void)
 		FOUR_TESTS(test_event_idx_batches_notifications),
 		FOUR_TESTS(test_stop_drains_and_returns_guest_indices),
 		FOUR_TESTS(test_stop_restart_after_wrap_keeps_indices),
+		FOUR_TESTS(test_backend_restart_replays_unfinished_requests),
+		FOUR_TESTS(
+			test_backend_restart_then_completes_twice_breaks_queue),
+		FOUR_TESTS(test_detached_stop_keeps_requests),
 		FOUR_TESTS(test_stop_times_out_when_backend_never_completes),
 		FOUR_TESTS(test_reset_drops_inflight_and_restarts_clean),
 		FOUR_TESTS(test_reset_scrubs_pool_nothing_crosses_it),
