@@ -836,6 +836,108 @@ VUISO_API int vuiso_vq_attach(struct vuiso_vq *vq, uint64_t backend_features,
 	return n;
 }
 
+/* Complete whatever the back-end has used, however many calls it takes
+ * (each bounded by the budget; the in-flight requests bound the total). */
+static int svq_drain_used(struct vuiso_vq *vq)
+{
+	int r = 0;
+
+	while (vq->inflight && (r = svq_call(vq, false)) == 1)
+		;
+	return r < 0 ? r : 0;
+}
+
+/* Hand request @h, which the back-end never took, back to the guest. */
+static void svq_give_back(struct vuiso_vq *vq, uint16_t h)
+{
+	struct svq_req *r = &vq->req[h];
+	uint16_t s = h;
+
+	vq->gops->guest_unconsume(&vq->g, r->guest_id, r->guest_ndesc);
+	for (unsigned i = 0; i < r->nslots; i++) {
+		struct svq_slot *sl = &vq->slot[s];
+		uint16_t next = sl->next;
+
+		vuiso_pool_put(&vq->pool, sl->blk, sl->order);
+		sl->next = vq->free_slot;
+		vq->free_slot = s;
+		s = next;
+	}
+	vq->nfree += r->nslots;
+	/* Never made available, as far as any later used id is concerned. */
+	r->state = SVQ_REQ_NEVER;
+	vq->inflight--;
+	svq_fifo_unlink(vq, h);
+}
+
+VUISO_API int vuiso_vq_stop_begin(struct vuiso_vq *vq)
+{
+	int r;
+
+	if (vq->broken)
+		return -EIO;
+	if (vq->run != SVQ_RUNNING && vq->run != SVQ_STOPPING)
+		return -EINVAL;
+	vq->run = SVQ_STOPPING;
+	r = svq_drain_used(vq);
+	if (r < 0)
+		return r;
+	return (int)vq->inflight;
+}
+
+VUISO_API int vuiso_vq_stop_finish(struct vuiso_vq *vq, uint32_t backend_base,
+				   struct vuiso_vq_state *state)
+{
+	struct vuiso_vq_state st = {0};
+	int ret = 0;
+
+	if (vq->broken) {
+		ret = -EIO;
+		goto out;
+	}
+	if (vq->run != SVQ_STOPPING)
+		return -EINVAL;
+	/* What the back-end used before its ring stopped. */
+	ret = svq_drain_used(vq);
+	if (ret < 0)
+		goto out;
+	/* What it never took goes back to the guest, newest first: those
+	 * are the newest the guest made available, so the guest's index
+	 * moves back over them and the next start reads them again. */
+	for (;;) {
+		uint16_t h = vq->newest;
+		int r = vq->sops->shadow_unadd(
+			&vq->s, backend_base,
+			h == SLOT_NIL ? 0 : vq->req[h].nslots);
+
+		if (r == 0)
+			break;
+		if (r < 0 || h == SLOT_NIL) {
+			svq_break(
+				vq,
+				vring_bad(
+					vq->why, -EPROTO,
+					"back-end: GET_VRING_BASE answered 0x%x, not an index of its ring with %u request(s) in flight",
+					backend_base, vq->inflight));
+			svq_report(vq);
+			ret = -EIO;
+			goto out;
+		}
+		svq_give_back(vq, h);
+	}
+	/* Taken and not finished: still the back-end's. */
+	if (vq->inflight)
+		ret = (int)vq->inflight;
+	else
+		vq->run = SVQ_STOPPED;
+out:
+	vq->gops->guest_state(&vq->g, &st);
+	st.inflight = vq->inflight;
+	if (state)
+		*state = st;
+	return ret;
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;

@@ -208,6 +208,19 @@ struct vuiso_ring_ops {
 	/* Guest indices to hand back when the queue stops. */
 	void (*guest_state)(const struct vuiso_guest_ring *g,
 			    struct vuiso_vq_state *st);
+	/* Give the newest consumed chain (token @id, @ndesc descriptors)
+	 * back to the guest ring: the next start reads it again. */
+	void (*guest_unconsume)(struct vuiso_guest_ring *g, uint16_t id,
+				uint16_t ndesc);
+	/*
+	 * Stopping: the back-end reported @backend_base (its GET_VRING_BASE)
+	 * as the next entry it would have taken.  If the newest chain added
+	 * (@nslots descriptors) lies at or after it, take it off our ring
+	 * and return 1; 0 when our ring ends at @backend_base; -EPROTO when
+	 * @backend_base cannot be an index of what was added.
+	 */
+	int (*shadow_unadd)(struct vuiso_shadow_ring *s, uint32_t backend_base,
+			    uint16_t nslots);
 	/* VHOST_USER_SET_VRING_BASE value of a fresh shadow ring. */
 	uint32_t shadow_base;
 };

@@ -114,12 +114,57 @@ static void vpacked_guest_state(const struct vuiso_guest_ring *gr,
 	st->vring_base = st->avail_idx | (uint32_t)st->used_idx << 16;
 }
 
+/* Move a position and its wrap counter @n (at most @size) places back. */
+static void vpacked_retreat(uint16_t *pos, bool *wrap, uint32_t n,
+			    uint32_t size)
+{
+	if (*pos < n) {
+		*pos = (uint16_t)(*pos + size - n);
+		*wrap = !*wrap;
+	} else {
+		*pos = (uint16_t)(*pos - n);
+	}
+}
+
+static void vpacked_guest_unconsume(struct vuiso_guest_ring *gr, uint16_t id,
+				    uint16_t ndesc)
+{
+	struct vpacked_guest *g = &gr->u.packed;
+
+	g->busy[id] = 0;
+	g->inflight -= ndesc;
+	vpacked_retreat(&g->last_avail, &g->avail_wrap, ndesc, g->size);
+}
+
+static int vpacked_shadow_unadd(struct vuiso_shadow_ring *sr,
+				uint32_t backend_base, uint16_t nslots)
+{
+	struct vpacked_shadow *s = &sr->u.packed;
+	/* The back-end's half of the value: position and wrap counter of
+	 * the next descriptor it would read (DPDK fills only this half). */
+	uint16_t pos = backend_base & ~VUISO_PACKED_WRAP & 0xffff;
+	bool wrap = backend_base & VUISO_PACKED_WRAP;
+	uint32_t d;
+
+	if (pos >= s->size)
+		return -EPROTO;
+	d = vpacked_distance(pos, wrap, s->avail, s->avail_wrap, s->size);
+	if (d == 0)
+		return 0;
+	if (d == UINT32_MAX || d < nslots)
+		return -EPROTO; /* ahead of our ring, or inside a chain */
+	vpacked_retreat(&s->avail, &s->avail_wrap, nslots, s->size);
+	return 1;
+}
+
 const struct vuiso_ring_ops vuiso_ring_packed_ops = {
 	.name = "packed",
 	.shadow_layout = vpacked_shadow_layout,
 	.guest_setup = vpacked_guest_setup,
 	.shadow_setup = vpacked_shadow_setup,
 	.guest_state = vpacked_guest_state,
+	.guest_unconsume = vpacked_guest_unconsume,
+	.shadow_unadd = vpacked_shadow_unadd,
 	/* Position 0, both wrap counters 1, as QEMU and DPDK encode it. */
 	.shadow_base = (uint32_t)VUISO_PACKED_WRAP | (uint32_t)VUISO_PACKED_WRAP
 							     << 16,

@@ -79,11 +79,36 @@ static void vsplit_guest_state(const struct vuiso_guest_ring *gr,
 	st->vring_base = st->avail_idx;
 }
 
+static void vsplit_guest_unconsume(struct vuiso_guest_ring *gr, uint16_t id,
+				   uint16_t ndesc)
+{
+	(void)id;
+	(void)ndesc;
+	gr->u.split.last_avail--;
+}
+
+static int vsplit_shadow_unadd(struct vuiso_shadow_ring *sr,
+			       uint32_t backend_base, uint16_t nslots)
+{
+	struct vsplit_shadow *s = &sr->u.split;
+
+	(void)nslots; /* one avail entry names the whole chain */
+	if (backend_base > UINT16_MAX)
+		return -EPROTO;
+	if (s->avail_idx == (uint16_t)backend_base)
+		return 0;
+	s->avail_idx--;
+	s->avail_kicked = s->avail_idx;
+	return 1;
+}
+
 const struct vuiso_ring_ops vuiso_ring_split_ops = {
 	.name = "split",
 	.shadow_layout = vsplit_shadow_layout,
 	.guest_setup = vsplit_guest_setup,
 	.shadow_setup = vsplit_shadow_setup,
 	.guest_state = vsplit_guest_state,
+	.guest_unconsume = vsplit_guest_unconsume,
+	.shadow_unadd = vsplit_shadow_unadd,
 	.shadow_base = 0,
 };

@@ -560,6 +560,57 @@ VUISO_API int vuiso_vq_stop(struct vuiso_vq *vq, unsigned timeout_ms,
 			    struct vuiso_vq_state *state);
 
 /**
+ * vuiso_vq_stop_begin() - first half of a stop that never waits on the
+ * back-end.
+ * @vq: a started queue.
+ *
+ * Stops taking guest requests and completes to the guest what the back-end
+ * has already used.  The VMM then stops the back-end's ring
+ * (VHOST_USER_GET_VRING_BASE) and passes the answer to
+ * vuiso_vq_stop_finish().  A back-end that is gone needs no answer:
+ * vuiso_vq_detach() keeps its requests instead.
+ *
+ * Control path, on the thread that drives the queue; never sleeps.
+ *
+ * Return: the number of requests in flight, -EIO if the queue is broken,
+ * -EINVAL if it is not started.
+ */
+VUISO_API int vuiso_vq_stop_begin(struct vuiso_vq *vq);
+
+/**
+ * vuiso_vq_stop_finish() - second half: settle with the back-end's index.
+ * @vq: a queue after vuiso_vq_stop_begin().
+ * @backend_base: the back-end's VHOST_USER_GET_VRING_BASE answer for the
+ *                shadow ring, the next entry it would have taken (split:
+ *                its avail index; packed: position | wrap counter << 15 in
+ *                bits 0-15).
+ * @state: out, the guest indices; may be NULL.
+ *
+ * Completes what the back-end used before its ring stopped, and hands every
+ * request it never took back to the guest: those are the newest the guest
+ * made available, so the guest's avail index moves back over them and the
+ * next vuiso_vq_start() from @state reads them again.  What is left is what
+ * the back-end took and has not completed.  Some back-ends finish their
+ * requests before they answer GET_VRING_BASE; others may complete later, or
+ * never (gone, or a net back-end holding receive buffers).  For those the
+ * VMM chooses: wait from its event loop (vuiso_vq_call_from_backend() still
+ * completes them; then vuiso_vq_stop(@vq, 0, ...) ends the stop), keep them
+ * for the next back-end (vuiso_vq_detach()), or drop them
+ * (vuiso_vq_reset()).  Nothing here waits.
+ *
+ * Control path, on the thread that drives the queue; never sleeps.
+ *
+ * Return: 0 when nothing is left in flight (the queue is stopped and
+ * @state holds the guest indices for the guest side's GET_VRING_BASE), the
+ * number of requests taken and not completed (> 0), -EIO if the queue is
+ * broken (also for a @backend_base that cannot be an index of the shadow
+ * ring: the violation is reported), -EINVAL if no stop was begun.  @state
+ * is filled in every case but -EINVAL.
+ */
+VUISO_API int vuiso_vq_stop_finish(struct vuiso_vq *vq, uint32_t backend_base,
+				   struct vuiso_vq_state *state);
+
+/**
  * vuiso_vq_detach() - the back-end went away: keep its requests for the next.
  * @vq: a started queue (running, or stopping after a stop that timed out).
  *

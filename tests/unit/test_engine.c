@@ -997,6 +997,151 @@ static void test_detached_stop_keeps_requests(const struct layouts *L)
 	fx_fini(&f);
 }
 
+/* The back-end's GET_VRING_BASE answer: the next entry it would take. */
+static uint32_t backend_base(const struct fx *f)
+{
+	if (!f->b.packed)
+		return f->b.last_avail;
+	return f->b.last_avail | (f->b.avail_wrap ? VUISO_PACKED_WRAP : 0);
+}
+
+/*
+ * A stop that never waits: six requests forwarded, the back-end took four
+ * and used two of them before the stop, one more while it stopped.  The
+ * stop completes the three used, gives the two it never took back to the
+ * guest ring, and reports the one taken and unfinished; once that one
+ * completes the stop ends.  A start from the returned indices reads the two
+ * given back again: the guest sees all six complete, each once.
+ */
+static void
+test_two_step_stop_gives_untaken_requests_back(const struct layouts *L)
+{
+	struct fx_opts o = {.qsize = 64};
+	struct vuiso_vq_config cfg;
+	struct vuiso_region_info ri;
+	struct vuiso_vq_state st;
+	struct sim_seg segs[64];
+	struct sim_buf b[6][2];
+	uint16_t heads[4], head;
+	uint32_t id, len;
+	unsigned done[64] = {0}, reaped = 0;
+	struct fx f;
+
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
+	for (int i = 0; i < 6; i++) {
+		b[i][0] = (struct sim_buf){sim_alloc(&f.g, 16), 16, false};
+		b[i][1] = (struct sim_buf){sim_alloc(&f.g, 200), 200, true};
+		memset(sim_gpa(&f.g, b[i][0].gpa), 'A' + i, 16);
+		assert_true(sim_add(&f.g, b[i], 2, false) >= 0);
+	}
+	sim_kick_needed(&f.g);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(sim_backend_pop(&f.b, &heads[i], segs), 2);
+	sim_backend_push(&f.b, heads[0], 200);
+	sim_backend_push(&f.b, heads[1], 200);
+	sim_backend_flush(&f.b);
+
+	assert_int_equal(vuiso_vq_stop_begin(f.vq), 4);
+	/* Stopped: guest kicks are refused. */
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), -EINVAL);
+	/* The back-end finishes one more while it stops its ring. */
+	sim_backend_push(&f.b, heads[2], 200);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_stop_finish(f.vq, backend_base(&f), &st), 1);
+	assert_int_equal(st.inflight, 1);
+	/* The guest ring is back at the two never taken (a packed guest
+	 * counts positions: two descriptors a request). */
+	assert_int_equal(st.avail_idx, idx(L, L->guest ? 8 : 4));
+	assert_int_equal(st.used_idx, idx(L, L->guest ? 6 : 3));
+	assert_int_equal(f.errors, 0);
+	/* The last one taken finishes; the stop ends without a wait. */
+	sim_backend_push(&f.b, heads[3], 200);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	assert_int_equal(vuiso_vq_stop(f.vq, 0, &st), 0);
+	assert_int_equal(st.avail_idx, idx(L, L->guest ? 8 : 4));
+	assert_int_equal(st.used_idx, idx(L, L->guest ? 8 : 4));
+	while (sim_reap(&f.g, &id, &len)) {
+		assert_true(id < 64);
+		done[id]++;
+		reaped++;
+	}
+	assert_int_equal(reaped, 4);
+
+	/* Start from the stop's indices: the two come again. */
+	sim_guest_vq_config(
+		&f.g, 1ULL << VUISO_F_VERSION_1,
+		(1ULL << VUISO_F_VERSION_1) |
+			(L->backend ? 1ULL << VUISO_F_RING_PACKED : 0),
+		&cfg);
+	cfg.avail_idx = st.avail_idx;
+	cfg.used_idx = st.used_idx;
+	assert_int_equal(vuiso_vq_start(f.vq, &cfg, &f.shadow), 0);
+	sim_backend_fini(&f.b);
+	assert_int_equal(vuiso_dev_get_region(f.dev, 0, &ri), 0);
+	assert_int_equal(sim_backend_init(&f.b, &ri, &f.shadow, false), 0);
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	for (int i = 4; i < 6; i++) {
+		assert_int_equal(sim_backend_pop(&f.b, &head, segs), 2);
+		assert_int_equal(segs[0].ptr[0], 'A' + i);
+		sim_backend_push(&f.b, head, 200);
+	}
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 0);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	while (sim_reap(&f.g, &id, &len)) {
+		assert_true(id < 64);
+		done[id]++;
+		reaped++;
+	}
+	assert_int_equal(reaped, 6);
+	for (unsigned i = 0; i < 64; i++)
+		assert_true(done[i] <= 1);
+	assert_int_equal(f.errors, 0);
+	fx_fini(&f);
+}
+
+/* A GET_VRING_BASE answer past what was ever made available, or (packed)
+ * inside a chain, is the back-end's violation. */
+static void
+test_two_step_stop_bad_backend_base_breaks_queue(const struct layouts *L)
+{
+	struct fx_opts o = {.qsize = 64};
+	struct vuiso_vq_state st;
+	struct sim_seg segs[64];
+	struct sim_buf b[2];
+	uint16_t head;
+	uint32_t bad;
+	struct fx f;
+
+	for (int variant = 0; variant < 2; variant++) {
+		assert_int_equal(fx_init(&f, lay(&o, L)), 0);
+		for (int i = 0; i < 2; i++) {
+			b[0] = (struct sim_buf){sim_alloc(&f.g, 16), 16, false};
+			b[1] = (struct sim_buf){sim_alloc(&f.g, 100), 100,
+						true};
+			assert_true(sim_add(&f.g, b, 2, false) >= 0);
+		}
+		sim_kick_needed(&f.g);
+		assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+		assert_int_equal(sim_backend_pop(&f.b, &head, segs), 2);
+		assert_int_equal(vuiso_vq_stop_begin(f.vq), 2);
+		if (variant == 0)
+			/* Five entries taken of the two made available. */
+			bad = L->backend ? (10 | VUISO_PACKED_WRAP) : 5;
+		else
+			/* split: before the first; packed: mid-chain. */
+			bad = L->backend ? (3 | VUISO_PACKED_WRAP) : 0xffff;
+		assert_int_equal(vuiso_vq_stop_finish(f.vq, bad, &st), -EIO);
+		assert_int_equal(f.errors, 1);
+		assert_int_equal(f.last_err, -EPROTO);
+		assert_non_null(strstr(f.last_msg,
+				       "back-end: GET_VRING_BASE answered"));
+		fx_fini(&f);
+	}
+}
+
 /* A back-end that never completes: stop returns after its bound, and a
  * later stop still completes what finishes late. */
 static void
@@ -1289,6 +1434,8 @@ FOUR_LAYOUTS(test_stop_times_out_when_backend_never_completes)
 FOUR_LAYOUTS(test_reset_drops_inflight_and_restarts_clean)
 FOUR_LAYOUTS(test_memory_map_replaced_in_flight_uses_new_mapping)
 FOUR_LAYOUTS(test_dirty_log_reports_guest_writes)
+FOUR_LAYOUTS(test_two_step_stop_gives_untaken_requests_back)
+FOUR_LAYOUTS(test_two_step_stop_bad_backend_base_breaks_queue)
 FOUR_LAYOUTS(test_backend_restart_replays_unfinished_requests)
 FOUR_LAYOUTS(test_backend_restart_then_completes_twice_breaks_queue)
 FOUR_LAYOUTS(test_detached_stop_keeps_requests)
@@ -1319,6 +1466,8 @@ int main(void)
 		FOUR_TESTS(
 			test_backend_restart_then_completes_twice_breaks_queue),
 		FOUR_TESTS(test_detached_stop_keeps_requests),
+		FOUR_TESTS(test_two_step_stop_gives_untaken_requests_back),
+		FOUR_TESTS(test_two_step_stop_bad_backend_base_breaks_queue),
 		FOUR_TESTS(test_stop_times_out_when_backend_never_completes),
 		FOUR_TESTS(test_reset_drops_inflight_and_restarts_clean),
 		FOUR_TESTS(test_reset_scrubs_pool_nothing_crosses_it),
