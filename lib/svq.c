@@ -32,6 +32,18 @@
 
 #define SLOT_NIL UINT16_MAX
 
+/* Give slot @s and its bounce block back; return the next of its chain. */
+static inline uint16_t svq_slot_free(struct vuiso_vq *vq, uint16_t s)
+{
+	struct svq_slot *sl = &vq->slot[s];
+	uint16_t next = sl->next;
+
+	vuiso_pool_put(&vq->pool, sl->blk, sl->order);
+	sl->next = vq->free_slot;
+	vq->free_slot = s;
+	return next;
+}
+
 /* The in-flight list: requests by forwarding order, for a replay. */
 static inline void svq_fifo_push(struct vuiso_vq *vq, uint16_t head)
 {
@@ -58,6 +70,18 @@ static inline void svq_fifo_unlink(struct vuiso_vq *vq, uint16_t head)
 		vq->req[r->newer].older = r->older;
 	else
 		vq->newest = r->older;
+}
+
+/* Request @head is no longer in flight (its slots are freed already). */
+static inline void svq_req_retire(struct vuiso_vq *vq, uint16_t head,
+				  enum svq_req_state state)
+{
+	struct svq_req *r = &vq->req[head];
+
+	vq->nfree += r->nslots;
+	r->state = (uint8_t)state;
+	vq->inflight--;
+	svq_fifo_unlink(vq, head);
 }
 /* Dirty-log entries kept beyond two per descriptor (see svq_log_room()). */
 #define SVQ_LOG_SLACK 32
@@ -287,11 +311,11 @@ static int svq_reserve(struct vuiso_vq *vq, const struct vuiso_chain *c)
 	}
 
 too_big:
-	return vring_bad(vq->why, -E2BIG,
-			 "guest: request at head %u needs more bounce space "
-			 "than the whole pool (%" PRIu64 " bytes)",
-			 c->head,
-			 (uint64_t)pool->nblocks << VUISO_POOL_BLOCK_SHIFT);
+	return vring_bad(
+		vq->why, -E2BIG,
+		"guest: request at head %u needs more bounce space than the whole pool (%" PRIu64
+		" bytes)",
+		c->head, (uint64_t)pool->nblocks << VUISO_POOL_BLOCK_SHIFT);
 }
 
 /*
@@ -488,8 +512,7 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 	left = written;
 	s = (uint16_t)id;
 	for (unsigned i = 0; i < r->nslots; i++) {
-		struct svq_slot *sl = &vq->slot[s];
-		uint16_t next = sl->next;
+		const struct svq_slot *sl = &vq->slot[s];
 
 		if (sl->write && left) {
 			uint32_t n = left < sl->len ? left : sl->len;
@@ -499,23 +522,17 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 
 			if (unlikely(
 				    copy_to_guest(m, sl->gpa, bounce, n, hint)))
-				return vring_bad(vq->why, -EFAULT,
-						 "guest: buffer 0x%" PRIx64
-						 "+%u of buffer id %u left "
-						 "guest memory while in flight",
-						 sl->gpa, n, r->guest_id);
+				return vring_bad(
+					vq->why, -EFAULT,
+					"guest: buffer 0x%" PRIx64
+					"+%u of buffer id %u left guest memory while in flight",
+					sl->gpa, n, r->guest_id);
 			vring_log(log, sl->gpa, n);
 			left -= n;
 		}
-		vuiso_pool_put(&vq->pool, sl->blk, sl->order);
-		sl->next = vq->free_slot;
-		vq->free_slot = s;
-		s = next;
+		s = svq_slot_free(vq, s);
 	}
-	vq->nfree += r->nslots;
-	r->state = SVQ_REQ_DONE;
-	vq->inflight--;
-	svq_fifo_unlink(vq, (uint16_t)id);
+	svq_req_retire(vq, (uint16_t)id, SVQ_REQ_DONE);
 	vring_guest_put_used(vq->glayout, &vq->g, r->guest_id, r->guest_ndesc,
 			     written, log);
 	vq->stats.completions++;
@@ -576,10 +593,12 @@ static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
 
 	m = atomic_load_explicit(&vq->dev->mem, memory_order_acquire);
 	if (unlikely(!m || vring_guest_map(vq->glayout, &vq->g, m, &hint)))
-		return svq_break(vq, vring_bad(vq->why, -EFAULT,
-					       "guest: a ring of queue %u is "
-					       "not in guest memory",
-					       vq->idx));
+		return svq_break(
+			vq,
+			vring_bad(
+				vq->why, -EFAULT,
+				"guest: a ring of queue %u is not in guest memory",
+				vq->idx));
 	if (!from_guest) {
 		r = svq_take_used(vq, m, &hint, log, &budget);
 		*notify = vring_guest_flush(vq->glayout, &vq->g, log);
@@ -854,20 +873,10 @@ static void svq_give_back(struct vuiso_vq *vq, uint16_t h)
 	uint16_t s = h;
 
 	vq->gops->guest_unconsume(&vq->g, r->guest_id, r->guest_ndesc);
-	for (unsigned i = 0; i < r->nslots; i++) {
-		struct svq_slot *sl = &vq->slot[s];
-		uint16_t next = sl->next;
-
-		vuiso_pool_put(&vq->pool, sl->blk, sl->order);
-		sl->next = vq->free_slot;
-		vq->free_slot = s;
-		s = next;
-	}
-	vq->nfree += r->nslots;
+	for (unsigned i = 0; i < r->nslots; i++)
+		s = svq_slot_free(vq, s);
 	/* Never made available, as far as any later used id is concerned. */
-	r->state = SVQ_REQ_NEVER;
-	vq->inflight--;
-	svq_fifo_unlink(vq, h);
+	svq_req_retire(vq, h, SVQ_REQ_NEVER);
 }
 
 VUISO_API int vuiso_vq_stop_begin(struct vuiso_vq *vq)

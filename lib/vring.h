@@ -138,10 +138,10 @@ static inline int vring_chain_push(struct vuiso_chain *c, uint64_t addr,
 				 "+%u overflows the address space",
 				 addr, len);
 	if (unlikely(!write && c->in_bytes))
-		return vring_bad(why, -EPROTO,
-				 "guest: device-readable descriptor after "
-				 "device-writable at head %u",
-				 c->head);
+		return vring_bad(
+			why, -EPROTO,
+			"guest: device-readable descriptor after device-writable at head %u",
+			c->head);
 	if (unlikely(c->nseg >= max))
 		return vring_bad(
 			why, -ELOOP,

@@ -266,40 +266,36 @@ static inline int vpacked_guest_walk(struct vpacked_guest *g,
 		uint16_t flags;
 
 		if (unlikely(++ndesc > size))
-			return vring_bad(why, -ELOOP,
-					 "guest: chain at head %u longer than "
-					 "the ring of %u descriptors",
-					 c->head, size);
+			return vring_bad(
+				why, -ELOOP,
+				"guest: chain at head %u longer than the ring of %u descriptors",
+				c->head, size);
 		/* Each field once, into locals. */
 		flags = vuiso_ld16(d + VPACKED_DESC_FLAGS);
 		addr = vuiso_ld64(d + VPACKED_DESC_ADDR);
 		len = vuiso_ld32(d + VPACKED_DESC_LEN);
 		id = vuiso_ld16(d + VPACKED_DESC_ID);
 		if (unlikely(!vpacked_is_avail(flags, wrap)))
-			return vring_bad(why, -EPROTO,
-					 "guest: descriptor %u of the chain at "
-					 "head %u is not available for wrap "
-					 "counter %u (flags 0x%x)",
-					 pos, c->head, wrap, flags);
+			return vring_bad(
+				why, -EPROTO,
+				"guest: descriptor %u of the chain at head %u is not available for wrap counter %u (flags 0x%x)",
+				pos, c->head, wrap, flags);
 
 		if (flags & VPACKED_F_INDIRECT) {
 			if (unlikely(ndesc != 1 || (flags & VPACKED_F_NEXT)))
-				return vring_bad(why, -EPROTO,
-						 "guest: indirect descriptor "
-						 "in a chain of more than one "
-						 "descriptor at head %u",
-						 c->head);
+				return vring_bad(
+					why, -EPROTO,
+					"guest: indirect descriptor in a chain of more than one descriptor at head %u",
+					c->head);
 			if (unlikely(!g->indirect))
 				return vring_bad(
 					why, -EPROTO,
-					"guest: indirect descriptor without "
-					"VIRTIO_F_INDIRECT_DESC");
+					"guest: indirect descriptor without VIRTIO_F_INDIRECT_DESC");
 			if (unlikely(!len || len % 16 || len / 16 > size))
-				return vring_bad(why, -EPROTO,
-						 "guest: indirect table length "
-						 "%u is not a multiple of 16 "
-						 "between 16 and %u",
-						 len, 16 * size);
+				return vring_bad(
+					why, -EPROTO,
+					"guest: indirect table length %u is not a multiple of 16 between 16 and %u",
+					len, 16 * size);
 			/* One read of the whole table into private memory. */
 			if (unlikely(vuiso_memmap_read(m, addr, scratch, len,
 						       hint)))
@@ -326,20 +322,20 @@ static inline int vpacked_guest_walk(struct vpacked_guest *g,
 
 	/* The buffer id is the last descriptor's (VIRTIO 2.8.6). */
 	if (unlikely(id >= size))
-		return vring_bad(why, -EPROTO,
-				 "guest: buffer id %u out of range (queue size "
-				 "%u) at head %u",
-				 id, size, c->head);
+		return vring_bad(
+			why, -EPROTO,
+			"guest: buffer id %u out of range (queue size %u) at head %u",
+			id, size, c->head);
 	if (unlikely(g->busy[id]))
 		return vring_bad(
 			why, -EPROTO,
 			"guest: buffer id %u reused while in flight at head %u",
 			id, c->head);
 	if (unlikely(g->inflight + ndesc > size))
-		return vring_bad(why, -EPROTO,
-				 "guest: chain at head %u overlaps descriptors "
-				 "still in flight",
-				 c->head);
+		return vring_bad(
+			why, -EPROTO,
+			"guest: chain at head %u overlaps descriptors still in flight",
+			c->head);
 	c->id = id;
 	c->ndesc = (uint16_t)ndesc;
 	return 0;

@@ -144,10 +144,10 @@ static inline int vsplit_guest_avail(struct vsplit_guest *g, char *why)
 	uint16_t n = (uint16_t)(idx - g->last_avail);
 
 	if (unlikely(n > g->size))
-		return vring_bad(why, -EPROTO,
-				 "guest: avail index jumped from %u to %u, "
-				 "more than the queue size %u",
-				 g->last_avail, idx, g->size);
+		return vring_bad(
+			why, -EPROTO,
+			"guest: avail index jumped from %u to %u, more than the queue size %u",
+			g->last_avail, idx, g->size);
 	/*
 	 * Pairs with the driver's write barrier between filling the avail
 	 * ring (and descriptors) and storing avail->idx: what we read below
@@ -218,26 +218,24 @@ static inline int vsplit_guest_walk(struct vsplit_guest *g,
 
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (unlikely(indirect))
-				return vring_bad(why, -EPROTO,
-						 "guest: nested indirect table "
-						 "at head %u",
-						 c->head);
+				return vring_bad(
+					why, -EPROTO,
+					"guest: nested indirect table at head %u",
+					c->head);
 			if (unlikely(!g->indirect))
 				return vring_bad(
 					why, -EPROTO,
-					"guest: indirect descriptor without "
-					"VIRTIO_F_INDIRECT_DESC");
+					"guest: indirect descriptor without VIRTIO_F_INDIRECT_DESC");
 			if (unlikely(d.flags & VRING_DESC_F_NEXT))
-				return vring_bad(why, -EPROTO,
-						 "guest: indirect descriptor "
-						 "with NEXT at head %u",
-						 c->head);
+				return vring_bad(
+					why, -EPROTO,
+					"guest: indirect descriptor with NEXT at head %u",
+					c->head);
 			if (unlikely(!d.len || d.len % 16 || d.len / 16 > size))
-				return vring_bad(why, -EPROTO,
-						 "guest: indirect table length "
-						 "%u is not a multiple of 16 "
-						 "between 16 and %u",
-						 d.len, 16 * size);
+				return vring_bad(
+					why, -EPROTO,
+					"guest: indirect table length %u is not a multiple of 16 between 16 and %u",
+					d.len, 16 * size);
 			/* One read of the whole table into private memory. */
 			if (unlikely(vuiso_memmap_read(m, d.addr, scratch,
 						       d.len, hint)))
@@ -385,10 +383,10 @@ static inline int vsplit_shadow_used(struct vsplit_shadow *s, uint32_t inflight,
 	uint16_t n = (uint16_t)(idx - s->last_used);
 
 	if (unlikely(n > inflight))
-		return vring_bad(why, -EPROTO,
-				 "back-end: used index jumped from %u to %u "
-				 "with only %u requests in flight",
-				 s->last_used, idx, inflight);
+		return vring_bad(
+			why, -EPROTO,
+			"back-end: used index jumped from %u to %u with only %u requests in flight",
+			s->last_used, idx, inflight);
 	/*
 	 * Pairs with the back-end's write barrier between filling used
 	 * entries and storing used->idx.
