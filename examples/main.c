@@ -58,8 +58,16 @@ static const char usage_text[] =
 	"                        back-end both do packed), split, or packed\n"
 	"                        (fails if the back-end does not offer it)\n"
 	"  --backend-pid=PID     back-end for the isolation proof\n"
-	"                        (default: the socket peer)\n"
+	"                        (default: the socket peer; after a\n"
+	"                        --reconnect always the new socket peer)\n"
 	"  --stall-timeout=SEC   fail if nothing completes (default 10)\n"
+	"  --reconnect           blk, isolation on: when the back-end hangs\n"
+	"                        up, keep its unfinished requests, connect\n"
+	"                        again to the same socket (every 100 ms)\n"
+	"                        and replay them to the new back-end (a\n"
+	"                        write is written again, a read read again)\n"
+	"  --reconnect-timeout=SEC  give up waiting for the new back-end\n"
+	"                        after SEC seconds (default 10)\n"
 	"  --seed=N --quiet --help\n"
 	"\n"
 	"exit status: 0 ok, 1 data mismatch or device/protocol error,\n"
@@ -136,6 +144,8 @@ enum {
 	OPT_HELP,
 	OPT_GUEST_RING,
 	OPT_BACKEND_RING,
+	OPT_RECONNECT,
+	OPT_RECONNECT_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -168,6 +178,8 @@ static const struct option long_opts[] = {
 	{"help", no_argument, NULL, OPT_HELP},
 	{"guest-ring", required_argument, NULL, OPT_GUEST_RING},
 	{"backend-ring", required_argument, NULL, OPT_BACKEND_RING},
+	{"reconnect", no_argument, NULL, OPT_RECONNECT},
+	{"reconnect-timeout", required_argument, NULL, OPT_RECONNECT_TIMEOUT},
 	{NULL, 0, NULL, 0},
 };
 
@@ -192,6 +204,7 @@ int main(int argc, char **argv)
 		.pool_size = 16 << 20,
 		.fs_file_size = 64 << 20,
 		.stall_timeout_s = 10,
+		.reconnect_timeout_s = 10,
 	};
 	const char *require = NULL;
 	bool ops_set = false, time_set = false;
@@ -262,6 +275,9 @@ int main(int argc, char **argv)
 		case OPT_QUIET:
 			o.quiet = true;
 			break;
+		case OPT_RECONNECT:
+			o.reconnect = true;
+			break;
 		case OPT_TIME: {
 			char *end;
 
@@ -326,6 +342,11 @@ int main(int argc, char **argv)
 			case OPT_BUDGET:
 				o.budget = (uint32_t)v;
 				break;
+			case OPT_RECONNECT_TIMEOUT:
+				if (v < 1 || v > 3600)
+					return bad("reconnect-timeout", optarg);
+				o.reconnect_timeout_s = (unsigned)v;
+				break;
 			}
 		}
 	}
@@ -345,6 +366,19 @@ int main(int argc, char **argv)
 			o.ops = 2000;
 	} else if (!time_set && !ops_set) {
 		o.time_s = 5;
+	}
+	/* Only libvuiso's record of the requests in flight makes a restart
+	 * lossless; and a new virtiofsd lacks the FUSE session (INIT, node
+	 * ids, open files) that replayed requests refer to. */
+	if (o.reconnect && !o.isolation) {
+		fprintf(stderr,
+			"vuiso-vmm: --reconnect needs --isolation=on: without libvuiso nothing keeps the requests a dead back-end had in flight (vhost-user-blk would need the back-end's VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)\n");
+		return 2;
+	}
+	if (o.reconnect && o.type != VMM_DEV_BLK) {
+		fprintf(stderr,
+			"vuiso-vmm: --reconnect is for --device=blk: a new virtiofsd has none of the FUSE session state (INIT, node ids, open files) that replayed requests refer to\n");
+		return 2;
 	}
 	if (require) {
 		char *list = strdup(require), *save = NULL, *tok;

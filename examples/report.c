@@ -42,30 +42,39 @@ void vmm_join_queues(struct vmm_dev *dev, unsigned first, unsigned n, double t0)
 {
 	double last = vmm_now();
 
-	for (unsigned i = first; i < first + n; i++) {
-		while (pthread_tryjoin_np(dev->q[i].thread, NULL) != 0) {
-			uint64_t reqs = 0, bytes = 0;
-			double now;
+	for (;;) {
+		uint64_t reqs = 0, bytes = 0;
+		unsigned running = 0;
+		double now;
 
-			usleep(20000);
-			now = vmm_now();
-			if (dev->opts->quiet || now - last < 1.0)
-				continue;
-			last = now;
-			for (unsigned k = first; k < first + n; k++) {
-				reqs += atomic_load_explicit(
-					&dev->q[k].done_reqs,
-					memory_order_relaxed);
-				bytes += atomic_load_explicit(
-					&dev->q[k].done_bytes,
-					memory_order_relaxed);
-			}
-			fprintf(stderr,
-				"progress: %.0f s, %" PRIu64
-				" requests, %.1f MB, "
-				"%.3f GB/s average\n",
-				now - t0, reqs, (double)bytes / 1e6,
-				(double)bytes / (now - t0) / 1e9);
+		for (unsigned i = first; i < first + n; i++) {
+			struct vmm_queue *q = &dev->q[i];
+
+			if (!q->joined &&
+			    pthread_tryjoin_np(q->thread, NULL) == 0)
+				q->joined = true;
+			running += !q->joined;
 		}
+		if (!running)
+			break;
+		/* --reconnect: a back-end that hung up is replaced from here,
+		 * the one thread that drives no queue. */
+		vmm_backend_watch(dev, first, n);
+		usleep(20000);
+		now = vmm_now();
+		if (dev->opts->quiet || now - last < 1.0)
+			continue;
+		last = now;
+		for (unsigned k = first; k < first + n; k++) {
+			reqs += atomic_load_explicit(&dev->q[k].done_reqs,
+						     memory_order_relaxed);
+			bytes += atomic_load_explicit(&dev->q[k].done_bytes,
+						      memory_order_relaxed);
+		}
+		fprintf(stderr,
+			"progress: %.0f s, %" PRIu64 " requests, %.1f MB, "
+			"%.3f GB/s average\n",
+			now - t0, reqs, (double)bytes / 1e6,
+			(double)bytes / (now - t0) / 1e9);
 	}
 }

@@ -99,8 +99,7 @@ const char *vmm_vu_request_name(uint32_t request)
 	return "UNKNOWN";
 }
 
-__attribute__((format(printf, 3, 4))) static int
-vu_fail(struct vmm_vu *vu, int err, const char *fmt, ...)
+int vmm_vu_fail(struct vmm_vu *vu, int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -112,35 +111,54 @@ vu_fail(struct vmm_vu *vu, int err, const char *fmt, ...)
 	return err;
 }
 
-int vmm_vu_connect(struct vmm_vu *vu, const char *path)
+/* Open a connection on a closed @vu whose records are already set up. */
+static int vu_open(struct vmm_vu *vu, const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	int fd, err;
 
-	memset(vu, 0, sizeof(*vu));
 	vu->sock = -1;
+	vu->peer_pid = 0;
+	vu->features = 0;
+	vu->protocol_features = 0;
 	vu->reply_timeout_ms = 10000;
+	vu->err[0] = '\0';
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return vu_fail(vu, -ENAMETOOLONG, "socket path too long: %s",
-			       path);
+		return vmm_vu_fail(vu, -ENAMETOOLONG,
+				   "socket path too long: %s", path);
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return vu_fail(vu, -errno, "socket(): %s", strerror(errno));
+		return vmm_vu_fail(vu, -errno, "socket(): %s", strerror(errno));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		err = -errno;
 		close(fd);
-		return vu_fail(vu, err,
-			       "cannot connect to vhost-user back-end socket "
-			       "%s: %s",
-			       path, strerror(-err));
+		return vmm_vu_fail(
+			vu, err,
+			"cannot connect to vhost-user back-end socket "
+			"%s: %s",
+			path, strerror(-err));
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
 		vu->peer_pid = cred.pid;
 	vu->sock = fd;
 	return 0;
+}
+
+int vmm_vu_connect(struct vmm_vu *vu, const char *path)
+{
+	memset(vu, 0, sizeof(*vu));
+	return vu_open(vu, path);
+}
+
+int vmm_vu_reconnect(struct vmm_vu *vu, const char *path)
+{
+	/* Everything ever sent stays recorded: the isolation proof covers
+	 * every back-end this front-end talked to, not only the last. */
+	vmm_vu_close(vu);
+	return vu_open(vu, path);
 }
 
 void vmm_vu_close(struct vmm_vu *vu)
@@ -199,7 +217,8 @@ static int vu_send(struct vmm_vu *vu, struct vu_msg *msg, const int *fds,
 	ssize_t n;
 
 	if (vu->sock < 0)
-		return vu_fail(vu, -ENOTCONN, "not connected to the back-end");
+		return vmm_vu_fail(vu, -ENOTCONN,
+				   "not connected to the back-end");
 	if (nfds) {
 		memset(cbuf, 0, sizeof(cbuf));
 		mh.msg_control = cbuf;
@@ -217,14 +236,14 @@ static int vu_send(struct vmm_vu *vu, struct vu_msg *msg, const int *fds,
 		n = sendmsg(vu->sock, &mh, MSG_NOSIGNAL);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return vu_fail(vu, -errno,
-			       "sending %s to the back-end failed: %s "
-			       "(back-end gone?)",
-			       vmm_vu_request_name(msg->request),
-			       strerror(errno));
+		return vmm_vu_fail(vu, -errno,
+				   "sending %s to the back-end failed: %s "
+				   "(back-end gone?)",
+				   vmm_vu_request_name(msg->request),
+				   strerror(errno));
 	if ((size_t)n != iov.iov_len)
-		return vu_fail(vu, -EIO, "short write of %s",
-			       vmm_vu_request_name(msg->request));
+		return vmm_vu_fail(vu, -EIO, "short write of %s",
+				   vmm_vu_request_name(msg->request));
 	return 0;
 }
 
@@ -250,7 +269,7 @@ static int vu_read_full(struct vmm_vu *vu, void *buf, size_t len,
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r == 0)
-			return vu_fail(
+			return vmm_vu_fail(
 				vu, -ETIMEDOUT,
 				"back-end did not answer %s within %u ms",
 				vmm_vu_request_name(request),
@@ -259,16 +278,17 @@ static int vu_read_full(struct vmm_vu *vu, void *buf, size_t len,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return vu_fail(vu, -errno,
-				       "reading the reply to %s failed: %s",
-				       vmm_vu_request_name(request),
-				       strerror(errno));
+			return vmm_vu_fail(vu, -errno,
+					   "reading the reply to %s failed: %s",
+					   vmm_vu_request_name(request),
+					   strerror(errno));
 		if (n == 0)
-			return vu_fail(vu, -ECONNRESET,
-				       "back-end closed the connection instead "
-				       "of answering %s (it rejected the "
-				       "message or died)",
-				       vmm_vu_request_name(request));
+			return vmm_vu_fail(
+				vu, -ECONNRESET,
+				"back-end closed the connection instead "
+				"of answering %s (it rejected the "
+				"message or died)",
+				vmm_vu_request_name(request));
 		/* No reply we ask for carries fds: close any we got. */
 		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 			if (cm->cmsg_level == SOL_SOCKET &&
@@ -303,23 +323,24 @@ static int vu_recv(struct vmm_vu *vu, struct vu_msg *msg, uint32_t request,
 	if (r < 0)
 		return r;
 	if (msg->request != request)
-		return vu_fail(vu, -EPROTO,
-			       "protocol error: expected a reply to %s, got "
-			       "request %u (%s)",
-			       vmm_vu_request_name(request), msg->request,
-			       vmm_vu_request_name(msg->request));
+		return vmm_vu_fail(
+			vu, -EPROTO,
+			"protocol error: expected a reply to %s, got "
+			"request %u (%s)",
+			vmm_vu_request_name(request), msg->request,
+			vmm_vu_request_name(msg->request));
 	if ((msg->flags & VU_FLAG_VERSION_MASK) != VU_FLAG_VERSION ||
 	    !(msg->flags & VU_FLAG_REPLY))
-		return vu_fail(vu, -EPROTO,
-			       "protocol error: reply to %s has flags 0x%x "
-			       "(want version 1 and the reply bit)",
-			       vmm_vu_request_name(request), msg->flags);
+		return vmm_vu_fail(vu, -EPROTO,
+				   "protocol error: reply to %s has flags 0x%x "
+				   "(want version 1 and the reply bit)",
+				   vmm_vu_request_name(request), msg->flags);
 	if (msg->size < min_size || msg->size > max_size)
-		return vu_fail(vu, -EPROTO,
-			       "protocol error: reply to %s has %u payload "
-			       "bytes, expected %u..%u",
-			       vmm_vu_request_name(request), msg->size,
-			       min_size, max_size);
+		return vmm_vu_fail(vu, -EPROTO,
+				   "protocol error: reply to %s has %u payload "
+				   "bytes, expected %u..%u",
+				   vmm_vu_request_name(request), msg->size,
+				   min_size, max_size);
 	return vu_read_full(vu, &msg->payload, msg->size, request);
 }
 
@@ -351,10 +372,10 @@ static int vu_send_acked(struct vmm_vu *vu, struct vu_msg *msg, const int *fds,
 	if (r < 0)
 		return r;
 	if (reply.payload.u64 != 0)
-		return vu_fail(vu, -EIO,
-			       "back-end refused %s (REPLY_ACK status %llu)",
-			       vmm_vu_request_name(request),
-			       (unsigned long long)reply.payload.u64);
+		return vmm_vu_fail(
+			vu, -EIO, "back-end refused %s (REPLY_ACK status %llu)",
+			vmm_vu_request_name(request),
+			(unsigned long long)reply.payload.u64);
 	return 0;
 }
 
@@ -395,10 +416,11 @@ int vmm_vu_get_features(struct vmm_vu *vu, uint64_t *features)
 int vmm_vu_set_features(struct vmm_vu *vu, uint64_t features)
 {
 	if (features & ~vu->features)
-		return vu_fail(vu, -EINVAL,
-			       "internal error: acking features 0x%llx the "
-			       "back-end did not offer",
-			       (unsigned long long)(features & ~vu->features));
+		return vmm_vu_fail(
+			vu, -EINVAL,
+			"internal error: acking features 0x%llx the "
+			"back-end did not offer",
+			(unsigned long long)(features & ~vu->features));
 	return vu_set_u64(vu, VMM_VU_SET_FEATURES, features);
 }
 
@@ -461,7 +483,7 @@ int vmm_vu_set_mem_table(struct vmm_vu *vu,
 	int fds[VMM_VU_MAX_MEM_REGIONS];
 
 	if (n == 0 || n > VMM_VU_MAX_MEM_REGIONS)
-		return vu_fail(vu, -EINVAL, "bad memory table size %u", n);
+		return vmm_vu_fail(vu, -EINVAL, "bad memory table size %u", n);
 	vu_init_msg(&msg, VMM_VU_SET_MEM_TABLE,
 		    8 + n * (uint32_t)sizeof(struct vu_region_wire));
 	msg.payload.mem.nregions = n;
@@ -538,15 +560,17 @@ int vmm_vu_get_vring_base(struct vmm_vu *vu, unsigned idx, bool packed,
 	if (r < 0)
 		return r;
 	if (msg.payload.state.index != idx)
-		return vu_fail(vu, -EPROTO,
-			       "protocol error: GET_VRING_BASE for queue %u "
-			       "answered for queue %u",
-			       idx, msg.payload.state.index);
+		return vmm_vu_fail(
+			vu, -EPROTO,
+			"protocol error: GET_VRING_BASE for queue %u "
+			"answered for queue %u",
+			idx, msg.payload.state.index);
 	if (!packed && msg.payload.state.num > 0xffff)
-		return vu_fail(vu, -EPROTO,
-			       "protocol error: GET_VRING_BASE returned %u, "
-			       "not a 16-bit ring index",
-			       msg.payload.state.num);
+		return vmm_vu_fail(
+			vu, -EPROTO,
+			"protocol error: GET_VRING_BASE returned %u, "
+			"not a 16-bit ring index",
+			msg.payload.state.num);
 	*base = msg.payload.state.num;
 	return 0;
 }
@@ -580,11 +604,12 @@ int vmm_vu_get_config(struct vmm_vu *vu, uint32_t offset, void *buf,
 	int r;
 
 	if (!vmm_vu_has_proto(vu, VMM_VU_PROTO_F_CONFIG))
-		return vu_fail(vu, -ENOTSUP,
-			       "back-end does not offer the CONFIG protocol "
-			       "feature; cannot read the device configuration");
+		return vmm_vu_fail(
+			vu, -ENOTSUP,
+			"back-end does not offer the CONFIG protocol "
+			"feature; cannot read the device configuration");
 	if (size > VU_CONFIG_MAX)
-		return vu_fail(vu, -EINVAL, "config read too large");
+		return vmm_vu_fail(vu, -EINVAL, "config read too large");
 	vu_init_msg(&msg, VMM_VU_GET_CONFIG, 12 + size);
 	msg.payload.config.offset = offset;
 	msg.payload.config.size = size;
@@ -595,16 +620,17 @@ int vmm_vu_get_config(struct vmm_vu *vu, uint32_t offset, void *buf,
 	if (r < 0)
 		return r;
 	if (msg.size == 0)
-		return vu_fail(vu, -EIO,
-			       "back-end refused GET_CONFIG (empty reply)");
+		return vmm_vu_fail(vu, -EIO,
+				   "back-end refused GET_CONFIG (empty reply)");
 	if (msg.size != 12 + size || msg.payload.config.size != size ||
 	    msg.payload.config.offset != offset)
-		return vu_fail(vu, -EPROTO,
-			       "protocol error: GET_CONFIG reply describes "
-			       "offset %u size %u in %u bytes, asked offset %u "
-			       "size %u",
-			       msg.payload.config.offset,
-			       msg.payload.config.size, msg.size, offset, size);
+		return vmm_vu_fail(
+			vu, -EPROTO,
+			"protocol error: GET_CONFIG reply describes "
+			"offset %u size %u in %u bytes, asked offset %u "
+			"size %u",
+			msg.payload.config.offset, msg.payload.config.size,
+			msg.size, offset, size);
 	memcpy(buf, msg.payload.config.data, size);
 	return 0;
 }

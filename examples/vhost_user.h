@@ -98,7 +98,14 @@ const char *vmm_vu_request_name(uint32_t request);
 
 /* All return 0 or a negative errno, and fill vu->err on failure. */
 int vmm_vu_connect(struct vmm_vu *vu, const char *path);
+/* Connect again after the back-end went away: a fresh connection, but the
+ * record of every fd and word sent (for the isolation proof) is kept. */
+int vmm_vu_reconnect(struct vmm_vu *vu, const char *path);
 void vmm_vu_close(struct vmm_vu *vu);
+/* Note why something failed in vu->err (unless an earlier error is there);
+ * returns @err. */
+__attribute__((format(printf, 3, 4))) int
+vmm_vu_fail(struct vmm_vu *vu, int err, const char *fmt, ...);
 
 int vmm_vu_get_features(struct vmm_vu *vu, uint64_t *features);
 int vmm_vu_set_features(struct vmm_vu *vu, uint64_t features);

@@ -6,7 +6,8 @@
  * This is the part of the example VMM that embeds libvuiso; minimal.c
  * (vuiso-minimal) is the same sequence in one short file.  The vhost-user
  * messages are in vhost_user.c, the guest's drivers in guest/, the
- * workloads in blk.c and fs.c, the isolation proof in proof.c.  With
+ * workloads in blk.c and fs.c, the isolation proof in proof.c, the
+ * back-end restart (--reconnect) in restart.c.  With
  * --isolation=on the data path is:
  *
  *   guest driver kick -> vmm_queue_kick -> vuiso_vq_kick_from_guest
@@ -102,6 +103,8 @@ void vmm_dev_init(struct vmm_dev *dev, struct vmm_opts *opts)
 {
 	memset(dev, 0, sizeof(*dev));
 	pthread_mutex_init(&dev->err_lock, NULL);
+	pthread_mutex_init(&dev->park_lock, NULL);
+	pthread_cond_init(&dev->park_cond, NULL);
 	dev->opts = opts;
 	dev->mem.fd = -1;
 	dev->vu.sock = -1;
@@ -148,14 +151,37 @@ static int choose_backend_ring(struct vmm_dev *dev, struct vmm_opts *opts,
 	return -EINVAL;
 }
 
-int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
-		 uint64_t driver_wants, unsigned nq)
+int vmm_backend_negotiate(struct vmm_dev *dev, uint64_t *offered,
+			  uint64_t *proto, uint64_t *qnum)
 {
 	const uint64_t want_proto =
 		(1ULL << VMM_VU_PROTO_F_MQ) |
 		(1ULL << VMM_VU_PROTO_F_REPLY_ACK) |
 		(1ULL << VMM_VU_PROTO_F_CONFIG) |
 		(1ULL << VMM_VU_PROTO_F_CONFIGURE_MEM_SLOTS);
+	int r;
+
+	*proto = 0;
+	r = vmm_vu_set_owner(&dev->vu);
+	if (r < 0)
+		return r;
+	r = vmm_vu_get_features(&dev->vu, offered);
+	if (r < 0)
+		return r;
+	if ((*offered >> VMM_VU_F_PROTOCOL_FEATURES) & 1) {
+		r = vmm_vu_get_protocol_features(&dev->vu, proto);
+		if (r < 0)
+			return r;
+		r = vmm_vu_set_protocol_features(&dev->vu, *proto & want_proto);
+		if (r < 0)
+			return r;
+	}
+	return vmm_vu_get_queue_num(&dev->vu, qnum);
+}
+
+int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
+		 uint64_t driver_wants, unsigned nq)
+{
 	uint64_t offered, guest_offer, proto = 0, qnum;
 	int r;
 
@@ -168,10 +194,7 @@ int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
 	if (opts->backend_pid > 0)
 		dev->vu.peer_pid = opts->backend_pid;
 
-	r = vmm_vu_set_owner(&dev->vu);
-	if (r < 0)
-		return vu_err(dev, r);
-	r = vmm_vu_get_features(&dev->vu, &offered);
+	r = vmm_backend_negotiate(dev, &offered, &proto, &qnum);
 	if (r < 0)
 		return vu_err(dev, r);
 	dev->backend_offered = offered;
@@ -193,17 +216,6 @@ int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
 		return -ENOTSUP;
 	}
 
-	if ((offered >> VMM_VU_F_PROTOCOL_FEATURES) & 1) {
-		r = vmm_vu_get_protocol_features(&dev->vu, &proto);
-		if (r < 0)
-			return vu_err(dev, r);
-		r = vmm_vu_set_protocol_features(&dev->vu, proto & want_proto);
-		if (r < 0)
-			return vu_err(dev, r);
-	}
-	r = vmm_vu_get_queue_num(&dev->vu, &qnum);
-	if (r < 0)
-		return vu_err(dev, r);
 	if (qnum < nq) {
 		vmm_fail(dev,
 			 "back-end supports %" PRIu64 " queue(s), %u needed%s",
@@ -299,28 +311,66 @@ static void guest_notify(void *opaque)
 			 q->idx, strerror(errno));
 }
 
-static int register_memory(struct vmm_dev *dev,
-			   const struct vmm_vu_mem_region *regs, unsigned n)
+/* The memory table: with isolation on, only the isolated region(s). */
+static int memory_table(struct vmm_dev *dev, struct vmm_vu_mem_region *regs,
+			unsigned *n)
 {
+	*n = 0;
+	if (!dev->iso) {
+		regs[(*n)++] = (struct vmm_vu_mem_region){
+			.gpa = dev->mem.gpa,
+			.size = dev->mem.size,
+			.uaddr = (uint64_t)(uintptr_t)dev->mem.hva,
+			.mmap_offset = 0,
+			.fd = dev->mem.fd,
+		};
+		return 0;
+	}
+	for (unsigned i = 0;
+	     i < vuiso_dev_num_regions(dev->iso) && *n < VMM_VU_MAX_MEM_REGIONS;
+	     i++) {
+		struct vuiso_region_info info;
+		int r = vuiso_dev_get_region(dev->iso, i, &info);
+
+		if (r < 0)
+			return vmm_vu_fail(&dev->vu, r,
+					   "vuiso_dev_get_region(%u): %s", i,
+					   strerror(-r));
+		regs[(*n)++] = (struct vmm_vu_mem_region){
+			.gpa = info.backend_addr,
+			.size = info.size,
+			.uaddr = info.user_addr, /* a label */
+			.mmap_offset = info.fd_offset,
+			.fd = info.fd,
+		};
+	}
+	return 0;
+}
+
+int vmm_backend_send_memory(struct vmm_dev *dev)
+{
+	struct vmm_vu_mem_region regs[VMM_VU_MAX_MEM_REGIONS];
 	uint64_t slots;
+	unsigned n;
 	int r;
 
+	r = memory_table(dev, regs, &n);
+	if (r < 0)
+		return r;
 	if (vmm_vu_has_proto(&dev->vu, VMM_VU_PROTO_F_CONFIGURE_MEM_SLOTS) &&
 	    !dev->opts->no_mem_slots) {
 		r = vmm_vu_get_max_mem_slots(&dev->vu, &slots);
 		if (r < 0)
-			return vu_err(dev, r);
-		if (slots < n) {
-			vmm_fail(dev,
-				 "back-end has %" PRIu64 " memory slots, %u "
-				 "needed",
-				 slots, n);
-			return -ENOSPC;
-		}
+			return r;
+		if (slots < n)
+			return vmm_vu_fail(&dev->vu, -ENOSPC,
+					   "back-end has %" PRIu64
+					   " memory slots, %u needed",
+					   slots, n);
 		for (unsigned i = 0; i < n; i++) {
 			r = vmm_vu_add_mem_reg(&dev->vu, &regs[i]);
 			if (r < 0)
-				return vu_err(dev, r);
+				return r;
 		}
 		if (!dev->opts->quiet)
 			fprintf(stderr,
@@ -332,7 +382,7 @@ static int register_memory(struct vmm_dev *dev,
 	}
 	r = vmm_vu_set_mem_table(&dev->vu, regs, n);
 	if (r < 0)
-		return vu_err(dev, r);
+		return r;
 	if (!dev->opts->quiet)
 		fprintf(stderr,
 			"vmm: %u memory region(s) sent with SET_MEM_TABLE\n",
@@ -458,6 +508,17 @@ static int start_queue(struct vmm_dev *dev, struct vmm_queue *q)
 		q->backend_packed = guest_packed;
 	}
 	q->started = true;
+	q->shadow_base = 0;
+
+	r = vmm_backend_set_vring(dev, q, num, base, desc, used, avail);
+	return r < 0 ? vu_err(dev, r) : 0;
+}
+
+int vmm_backend_set_vring(struct vmm_dev *dev, struct vmm_queue *q,
+			  unsigned num, unsigned base, uint64_t desc,
+			  uint64_t used, uint64_t avail)
+{
+	int r;
 
 	if ((r = vmm_vu_set_vring_num(&dev->vu, q->idx, num)) < 0 ||
 	    (r = vmm_vu_set_vring_base(&dev->vu, q->idx, base)) < 0 ||
@@ -465,19 +526,14 @@ static int start_queue(struct vmm_dev *dev, struct vmm_queue *q)
 		    0 ||
 	    (r = vmm_vu_set_vring_call(&dev->vu, q->idx, q->call_fd)) < 0 ||
 	    (r = vmm_vu_set_vring_kick(&dev->vu, q->idx, q->kick_fd)) < 0)
-		return vu_err(dev, r);
-	if ((dev->backend_features >> VMM_VU_F_PROTOCOL_FEATURES) & 1) {
-		r = vmm_vu_set_vring_enable(&dev->vu, q->idx, true);
-		if (r < 0)
-			return vu_err(dev, r);
-	}
+		return r;
+	if ((dev->backend_features >> VMM_VU_F_PROTOCOL_FEATURES) & 1)
+		return vmm_vu_set_vring_enable(&dev->vu, q->idx, true);
 	return 0;
 }
 
 int vmm_dev_start(struct vmm_dev *dev, uint64_t guest_ram)
 {
-	struct vmm_vu_mem_region regs[VMM_VU_MAX_MEM_REGIONS];
-	unsigned n = 0;
 	int r;
 
 	r = vmm_guest_mem_init(&dev->mem, guest_ram);
@@ -515,38 +571,11 @@ int vmm_dev_start(struct vmm_dev *dev, uint64_t guest_ram)
 				 strerror(-r));
 			return r;
 		}
-		/* Only the isolated region(s) are ever sent. */
-		for (unsigned i = 0; i < vuiso_dev_num_regions(dev->iso) &&
-				     n < VMM_VU_MAX_MEM_REGIONS;
-		     i++) {
-			struct vuiso_region_info info;
-
-			r = vuiso_dev_get_region(dev->iso, i, &info);
-			if (r < 0) {
-				vmm_fail(dev, "vuiso_dev_get_region(%u): %s", i,
-					 strerror(-r));
-				return r;
-			}
-			regs[n++] = (struct vmm_vu_mem_region){
-				.gpa = info.backend_addr,
-				.size = info.size,
-				.uaddr = info.user_addr, /* a label */
-				.mmap_offset = info.fd_offset,
-				.fd = info.fd,
-			};
-		}
-	} else {
-		regs[n++] = (struct vmm_vu_mem_region){
-			.gpa = dev->mem.gpa,
-			.size = dev->mem.size,
-			.uaddr = (uint64_t)(uintptr_t)dev->mem.hva,
-			.mmap_offset = 0,
-			.fd = dev->mem.fd,
-		};
 	}
-	r = register_memory(dev, regs, n);
+	/* Only the isolated region(s) are ever sent, with isolation on. */
+	r = vmm_backend_send_memory(dev);
 	if (r < 0)
-		return r;
+		return vu_err(dev, r);
 
 	for (unsigned i = 0; i < dev->nq; i++) {
 		dev->q[i].dev = dev;
@@ -580,14 +609,16 @@ static int check_backend_base(struct vmm_dev *dev, struct vmm_queue *q,
 		return -EPROTO;
 	}
 	if (q->svq) {
-		/* Split shadow: one avail entry per chain published. */
+		/* Split shadow: one avail entry per chain published to this
+		 * back-end (after a restart: the replayed ones and those
+		 * forwarded since). */
 		vuiso_vq_get_stats(q->svq, &stats);
-		if (base == (uint16_t)stats.requests)
+		if (base == (uint16_t)(stats.requests - q->shadow_base))
 			return 0;
 		vmm_fail(dev,
 			 "queue %u: back-end stopped at shadow avail %u, "
-			 "libvuiso published %" PRIu64 " chains",
-			 q->idx, base, stats.requests);
+			 "libvuiso published %" PRIu64 " chains to it",
+			 q->idx, base, stats.requests - q->shadow_base);
 		return -EPROTO;
 	}
 	want = virtq_avail_idx(&q->vq);
@@ -763,6 +794,14 @@ int vmm_queue_wait(struct vmm_queue *q)
 
 		if (vmm_failed(dev))
 			return -EIO;
+		if (atomic_load_explicit(&dev->backend_gone,
+					 memory_order_acquire)) {
+			/* --reconnect: wait here for the new back-end. */
+			if (vmm_queue_park(q) < 0)
+				return -EIO;
+			idle_start = 0;
+			continue;
+		}
 		if (q->kick_pending && handle_kick(q) < 0)
 			return -EIO;
 		if (q->call_pending && handle_call(q) < 0)
@@ -785,6 +824,13 @@ int vmm_queue_wait(struct vmm_queue *q)
 		if (r < 0 && errno != EINTR) {
 			vmm_fail(dev, "poll: %s", strerror(errno));
 			return -EIO;
+		}
+		if (r > 0 && (pfd[1].revents & (POLLHUP | POLLERR)) &&
+		    dev->opts->reconnect) {
+			/* Everyone parks, the main thread reconnects. */
+			atomic_store_explicit(&dev->backend_gone, 1,
+					      memory_order_release);
+			continue;
 		}
 		if (r > 0 && (pfd[1].revents & (POLLHUP | POLLERR))) {
 			vmm_fail(dev,

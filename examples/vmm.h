@@ -56,6 +56,8 @@ struct vmm_opts {
 	uint64_t seed;
 	bool quiet;
 	unsigned stall_timeout_s;
+	bool reconnect;               /* --reconnect (restart.c) */
+	unsigned reconnect_timeout_s; /* how long to wait for a new back-end */
 };
 
 struct vmm_dev;
@@ -79,6 +81,16 @@ struct vmm_queue {
 	vmm_complete_fn complete; /* the driver's completion handler */
 	void *priv;               /* the workload's per-queue state */
 	pthread_t thread;
+	bool joined; /* main thread: the queue's thread has been joined */
+	/* --reconnect (restart.c).  @parked is under dev->park_lock; the
+	 * others are written by whoever drives the queue while it is
+	 * detached (its thread before parking, or the main thread). */
+	bool parked;          /* the thread waits for a new back-end */
+	unsigned park_gen;    /* dev->generation it waits to see pass */
+	bool detached;        /* vuiso_vq_detach() done, attach pending */
+	unsigned kept;        /* requests the last detach kept */
+	uint64_t shadow_base; /* stats.requests minus chains on this
+			       * back-end's shadow ring (check_backend_base) */
 	/* Progress counters, read by the main thread. */
 	_Atomic uint64_t done_reqs;
 	_Atomic uint64_t done_bytes;
@@ -100,6 +112,13 @@ struct vmm_dev {
 	pthread_mutex_t err_lock;
 	char err[768];
 	_Atomic int stop; /* ask queue threads to wind down */
+	/* --reconnect: the queue threads park while the main thread brings
+	 * up a new back-end (restart.c). */
+	_Atomic int backend_gone;  /* set by whoever sees the hang-up */
+	pthread_mutex_t park_lock; /* guards q[].parked, @generation */
+	pthread_cond_t park_cond;  /* a thread parked / the queues may run */
+	unsigned generation;       /* bumped when a new back-end is up */
+	unsigned reconnects;       /* back-ends replaced so far */
 };
 
 __attribute__((format(printf, 2, 3))) void vmm_fail(struct vmm_dev *dev,
@@ -124,6 +143,32 @@ int vmm_dev_start(struct vmm_dev *dev, uint64_t guest_ram);
 /* Stop all queues and check the indices the back-end hands back. */
 int vmm_dev_stop(struct vmm_dev *dev);
 void vmm_dev_close(struct vmm_dev *dev);
+
+/*
+ * vmm.c, the vhost-user steps that a new back-end needs again after a
+ * restart (restart.c).  They never fail the device: on error they return
+ * -errno with the reason in dev->vu.err, and the caller decides.
+ * vmm_backend_negotiate: SET_OWNER, GET_FEATURES, protocol features,
+ * GET_QUEUE_NUM.  vmm_backend_send_memory: the memory table (the isolated
+ * region only, with isolation on).  vmm_backend_set_vring: one queue's
+ * ring, from SET_VRING_NUM to SET_VRING_ENABLE.
+ */
+int vmm_backend_negotiate(struct vmm_dev *dev, uint64_t *offered,
+			  uint64_t *proto, uint64_t *qnum);
+int vmm_backend_send_memory(struct vmm_dev *dev);
+int vmm_backend_set_vring(struct vmm_dev *dev, struct vmm_queue *q,
+			  unsigned num, unsigned base, uint64_t desc,
+			  uint64_t used, uint64_t avail);
+
+/*
+ * restart.c, --reconnect.  vmm_queue_park: on a queue's thread once
+ * dev->backend_gone is set; detaches the queue and waits until the main
+ * thread has attached it to a new back-end (0) or gave up (-EIO).
+ * vmm_backend_watch: on the main thread while it joins the queue threads
+ * [@first, @first + @n); notices a hang-up, parks the threads, reconnects.
+ */
+int vmm_queue_park(struct vmm_queue *q);
+void vmm_backend_watch(struct vmm_dev *dev, unsigned first, unsigned n);
 
 /* proof.c: prints the isolation proof; returns 0 if it holds for the mode. */
 int vmm_isolation_proof(struct vmm_dev *dev);
@@ -164,7 +209,8 @@ struct vmm_summary {
 void vmm_print_summary(const struct vmm_dev *dev, const struct vmm_summary *s);
 /* Print a queue's notification counters (and libvuiso's, if isolated). */
 void vmm_queue_print_stats(struct vmm_queue *q);
-/* Join the threads of queues [first, first + n), printing progress. */
+/* Join the threads of queues [first, first + n), printing progress; with
+ * --reconnect, replace a back-end that hangs up meanwhile (restart.c). */
 void vmm_join_queues(struct vmm_dev *dev, unsigned first, unsigned n,
 		     double t0);
 

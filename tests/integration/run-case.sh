@@ -46,6 +46,37 @@ new_image() {
 	truncate -s "${2:-128M}" "$1"
 }
 
+# wait_progress PID: wait (up to 60 s) until the VMM has completed requests,
+# so that what follows happens mid-workload, however slow the machine.
+wait_progress() {
+	local _
+	for _ in $(seq 600); do
+		grep -Eq '^progress: .* [1-9][0-9]* requests' "$OUT" && return 0
+		kill -0 "$1" 2>/dev/null || fail "the VMM stopped before it made progress"
+		sleep 0.1
+	done
+	fail "no progress from the VMM within 60 s"
+}
+
+# wait_reconnects PID N: wait (up to 60 s) until the VMM has reconnected N
+# times.
+wait_reconnects() {
+	local _
+	for _ in $(seq 600); do
+		[ "$(grep -c '^vmm: back-end gone, .* reconnected in' "$OUT")" -ge "$2" ] && return 0
+		kill -0 "$1" 2>/dev/null || fail "the VMM stopped before reconnect $2"
+		sleep 0.1
+	done
+	fail "no reconnect $2 within 60 s"
+}
+
+# kill_qsd: SIGKILL the current qemu-storage-daemon and reap it; keep its log.
+kill_qsd() {
+	kill -9 "$QSD_PID"
+	wait "$QSD_PID" 2>/dev/null
+	mv "$T/blk.sock.log" "$T/blk.sock.$QSD_PID.log" 2>/dev/null
+}
+
 case $CASE in
 blk-on | blk-off)
 	mode=${CASE#blk-}
@@ -229,6 +260,112 @@ killed-on | killed-off)
 	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
 	expect 'FAILED: .*back-end .* closed the vhost-user connection'
 	[ "$took" -le 15 ] || fail "took $took s to notice the dead back-end"
+	;;
+blk-reconnect-on | blk-reconnect-twice-packed-guest)
+	# The back-end is SIGKILLed mid-workload and a new qemu-storage-daemon
+	# comes up on the same socket and image (twice, with a packed guest
+	# ring on the daemon's split ring): the requests the dead one had in
+	# flight are replayed, every sector still verifies, nothing failed.
+	ring=split restarts=1 secs=8
+	if [ "$CASE" = blk-reconnect-twice-packed-guest ]; then
+		ring=packed restarts=2 secs=15
+	fi
+	new_image "$T/disk.img" 64M
+	start_qsd_file "$T/blk.sock" "$T/disk.img" 2 || fail "qemu-storage-daemon did not start"
+	qsds=("$QSD_PID")
+	timeout -k 5 100 "$VMM" --socket="$T/blk.sock" --guest-ring=$ring \
+		--queues=2 --depth=32 --time=$secs --reconnect \
+		--reconnect-timeout=30 --image="$T/disk.img" --seed=17 >"$OUT" 2>&1 &
+	vmm=$!
+	VMM_PIDS+=("$vmm")
+	wait_progress "$vmm"
+	for k in $(seq "$restarts"); do
+		if [ "$k" -gt 1 ]; then
+			# Mid-workload again: after the last reconnect, with
+			# the new back-end at work.
+			wait_reconnects "$vmm" $((k - 1))
+			sleep 1
+		fi
+		kill -0 "$vmm" 2>/dev/null || fail "the VMM stopped before back-end $k was killed"
+		kill_qsd
+		# The stale socket goes, so the wait below sees the new
+		# one; the VMM retries meanwhile (refused, then no file).
+		rm -f "$T/blk.sock"
+		sleep 0.5
+		start_qsd_file "$T/blk.sock" "$T/disk.img" 2 || fail "qemu-storage-daemon $((k + 1)) did not start"
+		qsds+=("$QSD_PID")
+	done
+	wait "$vmm"
+	RC=$?
+	[ $RC -eq 124 ] && fail "vuiso-vmm hung across the back-end restart"
+	[ $RC -ge 128 ] && fail "vuiso-vmm crashed (status $RC)"
+	[ $RC -eq 0 ] || fail "exit status $RC"
+	lines=$(grep -E '^vmm: back-end gone, [0-9]+ requests kept; reconnected in [0-9]+ ms, [0-9]+ replayed' "$OUT") ||
+		fail "output lacks the reconnect line"
+	[ "$(wc -l <<<"$lines")" -eq "$restarts" ] || fail "expected $restarts reconnect(s), got: $lines"
+	k=0
+	while read -r line; do
+		expect "vmm: back-end \\(pid ${qsds[$k]}\\) closed the connection; [0-9]+ request\\(s\\) kept"
+		k=$((k + 1))
+		kept=$(sed -E 's/.* ([0-9]+) requests kept.*/\1/' <<<"$line")
+		replayed=$(sed -E 's/.* ([0-9]+) replayed.*/\1/' <<<"$line")
+		[ "$kept" = "$replayed" ] || fail "$kept requests kept but $replayed replayed"
+		grep -q "new back-end pid ${qsds[$k]}," <<<"$line" ||
+			fail "reconnect $k does not name back-end ${qsds[$k]}: $line"
+	done <<<"$lines"
+	expect 'verify: every read matched'
+	expect 'verify: image file .* sectors match'
+	expect 'summary: .* errors=0$'
+	expect 'result: OK'
+	# Exactly once: on every queue libvuiso completed each request it
+	# forwarded once (a duplicate or unknown id would also have failed
+	# the guest driver with -EPROTO).
+	bad=$(awk '/libvuiso: / { r = $0; sub(/.*libvuiso: /, "", r); split(r, a, " ");
+		c = $0; sub(/.* requests, /, "", c); split(c, b, " ");
+		if (a[1] != b[1]) print }' "$OUT")
+	[ -z "$bad" ] || fail "requests and completions differ: $bad"
+	# The proof runs against the last back-end, and every back-end was
+	# only ever sent the isolated region.
+	expect "isolation proof \\(back-end pid $QSD_PID,"
+	expect "fds sent: $((restarts + 1)) memory fd\\(s\\) \\[$((restarts + 1)) isolated region, 0 guest RAM, 0 other\\]"
+	expect "guest RAM memfd 'vmm-guest-ram' mappings in back-end: 0"
+	expect 'ISOLATION PASS'
+	expect 'ADDRESSES PASS'
+	grep -E '^vmm: back-end' "$OUT"
+	;;
+blk-reconnect-gives-up)
+	# No new back-end comes: the VMM says so and exits 1 within the
+	# timeout, instead of hanging or retrying for ever.
+	new_image "$T/disk.img" 64M
+	start_qsd_file "$T/blk.sock" "$T/disk.img" 2 || fail "qemu-storage-daemon did not start"
+	timeout -k 5 100 "$VMM" --socket="$T/blk.sock" --queues=2 --depth=32 \
+		--time=60 --reconnect --reconnect-timeout=3 >"$OUT" 2>&1 &
+	vmm=$!
+	VMM_PIDS+=("$vmm")
+	wait_progress "$vmm"
+	kill_qsd
+	start=$(date +%s)
+	wait "$vmm"
+	RC=$?
+	took=$(($(date +%s) - start))
+	[ $RC -eq 124 ] && fail "vuiso-vmm hung after the back-end died"
+	[ $RC -ge 128 ] && fail "vuiso-vmm crashed (status $RC)"
+	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
+	expect 'vmm: back-end \(pid [0-9]+\) closed the connection; [0-9]+ request\(s\) kept; reconnecting to .*blk.sock for up to 3 s'
+	expect 'FAILED: back-end \(pid [0-9]+\) gone and no new back-end took over on .*blk.sock within 3 s \(--reconnect-timeout; [0-9]+ attempt\(s\), last: cannot connect to vhost-user back-end socket'
+	# 3 s of retries; the rest is slack for a loaded machine.
+	[ "$took" -ge 2 ] || fail "gave up after $took s, before the 3 s timeout"
+	[ "$took" -le 30 ] || fail "took $took s to give up with a 3 s timeout"
+	;;
+refuse-reconnect)
+	# Without isolation nothing keeps the requests; a new virtiofsd has
+	# no FUSE session.  Both are refused before connecting.
+	run_vmm --socket="$T/none.sock" --isolation=off --reconnect
+	[ $RC -eq 2 ] || fail "exit status $RC, expected 2 for --isolation=off --reconnect"
+	expect '^vuiso-vmm: --reconnect needs --isolation=on: without libvuiso nothing keeps the requests'
+	run_vmm --socket="$T/none.sock" --device=fs --reconnect
+	[ $RC -eq 2 ] || fail "exit status $RC, expected 2 for --device=fs --reconnect"
+	expect '^vuiso-vmm: --reconnect is for --device=blk'
 	;;
 refuse-feature)
 	new_image "$T/disk.img" 64M
