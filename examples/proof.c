@@ -3,9 +3,10 @@
  * The isolation proof: what the back-end maps (/proc/PID/maps) and every fd
  * the front-end ever passed it (vhost_user.c records each at send time),
  * checked against the guest RAM memfd and libvuiso's isolated region; and
- * every 64-bit word of every message sent, checked against this process's
- * own mappings (/proc/self/maps): under isolation no VMM address reaches
- * the back-end, so it learns nothing of where the VMM's memory lies.  With
+ * every address of every message sent (vhost_user.c records them), checked
+ * against this process's own mappings (/proc/self/maps): under isolation
+ * no VMM address reaches the back-end, so it learns nothing of where the
+ * VMM's memory lies.  With
  * --isolation=off the same checks report guest RAM as mapped and its host
  * address as sent, so they are shown to be able to fail.
  */
@@ -22,8 +23,10 @@ static bool same_file(const struct vmm_vu_sent_fd *s, const struct stat *st)
 }
 
 /*
- * How many of the words sent lie inside one of our own mappings; prints
- * the first few.  -errno if the maps cannot be read.
+ * How many of the addresses sent lie inside one of our own mappings;
+ * prints the first few.  Mappings with no access at all are address-space
+ * reservations (a sanitizer's shadow gap): nothing lies there to learn
+ * about.  -errno if the maps cannot be read.
  */
 static int vmm_addresses_sent(const struct vmm_vu *vu)
 {
@@ -35,18 +38,20 @@ static int vmm_addresses_sent(const struct vmm_vu *vu)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long long start, end;
+		char perms[8];
 
-		if (sscanf(line, "%llx-%llx", &start, &end) != 2)
+		if (sscanf(line, "%llx-%llx %7s", &start, &end, perms) != 3 ||
+		    !strncmp(perms, "---", 3))
 			continue;
-		for (unsigned i = 0; i < vu->n_words; i++) {
-			uint64_t v = vu->words[i].value;
+		for (unsigned i = 0; i < vu->n_addrs; i++) {
+			uint64_t v = vu->addrs[i].value;
 
 			if (v < start || v >= end)
 				continue;
 			if (hits++ < 3)
 				printf("  %s carried 0x%llx, inside VMM mapping %.*s\n",
 				       vmm_vu_request_name(
-					       vu->words[i].request),
+					       vu->addrs[i].request),
 				       (unsigned long long)v,
 				       (int)strcspn(line, "\n"), line);
 		}
@@ -119,8 +124,8 @@ int vmm_isolation_proof(struct vmm_dev *dev)
 	       mem_fds, region_fds, ram_fds, mem_fds - region_fds - ram_fds,
 	       eventfds, other_fds);
 	addr_hits = vmm_addresses_sent(&dev->vu);
-	printf("  64-bit words sent in messages: %u (%u not recorded), %d inside VMM mappings\n",
-	       dev->vu.n_words, dev->vu.words_lost, addr_hits);
+	printf("  addresses sent in messages: %u (%u not recorded), %d inside VMM mappings\n",
+	       dev->vu.n_addrs, dev->vu.addrs_lost, addr_hits);
 	if (dev->opts->isolation) {
 		pass = ram_maps == 0 && ram_fds == 0 && mem_fds > 0 &&
 		       region_fds == mem_fds && other_fds == 0 &&
@@ -130,7 +135,7 @@ int vmm_isolation_proof(struct vmm_dev *dev)
 			      "and never received a guest RAM fd"
 			    : "the back-end can see memory other than the "
 			      "isolated region");
-		addr_pass = addr_hits == 0 && !dev->vu.words_lost;
+		addr_pass = addr_hits == 0 && !dev->vu.addrs_lost;
 		printf("  ADDRESSES %s: %s\n", addr_pass ? "PASS" : "FAIL",
 		       addr_pass
 			       ? "no value sent to the back-end lies in a VMM mapping"

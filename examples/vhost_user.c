@@ -189,20 +189,53 @@ static void vu_record_fd(struct vmm_vu *vu, uint32_t request, int fd)
 	s->kind[n > 0 ? n : 0] = '\0';
 }
 
-/* Keep every 64-bit word of the payload (8-byte steps from its start:
- * where every address field of vhost-user lies). */
-static void vu_record_words(struct vmm_vu *vu, const struct vu_msg *msg)
+/*
+ * Keep every address a message carries (the memory regions' guest-physical
+ * and user addresses and mmap offsets, the ring addresses and the log
+ * address of SET_VRING_ADDR), for the proof that no VMM address reaches the
+ * back-end.  Other fields are sizes, indices and feature bits, not
+ * addresses, and are left out.
+ */
+static void vu_record_addr(struct vmm_vu *vu, uint32_t request, uint64_t v)
 {
-	for (uint32_t off = 0; off + 8 <= msg->size; off += 8) {
-		uint64_t v;
+	if (vu->n_addrs == VMM_VU_MAX_SENT_ADDRS) {
+		vu->addrs_lost++;
+		return;
+	}
+	vu->addrs[vu->n_addrs++] = (struct vmm_vu_sent_addr){request, v};
+}
 
-		if (vu->n_words == VMM_VU_MAX_SENT_WORDS) {
-			vu->words_lost++;
-			continue;
+static void vu_record_msg_addrs(struct vmm_vu *vu, const struct vu_msg *msg)
+{
+	switch (msg->request) {
+	case VMM_VU_SET_MEM_TABLE:
+		for (uint32_t i = 0; i < msg->payload.mem.nregions; i++) {
+			struct vu_region_wire w;
+
+			memcpy(&w, &msg->payload.mem.regions[i], sizeof(w));
+			vu_record_addr(vu, msg->request, w.gpa);
+			vu_record_addr(vu, msg->request, w.uaddr);
+			vu_record_addr(vu, msg->request, w.mmap_offset);
 		}
-		memcpy(&v, (const uint8_t *)&msg->payload + off, sizeof(v));
-		vu->words[vu->n_words++] =
-			(struct vmm_vu_sent_word){msg->request, v};
+		break;
+	case VMM_VU_ADD_MEM_REG:
+	case VMM_VU_REM_MEM_REG: {
+		struct vu_region_wire w;
+
+		memcpy(&w, &msg->payload.memreg.region, sizeof(w));
+		vu_record_addr(vu, msg->request, w.gpa);
+		vu_record_addr(vu, msg->request, w.uaddr);
+		vu_record_addr(vu, msg->request, w.mmap_offset);
+		break;
+	}
+	case VMM_VU_SET_VRING_ADDR:
+		vu_record_addr(vu, msg->request, msg->payload.addr.desc);
+		vu_record_addr(vu, msg->request, msg->payload.addr.used);
+		vu_record_addr(vu, msg->request, msg->payload.addr.avail);
+		vu_record_addr(vu, msg->request, msg->payload.addr.log);
+		break;
+	default:
+		break;
 	}
 }
 
@@ -231,7 +264,7 @@ static int vu_send(struct vmm_vu *vu, struct vu_msg *msg, const int *fds,
 		for (unsigned i = 0; i < nfds; i++)
 			vu_record_fd(vu, msg->request, fds[i]);
 	}
-	vu_record_words(vu, msg);
+	vu_record_msg_addrs(vu, msg);
 	do {
 		n = sendmsg(vu->sock, &mh, MSG_NOSIGNAL);
 	} while (n < 0 && errno == EINTR);

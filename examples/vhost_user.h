@@ -71,14 +71,14 @@ struct vmm_vu_sent_fd {
 
 #define VMM_VU_MAX_SENT_FDS 256
 
-/* Every 64-bit word of every message payload sent, for the proof that no
- * VMM address reaches the back-end (proof.c). */
-struct vmm_vu_sent_word {
+/* Every address any message sent carried, for the proof that no VMM
+ * address reaches the back-end (proof.c). */
+struct vmm_vu_sent_addr {
 	uint32_t request; /* message that carried it */
 	uint64_t value;
 };
 
-#define VMM_VU_MAX_SENT_WORDS 4096
+#define VMM_VU_MAX_SENT_ADDRS 4096
 
 struct vmm_vu {
 	int sock;                   /* connected unix socket, -1 when closed */
@@ -88,9 +88,9 @@ struct vmm_vu {
 	unsigned reply_timeout_ms;  /* how long to wait for any reply */
 	unsigned n_sent;            /* entries used in @sent */
 	struct vmm_vu_sent_fd sent[VMM_VU_MAX_SENT_FDS];
-	unsigned n_words;    /* entries used in @words */
-	unsigned words_lost; /* words sent after @words filled up */
-	struct vmm_vu_sent_word words[VMM_VU_MAX_SENT_WORDS];
+	unsigned n_addrs;    /* entries used in @addrs */
+	unsigned addrs_lost; /* addresses sent after @addrs filled up */
+	struct vmm_vu_sent_addr addrs[VMM_VU_MAX_SENT_ADDRS];
 	char err[512]; /* first error, for the user */
 };
 

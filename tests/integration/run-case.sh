@@ -93,7 +93,7 @@ blk-on | blk-off)
 		expect "guest RAM memfd 'vmm-guest-ram' mappings in back-end: 0"
 		expect 'ISOLATION PASS'
 		# No value in any message lies in a VMM mapping (ASLR).
-		expect 'words sent in messages: [1-9][0-9]* \(0 not recorded\), 0 inside VMM mappings'
+		expect 'addresses sent in messages: [1-9][0-9]* \(0 not recorded\), 0 inside VMM mappings'
 		expect 'ADDRESSES PASS'
 	else
 		expect "guest RAM memfd 'vmm-guest-ram' mappings in back-end: [1-9]"
