@@ -5,12 +5,17 @@
  * and scribbles over the shadow descriptor table, the shadow avail ring and
  * the bounce pool (all of which it can write in a real deployment).
  *
- * Input: one fixture byte (fz_opts), then a stream of operations:
+ * Input: the fixture byte and the layout byte (fz_opts: bit 0 of the
+ * layout byte makes the guest ring packed, bit 1 the shadow ring), then a
+ * stream of operations:
  *   0 ADD    n:u8 {len:u16 w:u8}*  the guest makes a request and kicks
  *   1 USED   sel:u8 id:u32 len:u32 write a used entry (sel picks a real
- *                                   in-flight id or the raw one)
- *   2 PUB                           publish used->idx
- *   3 JUMP   delta:u16              publish used->idx + delta
+ *                                   in-flight id or the raw one; packed:
+ *                                   the next used descriptor, 16-bit id)
+ *   2 PUB                           publish used->idx (packed: no-op but
+ *                                   the call decision)
+ *   3 JUMP   delta:u16              publish used->idx + delta (packed:
+ *                                   skip delta % (2 * size) positions)
  *   4 CALL                          the back-end calls the VMM
  *   5 DESC   i:u8 16 bytes          scribble a shadow descriptor
  *   6 RING   off:u16 n:u8 bytes     scribble the shadow ring area
@@ -19,12 +24,23 @@
  *   9 RESET                         device reset and restart
  *  10 KICK                          guest kick without a new request
  *  11 GOOD   sel:u8 len:u32         complete one in-flight request properly
+ * With a packed shadow ring only (op modulo 14, else 12):
+ *  12 PUSED  rel:u8 id:u16 len:u32 flags:u16
+ *                                   a used descriptor at the library's
+ *                                   next used position + rel % 128; flags
+ *                                   raw when rel bit 7 is set, else with
+ *                                   the USED/AVAIL bits of that lap
+ *  13 EVENT  off_wrap:u16 flags:u16 the device event suppression area
  *
  * A reference model of the engine's used-side validation predicts, for
  * every used entry the library reads, either a completion (guest head and
  * min(len, writable)) or the exact violation; the guest checks what it
  * reaps against that, and that no byte of guest RAM outside the first
- * `len` writable bytes of completed requests ever changes.
+ * `len` writable bytes of completed requests ever changes, nor any byte of
+ * the guest rings the library may not write (fz_ring_check).  For a packed
+ * shadow ring the model reads the used descriptor at the library's next
+ * used position before every call, as the library will, and follows its
+ * skip of the chain's descriptor count.
  */
 #include <errno.h>
 #include <string.h>
@@ -60,25 +76,43 @@ struct bctx {
 	uint32_t inflight;
 	struct expect exp[1024]; /* completions the guest must reap next */
 	unsigned nexp, exp_pos;
-	const char *violation;     /* predicted violation, or NULL */
+	const char *violation; /* predicted violation, or NULL */
+	/* packed shadow ring: the library's positions, descriptors per id */
+	uint16_t sa_pos, su_pos;
+	bool sa_wrap, su_wrap;
+	uint16_t sh_ndesc[MAXQ];
+	uint32_t budget;           /* chains per library call */
 	struct fz_heap heap;       /* expected image of the guest heap */
 	struct fz_ring_copy rings; /* guest desc table and avail ring */
 };
 
-static uint16_t ld16(const uint8_t *p)
+#define ld16 fz_ld16
+#define ld32 fz_ld32
+
+/* Learn one packed shadow chain of @n descriptors at the library's avail
+ * position: well formed, one id, not in flight. */
+static uint16_t learn_packed(struct bctx *c, unsigned n)
 {
-	uint16_t v;
+	struct fx *f = &c->f;
+	const uint8_t *head = f->b.desc + 16ULL * c->sa_pos;
+	uint16_t id = ld16(head + 12);
 
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
+	FZ_CHECK(id < f->o.qsize, "shadow id %u out of range", id);
+	for (unsigned k = 0; k < n; k++) {
+		const uint8_t *d = f->b.desc + 16ULL * c->sa_pos;
+		uint16_t flags = ld16(d + 14);
 
-static uint32_t ld32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
+		FZ_CHECK(
+			fz_pis_avail(flags, c->sa_wrap) &&
+				!(flags & FZ_F_INDIRECT) &&
+				!!(flags & FZ_F_NEXT) == (k + 1 < n) &&
+				ld16(d + 12) == id,
+			"shadow chain of id %u: descriptor %u flags 0x%x id %u",
+			id, k, flags, ld16(d + 12));
+		fz_pstep(&c->sa_pos, &c->sa_wrap, 1, f->o.qsize);
+	}
+	c->sh_ndesc[id] = (uint16_t)n;
+	return id;
 }
 
 /* Learn the shadow chains the library just published (read before the
@@ -91,14 +125,20 @@ static void learn_shadow(struct bctx *c)
 	/* Not avail->idx: the back-end may have scribbled it. */
 	vuiso_vq_get_stats(f->vq, &st);
 	while (c->sh_avail_seen != st.requests) {
-		uint16_t id = ld16(f->b.avail + 4 +
-				   2 * (c->sh_avail_seen & (f->o.qsize - 1)));
+		uint16_t id;
+
+		FZ_CHECK(c->fifo_head != c->fifo_tail,
+			 "a shadow chain no guest request made");
+		if (f->o.backend_packed)
+			id = learn_packed(
+				c, c->req[c->fifo[c->fifo_head & 0xffff]].n);
+		else
+			id = ld16(f->b.avail + 4 +
+				  2 * (c->sh_avail_seen & (f->o.qsize - 1)));
 
 		FZ_CHECK(id < f->o.qsize, "shadow head %u out of range", id);
 		FZ_CHECK(c->sh_state[id] != SH_INFLIGHT,
 			 "shadow head %u published twice", id);
-		FZ_CHECK(c->fifo_head != c->fifo_tail,
-			 "a shadow chain no guest request made");
 		c->sh_state[id] = SH_INFLIGHT;
 		c->sh_guest[id] = c->fifo[c->fifo_head++ & 0xffff];
 		c->inflight++;
@@ -150,16 +190,79 @@ static void predict_used(struct bctx *c)
 	}
 }
 
+/*
+ * Packed shadow ring: predict one library call, which takes used
+ * descriptors at its position while their flags say used for its wrap
+ * counter and the budget lasts.  Returns 1 when the budget ran out with a
+ * used descriptor left (the call returns 1), else 0.  Prediction is per
+ * call: between calls the library may publish new chains over positions
+ * the back-end wrote.
+ */
+static int predict_packed_call(struct bctx *c)
+{
+	struct fx *f = &c->f;
+
+	if (c->violation)
+		return 0;
+	for (uint32_t k = 0;; k++) {
+		const uint8_t *d = f->b.desc + 16ULL * c->su_pos;
+		uint16_t id;
+		uint32_t len;
+		struct greq *q;
+
+		if (!fz_pis_used(ld16(d + 14), c->su_wrap))
+			return 0;
+		if (k == c->budget)
+			return 1;
+		id = ld16(d + 12);
+		len = ld32(d + 8);
+		if (id >= f->o.qsize) {
+			c->violation = "out of range";
+			return 0;
+		}
+		if (c->sh_state[id] != SH_INFLIGHT) {
+			c->violation = c->sh_state[id] == SH_DONE
+					       ? "completed twice"
+					       : "was never made available";
+			return 0;
+		}
+		fz_pstep(&c->su_pos, &c->su_wrap, c->sh_ndesc[id], f->o.qsize);
+		c->sh_state[id] = SH_DONE;
+		c->inflight--;
+		q = &c->req[c->sh_guest[id]];
+		FZ_CHECK(c->nexp < 1024, "too many expectations");
+		c->exp[c->nexp].head = c->sh_guest[id];
+		c->exp[c->nexp].len = len < q->writable ? len : q->writable;
+		c->nexp++;
+	}
+}
+
+/* Packed shadow ring: predict vuiso_vq_stop(), which calls while requests
+ * are in flight and the last call ran out of budget (no new chains). */
+static void predict_packed_stop(struct bctx *c)
+{
+	while (c->inflight && !c->violation)
+		if (!predict_packed_call(c))
+			break;
+}
+
 /* The guest reaps and checks every completion against the prediction. */
 static void guest_reap(struct bctx *c)
 {
 	struct fx *f = &c->f;
 	uint32_t id, len;
 
-	while (sim_reap(&f->g, &id, &len)) {
+	for (;;) {
 		struct expect *x;
 		struct greq *q;
 		uint32_t left;
+		/* Packed: the used descriptor the guest reads now. */
+		uint16_t pos = f->g.vq.packed.last_used;
+
+		if (!sim_reap(&f->g, &id, &len))
+			break;
+		if (f->g.packed)
+			fz_ring_allow(&c->rings, pos);
 
 		FZ_CHECK(c->exp_pos < c->nexp,
 			 "guest reaped head %u len %u that no valid used entry "
@@ -184,6 +287,10 @@ static void guest_reap(struct bctx *c)
 			left -= k;
 		}
 	}
+	/* Packed: the library wrote nothing but the used descriptors the
+	 * guest just reaped (before the guest re-arms its event area). */
+	if (f->g.packed)
+		fz_ring_check(&c->rings, &f->g);
 	sim_guest_arm(&f->g);
 	if (c->exp_pos == c->nexp)
 		c->exp_pos = c->nexp = 0;
@@ -194,7 +301,8 @@ static void after_call(struct bctx *c)
 {
 	struct fx *f = &c->f;
 
-	fz_ring_check(&c->rings, &c->f.g);
+	if (!f->g.packed)
+		fz_ring_check(&c->rings, &c->f.g);
 	if (c->violation) {
 		FZ_CHECK(f->errors == 1, "predicted '%s', got %u errors",
 			 c->violation, f->errors);
@@ -218,6 +326,19 @@ static void call(struct bctx *c)
 	struct fx *f = &c->f;
 	int r;
 
+	if (f->o.backend_packed) {
+		do {
+			fz_ring_snapshot(&c->rings, &c->f.g);
+			predict_packed_call(c);
+			r = vuiso_vq_call_from_backend(f->vq);
+			FZ_CHECK(r == (c->violation ? -EIO : 0) ||
+					 (r == 1 && !c->violation) ||
+					 r == -EINVAL,
+				 "call returned %d", r);
+			after_call(c);
+		} while (r == 1);
+		return;
+	}
 	fz_ring_snapshot(&c->rings, &c->f.g);
 	predict_used(c);
 	do {
@@ -241,6 +362,9 @@ static void kick(struct bctx *c)
 static void model_restart(struct bctx *c)
 {
 	memset(c->sh_state, 0, sizeof(c->sh_state));
+	memset(c->sh_ndesc, 0, sizeof(c->sh_ndesc));
+	c->sa_pos = c->su_pos = 0;
+	c->sa_wrap = c->su_wrap = true;
 	c->sh_avail_seen = 0;
 	c->lib_last_used = 0;
 	c->inflight = 0;
@@ -289,7 +413,36 @@ static void used(struct bctx *c, uint32_t id, uint32_t len)
 {
 	struct fx *f = &c->f;
 
+	/* Packed: the back-end never popped, so tell it how many positions
+	 * an in-flight chain takes (it skips 1 for any other id). */
+	if (f->o.backend_packed && id < f->o.qsize &&
+	    c->sh_state[id] == SH_INFLIGHT)
+		f->b.ndesc[id] = c->sh_ndesc[id];
 	sim_backend_push(&f->b, id, len);
+}
+
+/* Packed shadow ring: a used descriptor at any position, any flags. */
+static void packed_used_raw(struct bctx *c, struct fz_in *in)
+{
+	struct fx *f = &c->f;
+	uint8_t rel = fz_u8(in);
+	uint16_t id = fz_u16(in), pos = c->su_pos, flags;
+	uint32_t len = fz_u32(in);
+	bool w = c->su_wrap;
+	uint8_t *d;
+
+	flags = fz_u16(in);
+	fz_pstep(&pos, &w, (rel & 0x7f) % f->o.qsize, f->o.qsize);
+	if (!(rel & 0x80)) {
+		flags &= (uint16_t) ~(FZ_P_AVAIL | FZ_P_USED);
+		flags |= fz_pused_bits(w);
+	}
+	d = f->b.desc + 16ULL * pos;
+	len = htole32(len);
+	memcpy(d + 8, &len, 4);
+	id = htole16(id);
+	memcpy(d + 12, &id, 2);
+	fz_st16_release(d + 14, flags);
 }
 
 static uint32_t pick_inflight(struct bctx *c, uint8_t sel)
@@ -312,7 +465,9 @@ static void stop(struct bctx *c)
 	int r, want;
 
 	fz_ring_snapshot(&c->rings, &c->f.g);
-	if (c->inflight)
+	if (c->inflight && f->o.backend_packed)
+		predict_packed_stop(c);
+	else if (c->inflight)
 		predict_used(c);
 	r = vuiso_vq_stop(f->vq, 0, &st);
 	want = c->violation ? -EIO : c->inflight ? -ETIMEDOUT : 0;
@@ -339,7 +494,7 @@ static void reset(struct bctx *c)
 	c->nexp = c->exp_pos = 0;
 	f->errors = 0;
 	model_restart(c);
-	FZ_CHECK(fz_restart(f, 0, 0) == 0, "restart");
+	FZ_CHECK(fz_restart_fresh(f) == 0, "restart");
 	fz_ring_snapshot(&c->rings, &c->f.g);
 }
 
@@ -349,17 +504,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct bctx *c = calloc(1, sizeof(*c));
 	struct fx_opts o;
 	struct fx *f;
+	uint8_t hdr;
 
 	FZ_CHECK(c != NULL, "calloc");
 	f = &c->f;
-	fz_opts(fz_u8(&in), &o);
+	hdr = fz_u8(&in);
+	fz_opts(hdr, fz_u8(&in), &o);
 	fz_fx_init(f, &o);
 	FZ_CHECK(!fz_heap_init(&c->heap, &f->g) &&
 			 !fz_ring_copy_init(&c->rings, &c->f.g),
 		 "malloc");
+	model_restart(c);
+	c->budget = o.budget ? o.budget : o.qsize;
 
 	for (unsigned steps = 0; fz_more(&in) && steps < 512; steps++) {
-		uint8_t op = fz_u8(&in) % 12;
+		uint8_t op = fz_u8(&in) % (o.backend_packed ? 14 : 12);
 
 		if (f->errors && op != 9)
 			continue;
@@ -384,7 +543,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			sim_backend_flush(&f->b);
 			break;
 		case 3:
-			f->b.used_idx = (uint16_t)(f->b.used_idx + fz_u16(&in));
+			if (o.backend_packed)
+				fz_pstep(&f->b.used_idx, &f->b.used_wrap,
+					 fz_u16(&in), o.qsize);
+			else
+				f->b.used_idx =
+					(uint16_t)(f->b.used_idx + fz_u16(&in));
 			sim_backend_flush(&f->b);
 			break;
 		case 4:
@@ -398,8 +562,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 6: {
-			uint64_t span = (uint64_t)(f->b.used - f->b.desc) + 6 +
-					8ULL * o.qsize;
+			/* Packed: descriptors and both event areas. */
+			uint64_t span =
+				(uint64_t)(f->b.used - f->b.desc) +
+				(o.backend_packed ? 4 : 6 + 8ULL * o.qsize);
 			uint64_t off = fz_u16(&in) % span;
 			unsigned n = fz_u8(&in) % 17;
 
@@ -436,6 +602,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			call(c);
 			break;
 		}
+		case 12:
+			packed_used_raw(c, &in);
+			break;
+		case 13:
+			fz_st16_release(f->b.used, fz_u16(&in));
+			fz_st16_release(f->b.used + 2, fz_u16(&in));
+			break;
 		}
 	}
 	fz_check_error_state(f, "back-end: ");

@@ -10,7 +10,7 @@
 
 #include "fuzz_common.h"
 
-void fz_opts(uint8_t hdr, struct fx_opts *o)
+void fz_opts(uint8_t hdr, uint8_t layout, struct fx_opts *o)
 {
 	static const uint32_t budgets[4] = {0, 1, 2, 3};
 
@@ -20,6 +20,8 @@ void fz_opts(uint8_t hdr, struct fx_opts *o)
 	o->backend_event_idx = hdr & 16;
 	o->indirect = hdr & 32;
 	o->budget = budgets[hdr >> 6];
+	o->guest_packed = layout & 1;
+	o->backend_packed = layout & 2;
 	o->pool_size = 64 * 1024;
 	o->nram = 2;
 	o->ram_size = 64 * 1024;
@@ -42,6 +44,8 @@ void fz_vq_config(struct fx *f, struct vuiso_vq_config *cfg)
 		gf |= 1ULL << VUISO_F_INDIRECT_DESC;
 	if (f->o.backend_event_idx)
 		bf |= 1ULL << VUISO_F_EVENT_IDX;
+	if (f->o.backend_packed)
+		bf |= 1ULL << VUISO_F_RING_PACKED;
 	sim_guest_vq_config(&f->g, gf, bf, cfg);
 }
 
@@ -66,6 +70,14 @@ int fz_restart(struct fx *f, uint16_t avail_idx, uint16_t used_idx)
 	fz_vq_config(f, &cfg);
 	cfg.avail_idx = avail_idx;
 	cfg.used_idx = used_idx;
+	return fz_start(f, &cfg);
+}
+
+int fz_restart_fresh(struct fx *f)
+{
+	struct vuiso_vq_config cfg;
+
+	fz_vq_config(f, &cfg);
 	return fz_start(f, &cfg);
 }
 
@@ -168,15 +180,21 @@ void fz_heap_check(const struct fz_heap *h, struct sim_guest *g,
 
 int fz_ring_copy_init(struct fz_ring_copy *rc, const struct sim_guest *g)
 {
-	rc->len = 16ULL * g->qsize + 6 + 2ULL * g->qsize;
+	/* Split: the avail ring with used_event; packed: the driver event
+	 * suppression area (off_wrap, flags). */
+	rc->len = 16ULL * g->qsize + (g->packed ? 4 : 6 + 2ULL * g->qsize);
+	rc->qsize = g->qsize;
 	rc->buf = malloc(rc->len);
-	return rc->buf ? 0 : -1;
+	rc->allow = calloc(g->qsize, 1);
+	return rc->buf && rc->allow ? 0 : -1;
 }
 
 void fz_ring_copy_free(struct fz_ring_copy *rc)
 {
 	free(rc->buf);
+	free(rc->allow);
 	rc->buf = NULL;
+	rc->allow = NULL;
 }
 
 void fz_ring_snapshot(struct fz_ring_copy *rc, const struct sim_guest *g)
@@ -184,15 +202,61 @@ void fz_ring_snapshot(struct fz_ring_copy *rc, const struct sim_guest *g)
 	memcpy(rc->buf, g->desc, 16ULL * g->qsize);
 	memcpy(rc->buf + 16ULL * g->qsize, g->avail,
 	       rc->len - 16ULL * g->qsize);
+	memset(rc->allow, 0, rc->qsize);
+}
+
+void fz_ring_allow(struct fz_ring_copy *rc, uint16_t pos)
+{
+	if (pos < rc->qsize)
+		rc->allow[pos] = 1;
 }
 
 void fz_ring_check(const struct fz_ring_copy *rc, const struct sim_guest *g)
 {
-	FZ_CHECK(memcmp(rc->buf, g->desc, 16ULL * g->qsize) == 0,
-		 "the library wrote the guest descriptor table");
-	FZ_CHECK(memcmp(rc->buf + 16ULL * g->qsize, g->avail,
-			rc->len - 16ULL * g->qsize) == 0,
-		 "the library wrote the guest avail ring");
+	if (!g->packed) {
+		FZ_CHECK(memcmp(rc->buf, g->desc, 16ULL * g->qsize) == 0,
+			 "the library wrote the guest descriptor table");
+		FZ_CHECK(memcmp(rc->buf + 16ULL * g->qsize, g->avail,
+				rc->len - 16ULL * g->qsize) == 0,
+			 "the library wrote the guest avail ring");
+		return;
+	}
+	FZ_CHECK(memcmp(rc->buf + 16ULL * g->qsize, g->avail, 4) == 0,
+		 "the library wrote the guest driver event suppression area");
+	for (uint32_t i = 0; i < g->qsize; i++) {
+		const uint8_t *d = g->desc + 16ULL * i,
+			      *r = rc->buf + 16ULL * i;
+
+		FZ_CHECK(memcmp(d, r, 8) == 0,
+			 "the library wrote the address of guest descriptor %u",
+			 i);
+		FZ_CHECK(
+			rc->allow[i] || memcmp(d + 8, r + 8, 8) == 0,
+			"the library wrote guest descriptor %u, where the guest reaped no used descriptor",
+			i);
+	}
+}
+
+uint16_t fz_ld16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return le16toh(v);
+}
+
+uint32_t fz_ld32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+void fz_st16_release(uint8_t *p, uint16_t v)
+{
+	atomic_store_explicit((_Atomic uint16_t *)p, htole16(v),
+			      memory_order_release);
 }
 
 void fz_set_avail_entry(struct sim_guest *g, uint16_t idx, uint16_t head)

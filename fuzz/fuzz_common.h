@@ -30,6 +30,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FZ_F_NEXT 1
 #define FZ_F_WRITE 2
 #define FZ_F_INDIRECT 4
+/* Packed descriptor flags (VIRTIO 1.2, 2.8.1) and the wrap bit of the
+ * position | wrap << 15 encoding of packed ring indices. */
+#define FZ_P_AVAIL (1u << 7)
+#define FZ_P_USED (1u << 15)
+#define FZ_P_WRAP 0x8000u
 
 /*
  * An invariant of the library was broken: print where and why and abort,
@@ -91,16 +96,23 @@ static inline uint64_t fz_u64(struct fz_in *in)
 /* ---- Fixture ---- */
 
 /*
- * Decode the one-byte fixture header every harness input starts with:
+ * Decode the two header bytes every harness input starts with.  The
+ * fixture byte @hdr:
  *   bits 0-2  log2 of the queue size (1 to 128)
  *   bit 3     guest negotiates EVENT_IDX
  *   bit 4     back-end negotiates EVENT_IDX
  *   bit 5     guest negotiates INDIRECT_DESC
  *   bits 6-7  budget: 0 default (queue size), else 1, 2 or 3 chains a call
+ * The layout byte @layout:
+ *   bit 0     the guest ring is packed (else split)
+ *   bit 1     the shadow ring is packed (the back-end negotiates
+ *             RING_PACKED; else split)
+ *   bits 2-7  ignored (reserved)
  * and fill @o with small sizes (64 KiB pool, two 64 KiB RAM ranges) so a
- * harness run costs tens of microseconds.
+ * harness run costs tens of microseconds.  An input of one byte reads its
+ * layout byte as 0: split on both sides.
  */
-void fz_opts(uint8_t hdr, struct fx_opts *o);
+void fz_opts(uint8_t hdr, uint8_t layout, struct fx_opts *o);
 
 /* fx_init() that must succeed (the environment, not the library). */
 void fz_fx_init(struct fx *f, const struct fx_opts *o);
@@ -118,6 +130,10 @@ int fz_start(struct fx *f, const struct vuiso_vq_config *cfg);
  */
 int fz_restart(struct fx *f, uint16_t avail_idx, uint16_t used_idx);
 
+/* Restart at the guest driver's own indices: after fz_guest_ring_reset()
+ * those of a fresh queue (split 0 / 0, packed 0x8000 / 0x8000). */
+int fz_restart_fresh(struct fx *f);
+
 /* The device reset of the guest driver: clear its ring and free lists. */
 void fz_guest_ring_reset(struct sim_guest *g);
 
@@ -128,7 +144,7 @@ void fz_unmap_guarded(uint8_t *p, uint64_t size);
 /* Publish the current sim_guest RAM ranges as the guest memory map. */
 void fz_publish_ram(struct fx *f);
 
-/* ---- Raw guest split ring ---- */
+/* ---- Raw guest rings ---- */
 
 /*
  * The expected image of the guest heap (everything after the rings): filled
@@ -154,21 +170,71 @@ void fz_heap_check(const struct fz_heap *h, struct sim_guest *g,
 		   uint64_t skip_gpa, uint64_t skip_len);
 
 /*
- * A copy of the guest's descriptor table and avail ring, which the library
- * must never write: snapshot after the harness writes them, check after
- * every library call.
+ * A copy of the guest areas the library must not write: snapshot after the
+ * harness writes them, check after every library call.
+ *
+ * Split: the descriptor table and the avail ring, never written.
+ * Packed: the driver event suppression area, never written, and the
+ * descriptor ring, where the library writes only used descriptors: never
+ * an address field, and id, len and flags only at the positions the guest
+ * reaped a used descriptor from since the snapshot (fz_ring_allow()).
  */
 struct fz_ring_copy {
 	uint8_t *buf;
 	size_t len;
+	uint8_t *allow; /* packed: per position, used descriptor reaped */
+	uint32_t qsize;
 };
 
 int fz_ring_copy_init(struct fz_ring_copy *rc, const struct sim_guest *g);
 void fz_ring_copy_free(struct fz_ring_copy *rc);
 void fz_ring_snapshot(struct fz_ring_copy *rc, const struct sim_guest *g);
+/* Packed: the guest reaped a used descriptor at position @pos. */
+void fz_ring_allow(struct fz_ring_copy *rc, uint16_t pos);
 void fz_ring_check(const struct fz_ring_copy *rc, const struct sim_guest *g);
 void fz_set_avail_entry(struct sim_guest *g, uint16_t idx, uint16_t head);
 void fz_set_avail_idx(struct sim_guest *g, uint16_t idx);
+
+/* Move a packed ring position and its wrap counter @n places on. */
+static inline void fz_pstep(uint16_t *pos, bool *wrap, uint32_t n,
+			    uint32_t size)
+{
+	uint32_t p = *pos + n % (2 * size);
+
+	while (p >= size) {
+		p -= size;
+		*wrap = !*wrap;
+	}
+	*pos = (uint16_t)p;
+}
+
+/* AVAIL/USED bits of a descriptor made available / used in lap @w. */
+static inline uint16_t fz_pavail_bits(bool w)
+{
+	return w ? FZ_P_AVAIL : FZ_P_USED;
+}
+
+static inline uint16_t fz_pused_bits(bool w)
+{
+	return w ? FZ_P_AVAIL | FZ_P_USED : 0;
+}
+
+static inline bool fz_pis_avail(uint16_t flags, bool w)
+{
+	return !!(flags & FZ_P_AVAIL) == w && !!(flags & FZ_P_USED) != w;
+}
+
+static inline bool fz_pis_used(uint16_t flags, bool w)
+{
+	return !!(flags & FZ_P_AVAIL) == w && !!(flags & FZ_P_USED) == w;
+}
+
+/* Little-endian loads from a ring (the harness's own reading). */
+uint16_t fz_ld16(const uint8_t *p);
+uint32_t fz_ld32(const uint8_t *p);
+/* Store a descriptor's 16-bit flags with release ordering (the fields
+ * written before it first, as a driver or device does). */
+void fz_st16_release(uint8_t *p, uint16_t v);
 
 /* ---- Error reports ---- */
 

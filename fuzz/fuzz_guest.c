@@ -4,7 +4,9 @@
  * indirect tables, avail entries and indices; a well-behaved simulated
  * back-end serves whatever the library forwards.
  *
- * Input: one fixture byte (fz_opts), then a stream of operations:
+ * Input: the fixture byte and the layout byte (fz_opts: bit 0 of the
+ * layout byte makes the guest ring packed, bit 1 the shadow ring), then a
+ * stream of operations.  With a split guest ring:
  *   0 DESC  i:u8 addr:u64 len:u32 flags:u16 next:u16  descriptor table entry
  *   1 ITAB  i:u8 addr:u64 len:u32 flags:u16 next:u16  entry of the indirect
  *                                                     area (256 entries)
@@ -20,15 +22,33 @@
  *                                                     device reset, restart
  *                                                     with guest-chosen ring
  *                                                     addresses and size
+ * With a packed guest ring (op modulo 12; the guest keeps a private cursor,
+ * a ring position and its wrap counter, that the library does not see):
+ *   0 PDESC i:u8 sel:u8 addr:u64 len:u32 id:u16 flags:u16
+ *                  descriptor at cursor + i; sel bit 0: AVAIL/USED bits
+ *                  replaced by those of that position's lap, bit 1: by
+ *                  those of the other lap; else the raw flags
+ *   1 ITAB  i:u8 addr:u64 len:u32 id:u16 flags:u16  indirect area entry
+ *   2 AVAIL n:u8   make n positions from the cursor available for their
+ *                  lap (AVAIL/USED bits only), move the cursor past them
+ *   3 CHAIN n:u8 id:u16 {addr:u64 len:u32 fl:u8}*  a chain of 1 + n % 16
+ *                  descriptors at the cursor: fl bits WRITE/INDIRECT kept,
+ *                  NEXT on all but the last (fl bit 3 inverts that), one
+ *                  buffer id, the head's flags stored last; cursor moves
+ *   4 JUMP  delta:u16   move the cursor delta % (2 * size) positions
+ *   5-10                as for split (STOP restarts at the packed indices
+ *                       stop returned; RESET, RINGS rewind the cursor)
+ *  11 EVENT off_wrap:u16 flags:u16   write the driver event suppression
  *
  * Addresses and lengths are remapped so that most land in or around guest
  * RAM (see fz_addr / fz_len); one selector value in four keeps the raw
  * 64-bit value, so overflow and unmapped addresses stay reachable.
  *
- * Invariants: no crash or sanitizer report (guest RAM has guard pages), the
- * shadow chains the back-end sees are well formed and lie in the region, a
- * violation is reported once with a "guest: " message and the queue stays
- * broken (every data-path call -EIO) until reset.
+ * Invariants, for all four layout pairs: no crash or sanitizer report
+ * (guest RAM has guard pages), the shadow chains the back-end sees (split
+ * or packed) are well formed and lie in the region, a violation is reported
+ * once with a "guest: " message and the queue stays broken (every
+ * data-path call -EIO) until reset.
  */
 #include <errno.h>
 #include <string.h>
@@ -40,6 +60,8 @@ struct gctx {
 	uint64_t ram_end;  /* end of guest RAM (GPA) */
 	uint64_t itab_gpa; /* indirect area: 256 entries */
 	uint16_t aidx;     /* guest's private avail index */
+	uint16_t ppos;     /* packed: the guest's private cursor... */
+	bool pwrap;        /* ...and its wrap counter */
 	struct sim_seg *segs;
 };
 
@@ -128,29 +150,140 @@ static void restart(struct gctx *c, uint16_t a, uint16_t u)
 	FZ_CHECK(ret == 0, "restart: %d", ret);
 }
 
+/* After a device reset: the fresh indices of the guest's layout. */
+static void restart_fresh(struct gctx *c)
+{
+	int ret = fz_restart_fresh(&c->f);
+
+	FZ_CHECK(ret == 0, "restart: %d", ret);
+	c->aidx = 0;
+	c->ppos = 0;
+	c->pwrap = true;
+}
+
+/* Position cursor + @i and the wrap counter of its lap. */
+static uint8_t *pdesc_at(struct gctx *c, unsigned i, bool *wrap)
+{
+	uint16_t pos = c->ppos;
+
+	*wrap = c->pwrap;
+	fz_pstep(&pos, wrap, i % c->f.o.qsize, c->f.o.qsize);
+	return c->f.g.desc + 16ULL * pos;
+}
+
+static void packed_desc(struct gctx *c, struct fz_in *in)
+{
+	uint8_t i = fz_u8(in), sel = fz_u8(in);
+	uint64_t addr = fz_addr(c, fz_u64(in));
+	uint32_t len = fz_len(fz_u32(in));
+	uint16_t id = fz_u16(in), flags = fz_u16(in);
+	bool w;
+	uint8_t *d = pdesc_at(c, i, &w);
+
+	if (sel & 3) {
+		flags &= (uint16_t) ~(FZ_P_AVAIL | FZ_P_USED);
+		flags |= fz_pavail_bits(sel & 1 ? w : !w);
+	}
+	sim_put_pdesc(d, addr, len, id, flags);
+}
+
+static void packed_avail(struct gctx *c, struct fz_in *in)
+{
+	unsigned n = fz_u8(in) % (2 * c->f.o.qsize + 1);
+
+	for (unsigned k = 0; k < n; k++) {
+		uint8_t *d = c->f.g.desc + 16ULL * c->ppos;
+		uint16_t flags = fz_ld16(d + 14);
+
+		flags &= (uint16_t) ~(FZ_P_AVAIL | FZ_P_USED);
+		fz_st16_release(d + 14, flags | fz_pavail_bits(c->pwrap));
+		fz_pstep(&c->ppos, &c->pwrap, 1, c->f.o.qsize);
+	}
+}
+
+static void packed_chain(struct gctx *c, struct fz_in *in)
+{
+	unsigned n = 1 + fz_u8(in) % 16;
+	uint16_t id = fz_u16(in), head_flags = 0;
+	uint8_t *head = c->f.g.desc + 16ULL * c->ppos;
+
+	for (unsigned k = 0; k < n; k++) {
+		uint8_t *d = c->f.g.desc + 16ULL * c->ppos;
+		uint64_t addr = fz_addr(c, fz_u64(in));
+		uint32_t len = fz_len(fz_u32(in));
+		uint8_t fl = fz_u8(in);
+		uint16_t flags = fl & (FZ_F_WRITE | FZ_F_INDIRECT);
+
+		if ((k + 1 < n) != !!(fl & 8))
+			flags |= FZ_F_NEXT;
+		flags |= fz_pavail_bits(c->pwrap);
+		sim_put_pdesc(d, addr, len, id, k ? flags : 0);
+		if (!k)
+			head_flags = flags;
+		fz_pstep(&c->ppos, &c->pwrap, 1, c->f.o.qsize);
+	}
+	/* The head's flags last: the whole chain becomes available at once
+	 * (a chain longer than the ring overwrote its own head meanwhile). */
+	fz_st16_release(head + 14, head_flags);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_in in = {data, size};
 	struct fx_opts o;
 	struct gctx *c = calloc(1, sizeof(*c));
 	struct fx *f;
+	uint8_t hdr;
 
 	FZ_CHECK(c != NULL, "calloc");
 	f = &c->f;
-	fz_opts(fz_u8(&in), &o);
+	hdr = fz_u8(&in);
+	fz_opts(hdr, fz_u8(&in), &o);
 	fz_fx_init(f, &o);
+	c->ppos = 0;
+	c->pwrap = true;
 	c->segs = calloc(o.qsize, sizeof(*c->segs));
 	FZ_CHECK(c->segs != NULL, "calloc");
 	c->ram_end = f->g.heap_end;
 	c->itab_gpa = f->g.heap_gpa;
 
 	for (unsigned steps = 0; fz_more(&in) && steps < 512; steps++) {
-		uint8_t op = fz_u8(&in) % 11;
+		uint8_t op = fz_u8(&in) % (o.guest_packed ? 12 : 11);
 		struct vuiso_vq_state st;
 		int r;
 
 		if (f->errors && op != 8 && op != 10)
 			continue;
+		if (o.guest_packed && op <= 4) {
+			/* The packed guest's own ring operations. */
+			switch (op) {
+			case 0:
+				packed_desc(c, &in);
+				break;
+			case 1: {
+				uint8_t i = fz_u8(&in);
+				uint64_t addr = fz_addr(c, fz_u64(&in));
+				uint32_t len = fz_len(fz_u32(&in));
+				uint16_t id = fz_u16(&in), fl = fz_u16(&in);
+
+				sim_put_pdesc(
+					sim_gpa(&f->g, c->itab_gpa + 16ULL * i),
+					addr, len, id, fl);
+				break;
+			}
+			case 2:
+				packed_avail(c, &in);
+				break;
+			case 3:
+				packed_chain(c, &in);
+				break;
+			default:
+				fz_pstep(&c->ppos, &c->pwrap, fz_u16(&in),
+					 o.qsize);
+				break;
+			}
+			op = 255;
+		}
 		switch (op) {
 		case 0:
 			read_desc(c, &in,
@@ -189,9 +322,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 8:
 			vuiso_vq_reset(f->vq);
 			fz_guest_ring_reset(&f->g);
-			c->aidx = 0;
 			f->errors = 0;
-			restart(c, 0, 0);
+			restart_fresh(c);
 			break;
 		case 9: {
 			uint64_t at = c->f.g.heap_gpa - FZ_PAGE * 2 +
@@ -215,6 +347,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			vuiso_vq_reset(f->vq);
 			fz_guest_ring_reset(&f->g);
 			c->aidx = 0;
+			c->ppos = 0;
+			c->pwrap = true;
 			f->errors = 0;
 			fz_vq_config(f, &cfg);
 			cfg.desc_gpa = fz_addr(c, fz_u64(&in));
@@ -227,9 +361,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FZ_CHECK(r == 0 || r == -EINVAL || r == -EFAULT,
 				 "start returned %d", r);
 			if (r)
-				restart(c, 0, 0);
+				restart_fresh(c);
 			break;
 		}
+		case 11: /* packed only: the driver event suppression area */
+			fz_st16_release(f->g.avail, fz_u16(&in));
+			fz_st16_release(f->g.avail + 2, fz_u16(&in));
+			break;
 		}
 		fz_check_error_state(f, "guest: ");
 		if (f->errors)

@@ -4,7 +4,9 @@
  * actions, and a reference model of the whole queue checks the library
  * after every one of them.
  *
- * Input: one fixture byte (fz_opts), then a stream of actions:
+ * Input: the fixture byte and the layout byte (fz_opts: bit 0 of the
+ * layout byte makes the guest ring packed, bit 1 the shadow ring; the
+ * actions are the same for all four pairs), then a stream of actions:
  *   0 ADD      n:u8 {len:u16 w:u8}* kick:u8  guest makes a request
  *   1 REWRITE  sel:u8 k:u8 addr:u64 len:u32 flags:u16
  *                                     guest rewrites a descriptor of a
@@ -36,6 +38,20 @@
  * request completes exactly once), reset, and must then take a full ring
  * of requests and a request as large as the whole bounce pool: nothing
  * leaked.
+ *
+ * Packed rings: the guest's rings are checked as fz_ring_check() says (only
+ * the used descriptors the guest reaped were written, never an address);
+ * stop's avail_idx and used_idx are compared in the packed encoding
+ * (position | wrap << 15) with the model's count of the guest descriptors
+ * forwarded; a packed shadow ring is predicted one call at a time, reading
+ * the used descriptor at the library's position as the library will and
+ * skipping the chain's descriptor count.  A rewrite after the pop keeps the
+ * AVAIL/USED bits of a packed ring descriptor, so that the guest's own
+ * driver does not take it for a used one.  While dirty logging is on the
+ * library may end a call early (so that its buffer of logged ranges cannot
+ * fill): the model undoes the predicted completions that call did not take,
+ * and accepts either outcome for a used descriptor after the last
+ * completion of a stop (see predict_packed_stop()).
  */
 #include <errno.h>
 #include <string.h>
@@ -55,6 +71,7 @@ struct mreq {
 	unsigned n;
 	struct sim_buf buf[MAXSEG];
 	uint32_t writable;
+	uint16_t ndesc; /* guest ring descriptors (packed: the skip) */
 };
 
 struct bseg {         /* what the back-end popped */
@@ -85,6 +102,21 @@ struct mctx {
 	struct expect exp[1024];
 	unsigned nexp;
 	const char *violation; /* predicted (or explained) violation */
+	/* packed rings: the library's guest avail position, its shadow
+	 * used position, and the descriptors per shadow id */
+	uint16_t ga_pos, su_pos;
+	bool ga_wrap, su_wrap;
+	uint16_t sh_ndesc[MAXQ];
+	uint32_t budget; /* chains per library call */
+	/* packed shadow: the completions predicted for the current call,
+	 * with the position before each, so that a call that stopped early
+	 * can be undone to what it took */
+	struct {
+		uint16_t pos, id;
+		bool wrap;
+	} pstep[MAXQ + 1];
+	unsigned npstep;
+	bool pviol; /* the current call's prediction set c->violation */
 	bool broken;
 	bool stopping;            /* stop timed out */
 	bool unplugged;           /* range 1 is out of the map */
@@ -116,21 +148,8 @@ static const uint8_t *answer(uint32_t seq)
 	return pat + seq % 251;
 }
 
-static uint16_t ld16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-static uint32_t ld32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
+#define ld16 fz_ld16
+#define ld32 fz_ld32
 
 static bool in_range1(struct mctx *c, uint64_t gpa, uint64_t len)
 {
@@ -152,6 +171,13 @@ static void backend_pop(struct mctx *c)
 	int n;
 
 	vuiso_vq_get_stats(f->vq, &st);
+	/* Packed: the back-end's per-id count of a chain the library took
+	 * as completed (from a used descriptor the back-end wrote for an
+	 * earlier chain of that id) is stale. */
+	if (f->o.backend_packed)
+		for (uint16_t i = 0; i < f->o.qsize; i++)
+			if (c->sh_state[i] != SH_INFLIGHT)
+				f->b.ndesc[i] = 0;
 	while ((n = sim_backend_pop(&f->b, &id, c->segs)) > 0) {
 		uint16_t head;
 		struct mreq *q;
@@ -201,6 +227,9 @@ static void backend_pop(struct mctx *c)
 			k += c->segs[i].len;
 		}
 		q->popped = true;
+		if (f->o.guest_packed)
+			fz_pstep(&c->ga_pos, &c->ga_wrap, q->ndesc, f->o.qsize);
+		c->sh_ndesc[id] = (uint16_t)n;
 		c->sh_state[id] = SH_INFLIGHT;
 		c->sh_guest[id] = head;
 		c->bk[id] = (struct bseg){c->seq, q->writable, true};
@@ -279,6 +308,137 @@ static void predict_used(struct mctx *c)
 	}
 }
 
+/*
+ * Packed shadow ring: predict one library call, which takes used
+ * descriptors at its position while their flags say used for its wrap
+ * counter and the budget lasts.  Returns 1 when the budget ran out with a
+ * used descriptor left, else 0.  Per call: between calls the library may
+ * publish new chains over positions the back-end wrote.
+ */
+static int predict_packed_call(struct mctx *c)
+{
+	struct fx *f = &c->f;
+
+	c->npstep = 0;
+	c->pviol = false;
+	if (c->violation)
+		return 0;
+	c->pviol = true; /* until it returns without one */
+	for (uint32_t k = 0;; k++) {
+		const uint8_t *d = f->b.desc + 16ULL * c->su_pos;
+		uint32_t id, len, written;
+		struct mreq *q;
+
+		if (!fz_pis_used(ld16(d + 14), c->su_wrap))
+			break;
+		if (k == c->budget) {
+			c->pviol = false;
+			return 1;
+		}
+		id = ld16(d + 12);
+		len = ld32(d + 8);
+		if (id >= f->o.qsize) {
+			c->violation = "out of range";
+			return 0;
+		}
+		if (c->sh_state[id] != SH_INFLIGHT) {
+			c->violation = c->sh_state[id] == SH_DONE
+					       ? "completed twice"
+					       : "was never made available";
+			return 0;
+		}
+		c->pstep[c->npstep].pos = c->su_pos;
+		c->pstep[c->npstep].wrap = c->su_wrap;
+		c->pstep[c->npstep++].id = (uint16_t)id;
+		q = &c->req[c->sh_guest[id]];
+		written = len < q->writable ? len : q->writable;
+		FZ_CHECK(c->nexp < 1024, "too many expectations");
+		c->exp[c->nexp++] = (struct expect){c->sh_guest[id], written,
+						    c->bk[id].seq, false};
+		if (completion_faults(c, q, written)) {
+			c->exp[c->nexp - 1].fault = true;
+			c->violation = "left guest memory while in flight";
+			c->npstep--; /* not taken: the queue breaks */
+			return 0;
+		}
+		fz_pstep(&c->su_pos, &c->su_wrap, c->sh_ndesc[id], f->o.qsize);
+		c->sh_state[id] = SH_DONE;
+		c->inflight--;
+	}
+	c->pviol = false;
+	return 0;
+}
+
+/*
+ * While dirty logging is on, the library may end a call early (returning
+ * 1, as if its budget ran out) so that its buffer of logged ranges cannot
+ * fill: undo the predicted completions of that call beyond the @done it
+ * took, and a violation it did not reach.
+ */
+static void packed_call_truncate(struct mctx *c, uint64_t done)
+{
+	if (done >= c->npstep && (!c->pviol || done > c->npstep))
+		return;
+	FZ_CHECK(c->logging, "a call took %llu of %u predicted completions",
+		 (unsigned long long)done, c->npstep);
+	if (c->pviol && c->nexp && c->exp[c->nexp - 1].fault)
+		c->nexp--;
+	while (c->npstep > done) {
+		unsigned i = --c->npstep;
+
+		c->sh_state[c->pstep[i].id] = SH_INFLIGHT;
+		c->su_pos = c->pstep[i].pos;
+		c->su_wrap = c->pstep[i].wrap;
+		c->inflight++;
+		c->nexp--;
+	}
+	if (c->pviol) {
+		c->violation = NULL;
+		c->pviol = false;
+	}
+}
+
+/* The violation a used descriptor at the library's position is, with no
+ * request in flight; NULL when there is none. */
+static const char *packed_peek_violation(struct mctx *c)
+{
+	const uint8_t *d = c->f.b.desc + 16ULL * c->su_pos;
+	uint16_t id = ld16(d + 12);
+
+	if (!fz_pis_used(ld16(d + 14), c->su_wrap))
+		return NULL;
+	if (id >= c->f.o.qsize)
+		return "out of range";
+	return c->sh_state[id] == SH_DONE ? "completed twice"
+					  : "was never made available";
+}
+
+/*
+ * Packed shadow ring: vuiso_vq_stop() calls while requests are in flight
+ * and the last call ran out of budget; it publishes no new chains.
+ * While dirty logging is on, its calls may end early, and once the last
+ * request completed it makes no further call: a used descriptor after the
+ * last completion may or may not be read.  Returns that violation (stop
+ * may report it or stop cleanly), else NULL.
+ */
+static const char *predict_packed_stop(struct mctx *c)
+{
+	const char *maybe = NULL;
+
+	while (c->inflight && !c->violation)
+		if (!predict_packed_call(c))
+			break;
+	if (!c->logging || c->inflight)
+		return NULL;
+	if (c->violation && c->pviol) {
+		maybe = c->violation;
+		c->violation = NULL;
+	} else if (!c->violation) {
+		maybe = packed_peek_violation(c);
+	}
+	return maybe;
+}
+
 /* ---- checking a library call ---- */
 
 static void guest_reap(struct mctx *c)
@@ -287,10 +447,17 @@ static void guest_reap(struct mctx *c)
 	unsigned pos = 0;
 	uint32_t id, len;
 
-	while (sim_reap(&f->g, &id, &len)) {
+	for (;;) {
 		struct expect *x;
 		struct mreq *q;
 		uint32_t left, k = 0;
+		/* Packed: the used descriptor the guest reads now. */
+		uint16_t upos = f->g.vq.packed.last_used;
+
+		if (!sim_reap(&f->g, &id, &len))
+			break;
+		if (f->g.packed)
+			fz_ring_allow(&c->rings, upos);
 
 		FZ_CHECK(pos < c->nexp && !c->exp[pos].fault,
 			 "guest reaped head %u len %u that no valid used entry "
@@ -317,6 +484,10 @@ static void guest_reap(struct mctx *c)
 			left -= m;
 		}
 	}
+	/* Packed: nothing written but the used descriptors just reaped
+	 * (checked before the guest re-arms its event area). */
+	if (f->g.packed)
+		fz_ring_check(&c->rings, &f->g);
 	sim_guest_arm(&f->g);
 	if (pos < c->nexp) {
 		/* Only the faulting completion may be left: its writable
@@ -372,7 +543,8 @@ static void after_call(struct mctx *c)
 {
 	struct fx *f = &c->f;
 
-	fz_ring_check(&c->rings, &c->f.g);
+	if (!f->g.packed)
+		fz_ring_check(&c->rings, &c->f.g);
 	if (f->errors && !c->violation)
 		explain_pop_violation(c);
 	if (c->violation) {
@@ -405,12 +577,43 @@ static void after_call(struct mctx *c)
 		      c->unplugged ? c->f.g.ram[1].size : 0);
 }
 
+/* A packed shadow ring: predict and check one library call at a time. */
+static void call_packed(struct mctx *c)
+{
+	struct vuiso_vq_stats st0, st1;
+	int r;
+
+	sim_backend_flush(&c->f.b);
+	do {
+		fz_ring_snapshot(&c->rings, &c->f.g);
+		if (c->rings_gone)
+			c->violation =
+				"a ring of queue 0 is not in guest memory";
+		predict_packed_call(c);
+		vuiso_vq_get_stats(c->f.vq, &st0);
+		r = vuiso_vq_call_from_backend(c->f.vq);
+		vuiso_vq_get_stats(c->f.vq, &st1);
+		if (r == 1)
+			packed_call_truncate(c,
+					     st1.completions - st0.completions);
+		FZ_CHECK(r == 0 || r == -EIO || (r == 1 && !c->violation),
+			 "call returned %d", r);
+		FZ_CHECK((r == -EIO) == !!c->f.errors, "call returned %d", r);
+		after_call(c);
+	} while (r == 1 && !c->broken);
+	sim_backend_arm(&c->f.b);
+}
+
 static void call(struct mctx *c)
 {
 	int r;
 
 	if (c->broken)
 		return;
+	if (c->f.o.backend_packed) {
+		call_packed(c);
+		return;
+	}
 	sim_backend_flush(&c->f.b);
 	fz_ring_snapshot(&c->rings, &c->f.g);
 	if (c->rings_gone)
@@ -451,6 +654,7 @@ static void add(struct mctx *c, struct fz_in *in)
 	unsigned n = 1 +
 		     fz_u8(in) % (MAXSEG < f->o.qsize ? MAXSEG : f->o.qsize);
 	bool live = false;
+	unsigned free_before;
 	int head;
 
 	for (unsigned h = 0; h < f->o.qsize; h++)
@@ -474,9 +678,11 @@ static void add(struct mctx *c, struct fz_in *in)
 		if (w)
 			q.writable += len;
 	}
+	free_before = sim_guest_free(&f->g);
 	head = sim_add(&f->g, q.buf, q.n, f->o.indirect && (n & 1));
 	if (head < 0)
 		return;
+	q.ndesc = (uint16_t)(free_before - sim_guest_free(&f->g));
 	FZ_CHECK(!c->req[head].live, "guest reused a live head");
 	c->req[head] = q;
 	c->fifo[c->fifo_tail++ & 0xffff] = (uint16_t)head;
@@ -520,7 +726,25 @@ static void rewrite(struct mctx *c, struct fz_in *in)
 	    in_range1(c, f->g.chain_indirect[head], 16ULL * q->n))
 		return;
 	d = chain_desc(c, head, k);
-	if (q->popped) {
+	if (q->popped && f->g.packed && !f->g.chain_indirect[head]) {
+		/* Too late, as below; a packed ring descriptor keeps its id
+		 * and its AVAIL/USED bits, so that the guest's driver does
+		 * not take it for a used one.  Its position may already hold
+		 * a used descriptor or another chain (packed positions are
+		 * reused out of order): only while it still carries this
+		 * chain's id is it this chain's. */
+		uint16_t keep = FZ_P_AVAIL | FZ_P_USED;
+
+		if (ld16(d + 12) != head)
+			return;
+
+		sim_put_pdesc(
+			d, addr, len, ld16(d + 12),
+			(uint16_t)((flags & ~keep) | (ld16(d + 14) & keep)));
+	} else if (q->popped && f->g.packed) {
+		/* An entry of the chain's packed indirect table. */
+		sim_put_pdesc(d, addr, len, ld16(d + 12), flags);
+	} else if (q->popped) {
 		/* Too late: whatever the guest writes now must not matter.
 		 * Keep a loop-free chain so the guest's own reaping works. */
 		sim_put_desc(d, addr, len, flags, ld16(d + 14));
@@ -590,7 +814,10 @@ static void restart(struct mctx *c, uint16_t a, uint16_t u)
 {
 	FZ_CHECK(fz_restart(&c->f, a, u) == 0, "restart");
 	memset(c->sh_state, 0, sizeof(c->sh_state));
+	memset(c->sh_ndesc, 0, sizeof(c->sh_ndesc));
 	memset(c->bk, 0, sizeof(c->bk));
+	c->su_pos = 0;
+	c->su_wrap = true;
 	c->sh_seen = 0;
 	c->lib_last_used = 0;
 	c->inflight = 0;
@@ -601,6 +828,7 @@ static void stop(struct mctx *c)
 {
 	struct fx *f = &c->f;
 	struct vuiso_vq_state st;
+	const char *maybe = NULL;
 	int r, want;
 
 	if (c->broken)
@@ -609,9 +837,13 @@ static void stop(struct mctx *c)
 	fz_ring_snapshot(&c->rings, &c->f.g);
 	if (c->inflight && c->rings_gone)
 		c->violation = "a ring of queue 0 is not in guest memory";
-	if (c->inflight)
+	if (c->inflight && f->o.backend_packed)
+		maybe = predict_packed_stop(c);
+	else if (c->inflight)
 		predict_used(c);
 	r = vuiso_vq_stop(f->vq, 0, &st);
+	if (maybe && r == -EIO)
+		c->violation = maybe;
 	want = c->violation ? -EIO : c->inflight ? -ETIMEDOUT : 0;
 	FZ_CHECK(r == want, "stop returned %d, expected %d", r, want);
 	after_call(c);
@@ -620,9 +852,15 @@ static void stop(struct mctx *c)
 	if (r)
 		return;
 	FZ_CHECK(st.inflight == 0, "clean stop with %u in flight", st.inflight);
-	FZ_CHECK(st.avail_idx == (uint16_t)c->fifo_head,
-		 "stop: avail_idx %u, model %u", st.avail_idx,
-		 (uint16_t)c->fifo_head);
+	if (f->o.guest_packed)
+		FZ_CHECK(st.avail_idx ==
+				 (c->ga_pos | (c->ga_wrap ? FZ_P_WRAP : 0)),
+			 "stop: avail_idx 0x%x, model position %u wrap %d",
+			 st.avail_idx, c->ga_pos, c->ga_wrap);
+	else
+		FZ_CHECK(st.avail_idx == (uint16_t)c->fifo_head,
+			 "stop: avail_idx %u, model %u", st.avail_idx,
+			 (uint16_t)c->fifo_head);
 	FZ_CHECK(st.used_idx == virtq_used_idx(&f->g.vq),
 		 "stop: used_idx %u, guest %u", st.used_idx,
 		 virtq_used_idx(&f->g.vq));
@@ -646,7 +884,10 @@ static void reset(struct mctx *c)
 	c->violation = NULL;
 	c->broken = false;
 	f->errors = 0;
-	restart(c, 0, 0);
+	c->ga_pos = 0;
+	c->ga_wrap = true;
+	/* The fresh indices of the guest's layout (packed: 0x8000). */
+	restart(c, virtq_avail_idx(&f->g.vq), virtq_used_idx(&f->g.vq));
 }
 
 static void set_map(struct mctx *c, uint8_t how)
@@ -721,12 +962,35 @@ static bool any_live(struct mctx *c)
 	return false;
 }
 
+/*
+ * A packed shadow ring lets earlier back-end actions leave the back-end's
+ * used position off the library's (a used descriptor written where the
+ * library then published a new chain is gone, not an error): a back-end
+ * that now behaves goes back to the library's position and completes
+ * every chain in flight, those it completed but the library has not read
+ * included.
+ */
+static void packed_backend_resync(struct mctx *c)
+{
+	struct sim_backend *b = &c->f.b;
+
+	for (uint16_t id = 0; id < c->f.o.qsize; id++)
+		if (c->sh_state[id] == SH_INFLIGHT) {
+			c->bk[id].owned = true;
+			b->ndesc[id] = c->sh_ndesc[id];
+		}
+	b->used_idx = c->su_pos;
+	b->used_wrap = c->su_wrap;
+}
+
 /* The back-end completes everything, the guest kicks, until all is done. */
 static void drain(struct mctx *c)
 {
 	for (unsigned round = 0; round < 4 * MAXQ; round++) {
 		if (c->broken || !any_live(c))
 			return;
+		if (c->f.o.backend_packed)
+			packed_backend_resync(c);
 		for (uint16_t id = 0; id < c->f.o.qsize; id++)
 			if (c->bk[id].owned) {
 				c->bk[id].owned = false;
@@ -752,8 +1016,11 @@ static void add_one(struct mctx *c, uint64_t len)
 	FZ_CHECK(b.gpa != 0, "heap");
 	head = sim_add(&f->g, &b, 1, false);
 	FZ_CHECK(head >= 0, "sim_add");
-	c->req[head] = (struct mreq){
-		.live = true, .n = 1, .buf = {b}, .writable = (uint32_t)len};
+	c->req[head] = (struct mreq){.live = true,
+				     .n = 1,
+				     .buf = {b},
+				     .writable = (uint32_t)len,
+				     .ndesc = 1};
 	c->fifo[c->fifo_tail++ & 0xffff] = (uint16_t)head;
 }
 
@@ -795,11 +1062,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mctx *c = calloc(1, sizeof(*c));
 	struct fx_opts o;
 	struct fx *f;
+	uint8_t hdr;
 
 	FZ_CHECK(c != NULL, "calloc");
 	f = &c->f;
-	fz_opts(fz_u8(&in), &o);
+	hdr = fz_u8(&in);
+	fz_opts(hdr, fz_u8(&in), &o);
 	fz_fx_init(f, &o);
+	c->ga_wrap = c->su_wrap = true;
+	c->budget = o.budget ? o.budget : o.qsize;
 	c->segs = calloc(o.qsize, sizeof(*c->segs));
 	FZ_CHECK(c->segs && !fz_heap_init(&c->heap, &f->g) &&
 			 !fz_ring_copy_init(&c->rings, &c->f.g),

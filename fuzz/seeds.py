@@ -5,8 +5,11 @@
 Each seed drives one harness to one validation branch of the library (or one
 legal corner), so that the corpus replay alone reaches every check, and the
 fuzzer starts from there.  The input formats are documented at the top of
-fuzz_guest.c, fuzz_backend.c and fuzz_model.c.  Seeds are named seed-*;
-inputs found by libFuzzer keep their hash names.
+fuzz_guest.c, fuzz_backend.c and fuzz_model.c; every input starts with the
+fixture byte and the layout byte (hdr()).  Seeds are named seed-*, with a
+suffix for the layout pair when it is not split/split: -guest-packed,
+-shadow-packed, -packed-packed; inputs found by libFuzzer keep their hash
+names.
 
     python3 fuzz/seeds.py          # (re)write fuzz/corpus/*/seed-*
 """
@@ -23,8 +26,22 @@ HEAP = 0x102000                 # first heap byte for queue sizes <= 64
 F_NEXT, F_WRITE, F_INDIRECT = 1, 2, 4
 
 
-def hdr(qlog=4, gev=False, bev=False, indirect=False, budget=0):
-    return bytes([qlog | gev << 3 | bev << 4 | indirect << 5 | budget << 6])
+SPLIT, GUEST_PACKED, SHADOW_PACKED, BOTH_PACKED = 0, 1, 2, 3
+P_AVAIL, P_USED = 1 << 7, 1 << 15
+
+
+def hdr(qlog=4, gev=False, bev=False, indirect=False, budget=0,
+        layout=SPLIT):
+    """The fixture byte and the layout byte (bit 0 guest ring packed, bit 1
+    shadow ring packed)."""
+    return bytes([qlog | gev << 3 | bev << 4 | indirect << 5 | budget << 6,
+                  layout])
+
+
+def relayout(seeds, layout, suffix):
+    """The same inputs with another layout byte."""
+    return {k + suffix: v[:1] + bytes([layout]) + v[2:]
+            for k, v in seeds.items()}
 
 
 def u8(v):
@@ -86,6 +103,27 @@ class G:
     rings = staticmethod(lambda d, a, u, qlog, ai=0, ui=0:
                          u8(10) + u64(d) + u64(a) + u64(u) + u8(qlog) +
                          u16(ai) + u16(ui))
+
+
+class GP:
+    """fuzz_guest.c operations on a packed guest ring."""
+    pdesc = staticmethod(lambda i, addr, ln, id_, flags, sel=1:
+                         u8(0) + u8(i) + u8(sel) + u64(addr) + u32(ln) +
+                         u16(id_) + u16(flags))
+    itabd = staticmethod(lambda i, addr, ln, flags=0:
+                         u8(1) + u8(i) + u64(addr) + u32(ln) + u16(0) +
+                         u16(flags))
+    avail = staticmethod(lambda n: u8(2) + u8(n))
+
+    @staticmethod
+    def chain(id_, descs):   # descs: (addr, len, fl); fl bit 3 flips NEXT
+        out = u8(3) + u8(len(descs) - 1) + u16(id_)
+        for addr, ln, fl in descs:
+            out += u64(addr) + u32(ln) + u8(fl)
+        return out
+
+    jump = staticmethod(lambda d: u8(4) + u16(d))
+    event = staticmethod(lambda ow, fl: u8(11) + u16(ow) + u16(fl))
 
 
 def one(d, head=0):
@@ -184,7 +222,93 @@ def guest_seeds():
     s['poke-suppression'] = hdr(4, True, True) + \
         G.poke(0x100, b'\x01\x00') + rd + wr + one(b'') + \
         G.poke(0x100 + 4 + 32, b'\x05\x00') + one(b'')
+    # A split guest on a packed shadow ring: the same inputs.
+    s.update(relayout(dict(s), SHADOW_PACKED, '-shadow-packed'))
+    s.update(guest_packed_seeds(GUEST_PACKED, '-guest-packed'))
+    s.update(guest_packed_seeds(BOTH_PACKED, '-packed-packed'))
     return s
+
+
+def guest_packed_seeds(layout, sfx):
+    """A packed guest ring: one seed per check of vring_packed.c."""
+    s = {}
+    gp, it = G.gpa, G.itab
+    P = GP
+    rd, wr = (gp(0x104000), 64, 0), (gp(0x105000), 128, F_WRITE)
+    serve = G.kick + G.serve()
+
+    def h(*a, **kw):
+        return hdr(*a, layout=layout, **kw)
+    s['valid-chain'] = h() + P.chain(0, [rd, wr]) + serve
+    # Queue of 2: many laps, both wrap counters, with EVENT_IDX.
+    s['valid-laps-evidx'] = h(qlog=1, gev=True, bev=True) + b''.join(
+        P.chain(i & 1, [rd, wr][: 1 + (i % 2)]) + serve for i in range(9))
+    s['valid-laps-budget'] = h(qlog=2, budget=1) + b''.join(
+        P.chain(i % 4, [rd]) for i in range(3)) + G.kick + G.kick + \
+        G.serve(1) + G.kick + G.serve(2) + G.serve(3, 0xffffffff)
+    tab = P.itabd(0, gp(0x104000), 16) + P.itabd(1, gp(0x105000), 100,
+                                                 F_WRITE)
+    s['valid-indirect'] = h(indirect=True) + tab + \
+        P.chain(3, [(it(0), 32, F_INDIRECT)]) + serve
+    s['valid-raw-desc-avail'] = h() + \
+        P.pdesc(0, gp(0x104000), 8, 1, F_NEXT, 0) + \
+        P.pdesc(1, gp(0x105000), 8, 1, F_WRITE, 0) + P.avail(2) + serve
+    s['valid-event-suppression'] = h(gev=True, bev=True) + \
+        P.event(0x8001, 2) + P.chain(0, [rd]) + serve + \
+        P.event(0, 1) + P.chain(1, [rd]) + serve + \
+        P.event(0, 0) + P.chain(2, [rd]) + serve
+    s['not-available-in-chain'] = h() + \
+        P.pdesc(1, gp(0x105000), 8, 0, 0, 2) + \
+        P.pdesc(0, gp(0x104000), 8, 0, F_NEXT) + G.kick
+    s['wrong-wrap-ignored'] = h() + P.jump(16) + P.chain(0, [rd]) + \
+        serve + P.jump(16) + P.chain(0, [rd]) + serve
+    s['indirect-in-chain'] = h(indirect=True) + tab + P.chain(
+        0, [rd, (it(0), 32, F_INDIRECT)]) + G.kick
+    s['indirect-with-next'] = h(indirect=True) + tab + P.chain(
+        0, [(it(0), 32, F_INDIRECT | 8)]) + G.kick
+    s['indirect-not-negotiated'] = h() + tab + P.chain(
+        0, [(it(0), 32, F_INDIRECT)]) + G.kick
+    s['indirect-len-not-16'] = h(indirect=True) + tab + P.chain(
+        0, [(it(0), 24, F_INDIRECT)]) + G.kick
+    s['indirect-len-over-queue'] = h(indirect=True) + tab + P.chain(
+        0, [(it(0), 16 * 17, F_INDIRECT)]) + G.kick
+    s['indirect-nested'] = h(indirect=True) + \
+        P.itabd(0, it(0x100), 16, F_INDIRECT) + P.chain(
+            0, [(it(0), 16, F_INDIRECT)]) + G.kick
+    s['indirect-table-unmapped'] = h(indirect=True) + P.chain(
+        0, [(G.raw(0xc000000000000010), 32, F_INDIRECT)]) + G.kick
+    s['indirect-zero-entry'] = h(indirect=True) + \
+        P.itabd(0, gp(0x104000), 0) + P.chain(
+            0, [(it(0), 16, F_INDIRECT)]) + G.kick
+    s['chain-longer-than-ring'] = h(qlog=2) + P.chain(
+        0, [rd, rd, rd, (gp(0x104000), 64, 8)]) + G.kick
+    s['buffer-id-out-of-range'] = h() + P.chain(16, [rd]) + G.kick
+    s['buffer-id-reused-in-flight'] = h() + P.chain(5, [rd]) + G.kick + \
+        P.chain(5, [rd]) + G.kick
+    s['overlaps-in-flight'] = h(qlog=2) + P.chain(0, [rd, rd, wr]) + \
+        G.kick + P.chain(1, [rd, wr]) + G.kick
+    s['zero-length'] = h() + P.chain(0, [(gp(0x104000), 0, 0)]) + G.kick
+    s['addr-len-overflow'] = h() + P.chain(
+        0, [(G.raw(0xffffffffffffff00), 0x200, 0)]) + G.kick
+    s['readable-after-writable'] = h() + P.chain(
+        0, [wr, rd]) + G.kick
+    s['straddle-unmapped-writable'] = h() + P.chain(
+        0, [(gp(RAM_END - 32), 64, F_WRITE)]) + G.kick
+    s['larger-than-pool'] = h() + P.chain(
+        0, [(gp(0x104000), (1 << 30) | 0x20000, F_WRITE)]) + G.kick
+    s['stop-restart-reset'] = h() + P.chain(0, [rd, wr]) + G.kick + \
+        G.stop + G.serve() + G.stop + P.chain(1, [rd, wr]) + G.kick + \
+        G.reset + P.chain(0, [rd, wr]) + serve
+    s['rings-misaligned'] = h() + G.rings(
+        gp(0x100008), gp(0x100100), gp(0x101000), 4) + \
+        P.chain(0, [rd]) + serve
+    s['rings-start-index'] = h() + G.rings(
+        gp(0x100000), gp(0x101000), gp(0x101100), 4, 0x8003, 0x8001) + \
+        P.chain(0, [rd]) + serve
+    s['rings-bad-start-index'] = h() + G.rings(
+        gp(0x100000), gp(0x101000), gp(0x101100), 4, 0x0003, 0x8003) + \
+        P.chain(0, [rd]) + serve
+    return {k + sfx: v for k, v in s.items()}
 
 
 # ---- back-end harness -----------------------------------------------------
@@ -208,6 +332,10 @@ class B:
     reset = u8(9)
     kick = u8(10)
     good = staticmethod(lambda sel, ln: u8(11) + u8(sel) + u32(ln))
+    # packed shadow ring only
+    pused = staticmethod(lambda rel, i, ln, fl=0:
+                         u8(12) + u8(rel) + u16(i) + u32(ln) + u16(fl))
+    event = staticmethod(lambda ow, fl: u8(13) + u16(ow) + u16(fl))
 
 
 def backend_seeds():
@@ -245,7 +373,60 @@ def backend_seeds():
     s['backpressure'] = hdr(budget=2) + b''.join(
         B.add((2048, 1), (2048, 1), (2048, 1), (2048, 1))
         for _ in range(10)) + b''.join(B.good(0, 8192) for _ in range(10))
+    # A packed guest on a split shadow ring: the same inputs.
+    s.update(relayout(dict(s), GUEST_PACKED, '-guest-packed'))
+    s.update(backend_packed_seeds(SHADOW_PACKED, '-shadow-packed'))
+    s.update(backend_packed_seeds(BOTH_PACKED, '-packed-packed'))
     return s
+
+
+def backend_packed_seeds(layout, sfx):
+    """A packed shadow ring: every used-side check, and the skips."""
+    s = {}
+    req = B.add((16, 0), (512, 1), (1, 1))
+    one = B.add((64, 1))
+
+    def h(*a, **kw):
+        return hdr(*a, layout=layout, **kw)
+    s['valid-complete'] = h() + req + B.good(0, 513)
+    s['valid-complete-indirect-evidx'] = h(4, True, True, True) + \
+        B.add((16, 0), (100, 1), (1, 1)) + one + B.event(0x8003, 2) + \
+        B.good(0, 101) + B.good(0, 8) + one + B.event(0, 1) + one + \
+        B.good(0, 64) + B.good(0, 64)
+    s['valid-out-of-order'] = h(budget=1) + req + req + req + \
+        B.good(2, 1) + B.good(0, 5) + B.good(0, 513)
+    s['valid-laps'] = h(qlog=2, budget=2) + b''.join(
+        req + B.good(0, 513) + one + B.good(0, 64) for _ in range(5))
+    s['valid-used-len-larger'] = h() + req + \
+        B.used(1, 0, 0xffffffff) + B.call
+    s['valid-raw-used-skip'] = h(qlog=2) + one + one + \
+        B.pused(0, 1, 9) + B.call + B.pused(0, 0, 9) + B.call
+    s['used-id-out-of-range'] = h() + req + B.pused(0, 1000, 0) + B.call
+    s['used-id-never-available'] = h() + req + B.pused(0, 9, 0) + B.call
+    s['used-id-twice'] = h(qlog=2) + one + one + B.pused(0, 0, 1) + \
+        B.pused(1, 0, 1) + B.call
+    s['used-id-twice-later-call'] = h() + req + req + B.good(0, 1) + \
+        B.pused(0, 0, 1) + B.call
+    s['used-no-inflight'] = h() + B.pused(0, 0, 1) + B.call
+    s['used-wrong-wrap-ignored'] = h() + req + \
+        B.pused(0x80, 0, 1, P_USED) + B.call + B.good(0, 513)
+    s['used-skipped-position'] = h() + req + req + B.jump(1) + \
+        B.used(1, 0, 1) + B.call + B.stop
+    s['scribble-shadow-desc'] = h() + req + \
+        B.desc(0, u64(0xdeadbeef) + u32(0xffffffff)) + B.good(0, 513)
+    s['scribble-event-areas'] = h(bev=True) + req + \
+        B.ring(16 * 16 + 64, b'\x03\x80\x02\x00') + req + \
+        B.ring(16 * 16, b'\xff\xff\xff\xff') + B.good(0, 3)
+    s['never-completes-stop-times-out'] = h() + req + B.stop + \
+        B.good(0, 513) + B.stop + req + B.good(0, 1)
+    s['stop-with-bogus-after-last'] = h(qlog=2) + one + \
+        B.used(1, 0, 1) + B.pused(1, 0, 1) + B.stop
+    s['reset-in-flight'] = h() + req + req + B.reset + req + \
+        B.good(0, 513)
+    s['backpressure'] = h(budget=2) + b''.join(
+        B.add((2048, 1), (2048, 1), (2048, 1), (2048, 1))
+        for _ in range(10)) + b''.join(B.good(0, 8192) for _ in range(10))
+    return {k + sfx: v for k, v in s.items()}
 
 
 # ---- model harness --------------------------------------------------------
@@ -329,7 +510,21 @@ def model_seeds():
     s['pool-cache-overflow'] = hdr(7) + b''.join(
         M.add([(64, 1)]) for _ in range(128)) + b''.join(
         M.complete(0, 0) for _ in range(128)) + M.call
-    return s
+    # Every model seed in the three other layout pairs.
+    out = dict(s)
+    out.update(relayout(s, GUEST_PACKED, '-guest-packed'))
+    out.update(relayout(s, SHADOW_PACKED, '-shadow-packed'))
+    out.update(relayout(s, BOTH_PACKED, '-packed-packed'))
+    # Queue of 4, packed: many laps of both wrap counters, out of order.
+    laps = b''.join(M.add([(16, 0), (600, 1)]) + M.add([(64, 1)]) +
+                    M.complete(1, 0) + M.complete(0, 0) + M.call
+                    for _ in range(6))
+    for lay, sfx in ((GUEST_PACKED, '-guest-packed'),
+                     (SHADOW_PACKED, '-shadow-packed'),
+                     (BOTH_PACKED, '-packed-packed')):
+        out['laps' + sfx] = hdr(2, True, True, layout=lay) + laps + \
+            M.stop + laps
+    return out
 
 
 def main():
