@@ -479,7 +479,10 @@ static void stop(struct bctx *c)
 		FZ_CHECK(fz_restart(f, st.avail_idx, st.used_idx) == 0,
 			 "restart");
 		model_restart(c);
-		/* Guest requests not yet forwarded stay in the FIFO. */
+		/* The start took what the guest made available while the
+		 * queue was stopped: learn it as after any call. */
+		fz_ring_snapshot(&c->rings, &c->f.g);
+		after_call(c);
 	}
 }
 

@@ -822,6 +822,10 @@ static void restart(struct mctx *c, uint16_t a, uint16_t u)
 	c->lib_last_used = 0;
 	c->inflight = 0;
 	c->stopping = false;
+	/* The start took what the guest made available while the queue was
+	 * stopped (it will not kick for it): check it as after a kick. */
+	fz_ring_snapshot(&c->rings, &c->f.g);
+	after_call(c);
 }
 
 static void stop(struct mctx *c)

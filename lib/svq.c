@@ -753,6 +753,16 @@ VUISO_API int vuiso_vq_start(struct vuiso_vq *vq,
 	svq_clear(vq, cfg->size);
 	memset(&vq->stats, 0, sizeof(vq->stats));
 	vq->run = SVQ_RUNNING;
+	/*
+	 * The guest may have made chains available while the queue was
+	 * stopped, and may have been told not to kick (an earlier run that
+	 * waited for room left NO_NOTIFY or DISABLE, or a stale event index):
+	 * it will not kick for those.  Take them now and ask for kicks again.
+	 * Kicking the back-end before the VMM has handed it the shadow ring
+	 * is harmless: an eventfd keeps the count until it is read.  A guest
+	 * violation found here breaks the queue and is reported as ever.
+	 */
+	svq_call(vq, true);
 	return 0;
 }
 

@@ -68,6 +68,9 @@ static int vsplit_guest_setup(struct vuiso_guest_ring *gr,
 	g->last_avail = cfg->avail_idx;
 	g->used_idx = cfg->used_idx;
 	g->used_flushed = cfg->used_idx;
+	/* used->flags may hold what an earlier run left (NO_NOTIFY while it
+	 * waited for room): the first arm writes it whatever we think. */
+	g->kicks_known = false;
 	return 0;
 }
 

@@ -73,6 +73,7 @@ struct vsplit_guest {
 	uint16_t last_avail;   /* next avail entry to consume */
 	uint16_t used_idx;     /* next used index to write */
 	uint16_t used_flushed; /* used->idx as last published */
+	bool kicks_known;      /* used->flags holds what we last wrote */
 	bool kicks_off;        /* we set VRING_USED_F_NO_NOTIFY */
 };
 
@@ -327,10 +328,11 @@ static inline void vsplit_guest_kicks(struct vsplit_guest *g, bool on,
 		vring_log(log, g->used_gpa + VSPLIT_USED_RING + 8u * g->size,
 			  2);
 	} else {
-		if (on != g->kicks_off)
+		if (g->kicks_known && on != g->kicks_off)
 			return;
 		vuiso_st16(g->used + VSPLIT_USED_FLAGS,
 			   on ? 0 : VRING_USED_F_NO_NOTIFY);
+		g->kicks_known = true;
 		g->kicks_off = !on;
 		vring_log(log, g->used_gpa + VSPLIT_USED_FLAGS, 2);
 		if (!on)

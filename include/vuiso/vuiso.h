@@ -473,9 +473,14 @@ struct vuiso_vq_shadow {
  *
  * Resets the shadow ring and the bounce pool, checks that the guest rings
  * are mapped in the current guest memory map, and makes the queue ready for
- * vuiso_vq_kick_from_guest().  The VMM then sends the back-end
- * SET_VRING_NUM, SET_VRING_ADDR from @shadow, SET_VRING_BASE 0 and enables
- * the ring.
+ * vuiso_vq_kick_from_guest().  It then rewrites the guest's notification
+ * suppression (an earlier run may have left kicks off) and takes the chains
+ * the guest already made available, for which it will not kick: like a
+ * vuiso_vq_kick_from_guest(), this may call ops->kick_backend (harmless
+ * before the back-end has the ring: an eventfd keeps the count) and, for a
+ * guest that breaks the rules, ops->error.  The VMM then sends the back-end
+ * SET_VRING_NUM, SET_VRING_BASE @shadow->vring_base, SET_VRING_ADDR with
+ * the *_backend addresses of @shadow, and enables the ring.
  *
  * Control path, on the thread that will drive the queue.
  *

@@ -1142,6 +1142,75 @@ test_two_step_stop_bad_backend_base_breaks_queue(const struct layouts *L)
 	}
 }
 
+/*
+ * Stop while the queue waited for bounce space: it had told the guest not
+ * to kick (split NO_NOTIFY, packed DISABLE) and one chain is still on the
+ * guest ring.  A restart from the stop's indices takes that chain at once,
+ * with no kick from anyone, and asks the guest for kicks again.
+ */
+static void test_restart_after_backpressured_stop_takes_waiting_chain(
+	const struct layouts *L)
+{
+	struct fx_opts o = {.pool_size = 64 * 1024};
+	struct vuiso_vq_config cfg;
+	struct vuiso_region_info ri;
+	struct vuiso_vq_state st;
+	struct sim_seg segs[64];
+	struct sim_buf b;
+	uint16_t head, flags;
+	uint32_t id, len;
+	unsigned reaped = 0;
+	struct fx f;
+
+	assert_int_equal(fx_init(&f, lay(&o, L)), 0);
+	for (int i = 0; i < 3; i++) {
+		b = (struct sim_buf){sim_alloc(&f.g, 32768), 32768, true};
+		assert_true(sim_add(&f.g, &b, 1, false) >= 0);
+	}
+	sim_kick_needed(&f.g);
+	/* Two fill the pool; the third waits, guest kicks off. */
+	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
+	flags = *(uint16_t *)(L->guest ? f.g.used + 2 : f.g.used);
+	assert_int_equal(le16toh(flags), 1); /* NO_NOTIFY / DISABLE */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+		sim_backend_push(&f.b, head, 32768);
+	}
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_stop(f.vq, 1000, &st), 0);
+	assert_int_equal(st.avail_idx, idx(L, 2));
+	while (sim_reap(&f.g, &id, &len))
+		reaped++;
+	assert_int_equal(reaped, 2);
+
+	/* Restart where the device stopped, not where the driver is. */
+	sim_guest_vq_config(
+		&f.g, 1ULL << VUISO_F_VERSION_1,
+		(1ULL << VUISO_F_VERSION_1) |
+			(L->backend ? 1ULL << VUISO_F_RING_PACKED : 0),
+		&cfg);
+	cfg.avail_idx = st.avail_idx;
+	cfg.used_idx = st.used_idx;
+	f.kicks = 0;
+	assert_int_equal(vuiso_vq_start(f.vq, &cfg, &f.shadow), 0);
+	sim_backend_fini(&f.b);
+	assert_int_equal(vuiso_dev_get_region(f.dev, 0, &ri), 0);
+	assert_int_equal(sim_backend_init(&f.b, &ri, &f.shadow, false), 0);
+	/* No kick from the guest: the chain is on the shadow ring already,
+	 * the back-end was kicked, and the guest may kick again. */
+	assert_int_equal(f.kicks, 1);
+	flags = *(uint16_t *)(L->guest ? f.g.used + 2 : f.g.used);
+	assert_int_equal(le16toh(flags), 0);
+	assert_int_equal(sim_backend_pop(&f.b, &head, segs), 1);
+	sim_backend_push(&f.b, head, 32768);
+	sim_backend_flush(&f.b);
+	assert_int_equal(vuiso_vq_call_from_backend(f.vq), 0);
+	assert_true(sim_reap(&f.g, &id, &len));
+	assert_int_equal(len, 32768);
+	assert_int_equal(f.errors, 0);
+	fx_fini(&f);
+}
+
 /* A back-end that never completes: stop returns after its bound, and a
  * later stop still completes what finishes late. */
 static void
@@ -1434,6 +1503,7 @@ FOUR_LAYOUTS(test_stop_times_out_when_backend_never_completes)
 FOUR_LAYOUTS(test_reset_drops_inflight_and_restarts_clean)
 FOUR_LAYOUTS(test_memory_map_replaced_in_flight_uses_new_mapping)
 FOUR_LAYOUTS(test_dirty_log_reports_guest_writes)
+FOUR_LAYOUTS(test_restart_after_backpressured_stop_takes_waiting_chain)
 FOUR_LAYOUTS(test_two_step_stop_gives_untaken_requests_back)
 FOUR_LAYOUTS(test_two_step_stop_bad_backend_base_breaks_queue)
 FOUR_LAYOUTS(test_backend_restart_replays_unfinished_requests)
@@ -1462,6 +1532,8 @@ int main(void)
 		FOUR_TESTS(test_event_idx_batches_notifications),
 		FOUR_TESTS(test_stop_drains_and_returns_guest_indices),
 		FOUR_TESTS(test_stop_restart_after_wrap_keeps_indices),
+		FOUR_TESTS(
+			test_restart_after_backpressured_stop_takes_waiting_chain),
 		FOUR_TESTS(test_backend_restart_replays_unfinished_requests),
 		FOUR_TESTS(
 			test_backend_restart_then_completes_twice_breaks_queue),
