@@ -73,6 +73,31 @@ int fz_restart(struct fx *f, uint16_t avail_idx, uint16_t used_idx)
 	return fz_start(f, &cfg);
 }
 
+int fz_reattach(struct fx *f)
+{
+	struct vuiso_vq_config cfg;
+	struct vuiso_region_info ri;
+	int ret;
+
+	fz_vq_config(f, &cfg);
+	ret = vuiso_vq_attach(f->vq, cfg.backend_features, &f->shadow);
+	if (ret < 0)
+		return ret;
+	sim_backend_fini(&f->b);
+	FZ_CHECK(vuiso_dev_get_region(f->dev, 0, &ri) == 0, "region");
+	FZ_CHECK(sim_backend_init(&f->b, &ri, &f->shadow,
+				  f->o.backend_event_idx) == 0,
+		 "sim_backend_init");
+	return ret;
+}
+
+uint32_t fz_backend_base(const struct fx *f)
+{
+	if (!f->b.packed)
+		return f->b.last_avail;
+	return f->b.last_avail | (f->b.avail_wrap ? VUISO_PACKED_WRAP : 0);
+}
+
 int fz_restart_fresh(struct fx *f)
 {
 	struct vuiso_vq_config cfg;

@@ -23,6 +23,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Layout byte bits beyond the two layouts (fz_opts): lifecycle variants
+ * of the guest harness's STOP and RESET operations. */
+#define FZ_LAYOUT_TWO_STEP_STOP (1u << 2)
+#define FZ_LAYOUT_BACKEND_RESTART (1u << 3)
+
 /* Guest RAM of the simulated guest starts here (tests/support/sim.c). */
 #define FZ_GPA_BASE 0x100000ULL
 #define FZ_PAGE 4096ULL
@@ -133,6 +138,15 @@ int fz_restart(struct fx *f, uint16_t avail_idx, uint16_t used_idx);
 /* Restart at the guest driver's own indices: after fz_guest_ring_reset()
  * those of a fresh queue (split 0 / 0, packed 0x8000 / 0x8000). */
 int fz_restart_fresh(struct fx *f);
+
+/* A new simulated back-end after vuiso_vq_detach(): vuiso_vq_attach() with
+ * the fixture's back-end features, then the back-end maps the fresh shadow
+ * ring.  Returns vuiso_vq_attach()'s result. */
+int fz_reattach(struct fx *f);
+
+/* The simulated back-end's GET_VRING_BASE answer: the next shadow entry it
+ * would take (packed: position | wrap counter << 15). */
+uint32_t fz_backend_base(const struct fx *f);
 
 /* The device reset of the guest driver: clear its ring and free lists. */
 void fz_guest_ring_reset(struct sim_guest *g);

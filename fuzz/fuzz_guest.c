@@ -5,8 +5,12 @@
  * back-end serves whatever the library forwards.
  *
  * Input: the fixture byte and the layout byte (fz_opts: bit 0 of the
- * layout byte makes the guest ring packed, bit 1 the shadow ring), then a
- * stream of operations.  With a split guest ring:
+ * layout byte makes the guest ring packed, bit 1 the shadow ring; bit 2
+ * makes STOP the two-step stop around the back-end's GET_VRING_BASE answer
+ * (what it never took goes back to the guest ring, what it holds is
+ * replayed to a new back-end), bit 3 makes RESET a back-end restart
+ * (detach, attach, replay) while the queue is healthy), then a stream of
+ * operations.  With a split guest ring:
  *   0 DESC  i:u8 addr:u64 len:u32 flags:u16 next:u16  descriptor table entry
  *   1 ITAB  i:u8 addr:u64 len:u32 flags:u16 next:u16  entry of the indirect
  *                                                     area (256 entries)
@@ -227,18 +231,48 @@ static void packed_chain(struct gctx *c, struct fz_in *in)
 	fz_st16_release(head + 14, head_flags);
 }
 
+/*
+ * The stop that never waits, with the well-behaved back-end's true
+ * GET_VRING_BASE answer: what it never took goes back to the hostile
+ * guest's ring; what it took and did not finish is kept and replayed to a
+ * new back-end.  An answer from this back-end is never a violation.
+ */
+static void two_step_stop(struct gctx *c)
+{
+	struct fx *f = &c->f;
+	struct vuiso_vq_state st;
+	int r = vuiso_vq_stop_begin(f->vq);
+
+	FZ_CHECK(r >= 0 || r == -EIO || r == -EINVAL, "stop_begin returned %d",
+		 r);
+	if (r < 0)
+		return;
+	r = vuiso_vq_stop_finish(f->vq, fz_backend_base(f), &st);
+	FZ_CHECK(r >= 0 || r == -EIO, "stop_finish returned %d", r);
+	if (r == 0) {
+		restart(c, st.avail_idx, st.used_idx);
+	} else if (r > 0) {
+		int kept = vuiso_vq_detach(f->vq), n;
+
+		FZ_CHECK(kept == r, "detach kept %d of %d", kept, r);
+		n = fz_reattach(f);
+		FZ_CHECK(n == r || n == -EIO, "attach replayed %d of %d", n, r);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_in in = {data, size};
 	struct fx_opts o;
 	struct gctx *c = calloc(1, sizeof(*c));
 	struct fx *f;
-	uint8_t hdr;
+	uint8_t hdr, layout;
 
 	FZ_CHECK(c != NULL, "calloc");
 	f = &c->f;
 	hdr = fz_u8(&in);
-	fz_opts(hdr, fz_u8(&in), &o);
+	layout = fz_u8(&in);
+	fz_opts(hdr, layout, &o);
 	fz_fx_init(f, &o);
 	c->ppos = 0;
 	c->pwrap = true;
@@ -313,6 +347,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			serve(c, &in);
 			break;
 		case 7:
+			if (layout & FZ_LAYOUT_TWO_STEP_STOP) {
+				two_step_stop(c);
+				break;
+			}
 			r = vuiso_vq_stop(f->vq, 0, &st);
 			FZ_CHECK(r == 0 || r == -ETIMEDOUT || r == -EIO,
 				 "stop returned %d", r);
@@ -320,6 +358,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				restart(c, st.avail_idx, st.used_idx);
 			break;
 		case 8:
+			/* A back-end restart: what it held is replayed. */
+			if ((layout & FZ_LAYOUT_BACKEND_RESTART) &&
+			    !f->errors && (r = vuiso_vq_detach(f->vq)) >= 0) {
+				int n = fz_reattach(f);
+
+				FZ_CHECK(n == r || n == -EIO,
+					 "attach replayed %d of %d", n, r);
+				break;
+			}
 			vuiso_vq_reset(f->vq);
 			fz_guest_ring_reset(&f->g);
 			f->errors = 0;
