@@ -30,6 +30,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* VUISO_VERSION, generated from the meson project version. */
+#include <vuiso/version.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -39,9 +42,6 @@ extern "C" {
 #else
 #define VUISO_API
 #endif
-
-/** Version of the library (major, minor, patch packed as 0xMMmmpp). */
-#define VUISO_VERSION 0x000200
 
 /**
  * vuiso_version() - library version, as VUISO_VERSION of the build.
