@@ -1,39 +1,55 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# build-qemu.sh - build Debian's QEMU 7.2 with the libvuiso patch series.
+# build-qemu.sh - build Debian's QEMU with the libvuiso patch series.
 #
-# Fetches Debian's `qemu` source package (the version of the installed
-# qemu-system-x86 when the archive still has it), applies Debian's patches
-# (dpkg-source -x), then our series qemu-glue/patches/*.patch, copies the glue
-# sources (qemu-glue/*.c, *.h) into hw/virtio/, configures a minimal
-# x86_64-softmmu build and builds qemu-system-x86_64 plus the qtest binary
-# tests/qtest/qos-test (which holds vhost-user-test in 7.2).
+# Two series, chosen with --series (default: $VUISO_QEMU_SERIES, else 10.0):
+#   10.0  Debian 13 (trixie)'s `qemu` source package, whichever 10.0.x the
+#         archive serves, through a private deb-src list; the series
+#         qemu-glue/patches-10.0/*.patch holds the adapter itself
+#         (hw/virtio/vhost-user-iso.c).  QEMU 10.0 needs meson >= 1.5:
+#         Debian 12's is 1.0, so trixie's `meson` package (pure Python,
+#         arch all) is downloaded and unpacked into the cache, not
+#         installed, unless the system meson is new enough.
+#   7.2   Debian 12's own `qemu` source package (the version of the
+#         installed qemu-system-x86 when the archive still has it), the
+#         series qemu-glue/patches/*.patch and the glue sources
+#         (qemu-glue/*.c, *.h) copied into hw/virtio/.
+# Either way: fetch the source package, apply Debian's patches
+# (dpkg-source -x), then the series, configure a minimal x86_64-softmmu
+# build and build qemu-system-x86_64 plus the qtest binary
+# tests/qtest/qos-test (which holds vhost-user-test).
 #
-# Everything lives outside the repository, in $VUISO_CACHE/qemu
-# (default /var/cache/libvuiso/qemu):
-#   apt/        private deb-src sources file and package lists
+# Everything lives outside the repository, in $VUISO_CACHE/qemu10 for 10.0
+# and $VUISO_CACHE/qemu for 7.2 (default VUISO_CACHE=/var/cache/libvuiso):
+#   apt/        private sources file and package lists
 #   dl/         the downloaded source package (.dsc, tarballs)
+#   meson/      10.0 only: trixie's meson, unpacked
 #   pristine/   dpkg-source -x output, never modified
-#   src/        the tree we build: pristine + our series + glue
+#   src/        the tree we build: pristine + our series (+ glue)
 #   build/      the meson/ninja build directory
 #   stamps/     what src/ and build/ were made from
 # A later run re-fetches nothing, re-patches only the files the old or new
 # series touch (so unchanged files keep their mtimes), and lets ninja rebuild
-# only what changed.
+# only what changed: the series hash and libvuiso's installed files are the
+# cache key.
 #
-# Usage: qemu-glue/build-qemu.sh [--deps-only] [--no-deps] [--clean]
+# Usage: qemu-glue/build-qemu.sh [--series 10.0|7.2] [--deps-only]
+#                                [--no-deps] [--clean] [--no-vuiso]
+#   --series S   which QEMU and series (10.0 or 7.2)
 #   --deps-only  install the build dependencies and stop
 #   --no-deps    do not run apt-get install (dependencies already present)
 #   --clean      remove the cached src/ and build/ first (keeps the download)
 #   --no-vuiso   do not build libvuiso: memory-isolation=on is then refused
 # Environment:
 #   VUISO_CACHE       cache root (default /var/cache/libvuiso)
+#   VUISO_QEMU_SERIES default for --series (default 10.0)
 #   VUISO_PREFIX      prefix where libvuiso is installed; its pkg-config
 #                     directory is put first in PKG_CONFIG_PATH.  Default:
-#                     this checkout's libvuiso, built in $VUISO_CACHE/qemu/
-#                     vuiso-build and installed to $VUISO_CACHE/qemu/vuiso
-#   QEMU_SRC_VERSION  Debian source version to fetch (default: installed)
+#                     this checkout's libvuiso, built in $CACHE/vuiso-build
+#                     and installed to $CACHE/vuiso
+#   QEMU_SRC_VERSION  Debian source version to fetch (default: 7.2, the
+#                     installed one; 10.0, the newest 10.0.x of trixie)
 #   JOBS              ninja -j (default: nproc)
 # Prints the paths of the built binaries on success.
 
@@ -43,15 +59,23 @@ msg() { printf 'build-qemu: %s\n' "$*" >&2; }
 die() { printf 'build-qemu: error: %s\n' "$*" >&2; exit 1; }
 
 GLUE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-CACHE=${VUISO_CACHE:-/var/cache/libvuiso}/qemu
 JOBS=${JOBS:-$(nproc)}
 
+SERIES=${VUISO_QEMU_SERIES:-10.0}
 DEPS_ONLY=0
 NO_DEPS=0
 WITH_VUISO=1
 CLEAN=0
-for arg in "$@"; do
+while (($#)); do
+	arg=$1
+	shift
 	case $arg in
+	--series)
+		(($#)) || die "--series needs 10.0 or 7.2"
+		SERIES=$1
+		shift
+		;;
+	--series=*) SERIES=${arg#--series=} ;;
 	--deps-only) DEPS_ONLY=1 ;;
 	--no-deps) NO_DEPS=1 ;;
 	--clean) CLEAN=1 ;;
@@ -63,6 +87,19 @@ for arg in "$@"; do
 	*) die "unknown argument: $arg" ;;
 	esac
 done
+
+case $SERIES in
+10.0)
+	CACHE=${VUISO_CACHE:-/var/cache/libvuiso}/qemu10
+	PATCH_DIR=$GLUE_DIR/patches-10.0
+	;;
+7.2)
+	CACHE=${VUISO_CACHE:-/var/cache/libvuiso}/qemu
+	PATCH_DIR=$GLUE_DIR/patches
+	;;
+*) die "unknown series '$SERIES' (10.0 or 7.2)" ;;
+esac
+msg "series $SERIES: $PATCH_DIR, cache $CACHE"
 
 # Build dependencies.  Keep in sync with scripts/setup.sh.
 BUILD_DEPS=(
@@ -105,25 +142,38 @@ APT_OPTS=(
 	-o "APT::Sandbox::User=root"
 )
 
-fetch_source() {
-	local want=${QEMU_SRC_VERSION:-}
-	if [[ -z $want ]]; then
-		want=$(dpkg-query -W -f='${source:Version}' qemu-system-x86 2>/dev/null || true)
+# Write the private sources file: 7.2 from this machine's own suites as
+# deb-src, 10.0 from trixie.
+write_sources() {
+	if [[ $SERIES == 10.0 ]]; then
+		printf '%s\n' "Types: deb-src" "URIs: http://deb.debian.org/debian" \
+			"Suites: trixie" "Components: main" >"$CACHE/apt/deb-src.sources"
+		return
 	fi
-	# Already downloaded?
-	local dsc
-	if [[ -n $want ]]; then
-		dsc=$CACHE/dl/qemu_${want#*:}.dsc
-		if [[ -f $dsc ]]; then
-			echo "$dsc"
-			return
-		fi
-	fi
-
 	[[ -f /etc/apt/sources.list.d/debian.sources ]] ||
 		die "/etc/apt/sources.list.d/debian.sources not found"
 	sed 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
 		>"$CACHE/apt/deb-src.sources"
+}
+
+fetch_source() {
+	local want=${QEMU_SRC_VERSION:-} dsc newest
+	if [[ -z $want && $SERIES == 7.2 ]]; then
+		want=$(dpkg-query -W -f='${source:Version}' qemu-system-x86 2>/dev/null || true)
+	fi
+	# Already downloaded?  (10.0 without a pinned version: whatever 10.0.x
+	# was downloaded first; --clean keeps it, rm -r $CACHE/dl refreshes.)
+	if [[ -n $want ]]; then
+		dsc=$CACHE/dl/qemu_${want#*:}.dsc
+	else
+		dsc=$(ls -t "$CACHE"/dl/qemu_10.0.*.dsc 2>/dev/null | head -n1 || true)
+	fi
+	if [[ -n $dsc && -f $dsc ]]; then
+		echo "$dsc"
+		return
+	fi
+
+	write_sources
 	msg "apt-get update (deb-src, private lists in $CACHE/apt/lists)"
 	apt-get "${APT_OPTS[@]}" update >&2 || die "apt-get update of deb-src failed"
 
@@ -132,6 +182,12 @@ fetch_source() {
 		apt-get "${APT_OPTS[@]}" source --download-only --print-uris "qemu=$want" \
 			>/dev/null 2>&1; then
 		spec=qemu=$want
+	elif [[ $SERIES == 10.0 ]]; then
+		newest=$(apt-cache "${APT_OPTS[@]}" showsrc qemu 2>/dev/null |
+			sed -n 's/^Version: //p' | sort -V | tail -n1)
+		[[ $newest == 1:10.0.* ]] ||
+			die "trixie serves qemu '${newest:-?}', not a 10.0.x: update the series"
+		spec=qemu=$newest
 	else
 		msg "source version '${want:-?}' not in the archive, taking the newest"
 	fi
@@ -172,9 +228,12 @@ if [[ ! -f $CACHE/stamps/src ]]; then
 fi
 
 shopt -s nullglob
-PATCHES=("$GLUE_DIR"/patches/*.patch)
-GLUE_FILES=("$GLUE_DIR"/*.c "$GLUE_DIR"/*.h)
+PATCHES=("$PATCH_DIR"/*.patch)
+GLUE_FILES=()
+# 7.2 only: the adapter is outside its series.  10.0's series holds it.
+[[ $SERIES == 7.2 ]] && GLUE_FILES=("$GLUE_DIR"/*.c "$GLUE_DIR"/*.h)
 shopt -u nullglob
+((${#PATCHES[@]})) || die "no patches in $PATCH_DIR"
 
 series_hash() {
 	{
@@ -281,6 +340,45 @@ if [[ -n ${VUISO_PREFIX:-} ]]; then
 	msg "PKG_CONFIG_PATH=$PKG_CONFIG_PATH"
 fi
 
+# QEMU 10.0 needs meson >= 1.5, and its -ds source has no python/wheels to
+# install one from.  Use trixie's meson package, unpacked here: its
+# mesonbuild module and metadata go on PYTHONPATH for configure, and a .pth
+# file puts them in the build's pyvenv for later regenerations.
+MESON_PYTHONPATH=
+meson_for_10() {
+	local root=$CACHE/meson pydir have deb
+	have=$(meson --version 2>/dev/null || echo 0)
+	if [[ $(printf '%s\n' 1.5.0 "$have" | sort -V | head -n1) == 1.5.0 ]]; then
+		msg "system meson $have is new enough"
+		return
+	fi
+	pydir=$root/usr/lib/python3/dist-packages
+	if [[ ! -d $pydir/mesonbuild ]]; then
+		mkdir -p "$CACHE/apt/bin-lists/partial" "$CACHE/apt/bin-cache/archives/partial"
+		printf '%s\n' "Types: deb" "URIs: http://deb.debian.org/debian" \
+			"Suites: trixie" "Components: main" "Architectures: amd64" \
+			>"$CACHE/apt/bin.sources"
+		local bopts=(
+			-o "Dir::Etc::SourceList=$CACHE/apt/bin.sources"
+			-o "Dir::Etc::SourceParts=/dev/null"
+			-o "Dir::State::Lists=$CACHE/apt/bin-lists"
+			-o "Dir::Cache=$CACHE/apt/bin-cache"
+			-o "APT::Sandbox::User=root"
+		)
+		msg "system meson $have < 1.5: fetching trixie's meson package"
+		apt-get "${bopts[@]}" update >&2 || die "apt-get update (trixie binaries) failed"
+		(cd "$CACHE/dl" && apt-get "${bopts[@]}" download meson >&2) ||
+			die "apt-get download meson failed"
+		deb=$(ls -t "$CACHE"/dl/meson_*_all.deb | head -n1)
+		rm -rf "$root"
+		dpkg-deb -x "$deb" "$root" || die "dpkg-deb -x $deb failed"
+		[[ -d $pydir/mesonbuild ]] || die "no mesonbuild in $deb"
+	fi
+	MESON_PYTHONPATH=$pydir
+	msg "meson: $(PYTHONPATH=$pydir python3 -c 'import mesonbuild.coredata as c; print(c.version)') from $root"
+}
+[[ $SERIES == 10.0 ]] && meson_for_10
+
 CONFIGURE_OPTS=(
 	--target-list=x86_64-softmmu
 	--without-default-features
@@ -290,12 +388,24 @@ CONFIGURE_OPTS=(
 	--enable-vhost-net
 	--enable-fdt=system
 	--disable-install-blobs
-	--with-git-submodules=ignore
 	--disable-docs
 	--disable-werror
 	# the -dfsg source has no firmware blobs: use Debian's, as its qemu does
 	--firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
 )
+if [[ $SERIES == 7.2 ]]; then
+	# 7.2's configure checks submodules; 10.0 uses meson subprojects.
+	CONFIGURE_OPTS+=(--with-git-submodules=ignore)
+fi
+if [[ $SERIES == 10.0 ]]; then
+	# Debian's python3, whatever python3 comes first in PATH.
+	[[ -x /usr/bin/python3 ]] && CONFIGURE_OPTS+=(--python=/usr/bin/python3)
+	if [[ -n ${VUISO_PREFIX:-} ]]; then
+		CONFIGURE_OPTS+=(--enable-vuiso)
+	else
+		CONFIGURE_OPTS+=(--disable-vuiso)
+	fi
+fi
 if [[ -n ${VUISO_PREFIX:-} ]]; then
 	# find libvuiso.so at run time without LD_LIBRARY_PATH
 	CONFIGURE_OPTS+=(--extra-ldflags="-Wl,-rpath,$VUISO_PREFIX/lib")
@@ -307,8 +417,14 @@ if [[ ! -f $BUILD/build.ninja || $(cat "$CACHE/stamps/config" 2>/dev/null) != "$
 	msg "configuring in $BUILD: ${CONFIGURE_OPTS[*]}"
 	rm -f "$CACHE/stamps/config"
 	mkdir -p "$BUILD"
-	(cd "$BUILD" && "$SRC/configure" "${CONFIGURE_OPTS[@]}" >&2) ||
+	(cd "$BUILD" && PYTHONPATH=$MESON_PYTHONPATH${PYTHONPATH:+:$PYTHONPATH} \
+		"$SRC/configure" "${CONFIGURE_OPTS[@]}" >&2) ||
 		die "configure failed (see $BUILD/meson-logs/meson-log.txt)"
+	if [[ -n $MESON_PYTHONPATH ]]; then
+		for d in "$BUILD"/pyvenv/lib/python3*/site-packages; do
+			echo "$MESON_PYTHONPATH" >"$d/debian-trixie-meson.pth"
+		done
+	fi
 	echo "$CONFIG_HASH" >"$CACHE/stamps/config"
 else
 	msg "configuration unchanged, reusing $BUILD"

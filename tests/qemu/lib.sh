@@ -17,6 +17,19 @@ VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
 VG_LOGS=(serial.log qsd.log virtiofsd.log qemu.log)
 KEEP=${KEEP:-0}
 PIDS=()
+# The patched QEMU the `qemu` suite tests: qemu-glue/build-qemu.sh's build
+# of the series $VUISO_QEMU_SERIES (10.0 by default, 7.2 on request).
+VG_QEMU_SERIES=${VUISO_QEMU_SERIES:-10.0}
+case $VG_QEMU_SERIES in
+7.2) VG_QEMU_BUILD=${VUISO_CACHE:-/var/cache/libvuiso}/qemu/build ;;
+*) VG_QEMU_BUILD=${VUISO_CACHE:-/var/cache/libvuiso}/qemu10/build ;;
+esac
+# Its adapter's trace events: vhost_user_iso_* (10.0), vuiso_qemu_* (7.2).
+# Both patterns are given to -trace (a pattern that matches nothing is not
+# an error) and the checks accept either name.
+VG_TRACE_ARGS=(-trace "vhost_user_iso_*" -trace "vuiso_qemu_*")
+VG_TRACE_START='^(vhost_user_iso|vuiso_qemu)_vq_start$'
+VG_TRACE_STOP='^(vhost_user_iso|vuiso_qemu)_vq_stop$'
 
 T0=${EPOCHREALTIME/./}
 log() {
@@ -30,8 +43,8 @@ skip() { log "FAIL: missing prerequisite: $*"; exit 1; }
 # QEMU, qemu-storage-daemon, virtiofsd and root; a missing one fails.
 vg_check_prereqs() {
 	if [[ $QEMU == cached ]]; then
-		QEMU=${VUISO_CACHE:-/var/cache/libvuiso}/qemu/build/qemu-system-x86_64
-		[[ -x $QEMU ]] || skip "no cached QEMU build: run qemu-glue/build-qemu.sh"
+		QEMU=$VG_QEMU_BUILD/qemu-system-x86_64
+		[[ -x $QEMU ]] || skip "no cached QEMU $VG_QEMU_SERIES build: run qemu-glue/build-qemu.sh --series $VG_QEMU_SERIES"
 	fi
 	command -v "$QEMU" >/dev/null || skip "$QEMU not found"
 	command -v "$QSD" >/dev/null || skip "$QSD not found"

@@ -5,15 +5,18 @@
 # device of the patched QEMU (qemu-glue/build-qemu.sh), without a guest.
 #
 #   1. `-device D,help` lists memory-isolation for vhost-user-blk, -fs,
-#      -scsi, -gpio, -i2c, -rng, -vsock, -input, -gpu (PCI and virtio-bus
-#      variants; -gpu has it only to refuse it).
+#      -scsi, -gpio, -i2c, -rng, -vsock, -input, -gpu, and in QEMU 10.0
+#      -snd (PCI and virtio-bus variants; -gpu has it only to refuse it).
 #   2. vhost-user-scsi-pci and vhost-user-input-pci with memory-isolation=on
 #      fail to realize with an error and exit status 1 (no crash) against a
-#      chardev that does not exist and against a socket chardev with no
-#      peer; the same through QMP device_add (an error reply, twice, and
-#      QEMU keeps answering).  vhost-user-input needs KVM in QEMU 7.2: with
-#      a usable /dev/kvm the unconnected socket is tried under KVM (-S, no
-#      guest code runs), else its "requires kvm" refusal is expected.
+#      chardev that does not exist and against a socket whose peer accepts
+#      and hangs up at once; the same through QMP device_add (an error
+#      reply, twice, and QEMU keeps answering).  (A socket with no peer at
+#      all and reconnect=1 is no longer a realize failure in QEMU 10.0:
+#      vhost-user-scsi, like -blk, waits for the back-end to appear.)
+#      vhost-user-input needs KVM in QEMU 7.2: with a usable /dev/kvm the
+#      socket is tried under KVM (-S, no guest code runs), else its
+#      "requires kvm" refusal is expected.
 #   3. vhost-user-scsi-pci against a live vhost-user peer (a
 #      qemu-storage-daemon export; not a SCSI back-end, but it answers the
 #      generic vhost-user messages): realize succeeds, and `migrate` is
@@ -33,14 +36,14 @@ QEMU=cached
 while (($#)); do
 	case $1 in
 	--qemu) QEMU=$2; shift ;;
-	-h | --help) sed -n '3,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run-device-props: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
 done
 if [[ $QEMU == cached ]]; then
-	QEMU=${VUISO_CACHE:-/var/cache/libvuiso}/qemu/build/qemu-system-x86_64
-	[[ -x $QEMU ]] || skip "no cached QEMU build: run qemu-glue/build-qemu.sh"
+	QEMU=$VG_QEMU_BUILD/qemu-system-x86_64
+	[[ -x $QEMU ]] || skip "no cached QEMU $VG_QEMU_SERIES build: run qemu-glue/build-qemu.sh --series $VG_QEMU_SERIES"
 fi
 command -v "$QEMU" >/dev/null || skip "$QEMU not found"
 command -v "$QSD" >/dev/null || skip "$QSD not found"
@@ -55,9 +58,13 @@ BASE=(-nodefaults -display none -no-user-config -L /usr/share/qemu -L /usr/share
 
 # --- 1. the property is listed ----------------------------------------------
 
-for d in vhost-user-blk vhost-user-fs-device vhost-user-scsi vhost-user-gpio-device \
-	vhost-user-i2c-device vhost-user-rng vhost-user-vsock-device vhost-user-input \
-	vhost-user-gpu; do
+DEVICES=(vhost-user-blk vhost-user-fs-device vhost-user-scsi vhost-user-gpio-device
+	vhost-user-i2c-device vhost-user-rng vhost-user-vsock-device vhost-user-input
+	vhost-user-gpu)
+# QEMU 10.0: vhost-user-snd, a vhost-user-base device like gpio, i2c, rng
+# and input, which all get the property from vhost-user-base.
+"$QEMU" -device help 2>&1 | grep -q '"vhost-user-snd"' && DEVICES+=(vhost-user-snd)
+for d in "${DEVICES[@]}"; do
 	for dev in "$d" "${d%-device}-pci"; do
 		if "$QEMU" -device "$dev,help" 2>&1 | grep -q '^  memory-isolation=<bool>'; then
 			ok "$dev lists memory-isolation"
@@ -83,6 +90,18 @@ expect_fail() {
 
 KVM_OK=0
 [[ -r /dev/kvm && -w /dev/kvm ]] && KVM_OK=1
+# A vhost-user "peer" that accepts every connection and hangs up at once:
+# the first message fails, so does realize.
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(16)
+while True:
+    s.accept()[0].close()
+' "$W/hangup.sock" &
+PIDS+=($!)
+wait_socket "$W/hangup.sock" 10 "$!" || fail "the hang-up peer did not create its socket"
 for dev in vhost-user-scsi-pci vhost-user-input-pci; do
 	expect_fail "$dev memory-isolation=on, missing chardev" "nope" \
 		"${BASE[@]}" -machine q35 -accel tcg -device "$dev,chardev=nope,memory-isolation=on"
@@ -90,16 +109,16 @@ for dev in vhost-user-scsi-pci vhost-user-input-pci; do
 	if [[ $dev == vhost-user-input-pci ]]; then
 		if ((KVM_OK)); then accel=kvm; else pat="requires kvm"; fi
 	fi
-	expect_fail "$dev memory-isolation=on, unconnected socket ($accel)" "$pat" \
+	expect_fail "$dev memory-isolation=on, peer hangs up ($accel)" "$pat" \
 		"${BASE[@]}" -machine q35 -accel "$accel" -S \
-		-chardev "socket,id=c0,path=$W/nobody.sock,reconnect=1" \
+		-chardev "socket,id=c0,path=$W/hangup.sock" \
 		-device "$dev,chardev=c0,memory-isolation=on"
 done
 
-# QMP device_add of vhost-user-scsi-pci on a socket with no peer, twice.
+# QMP device_add of vhost-user-scsi-pci on a socket whose peer hangs up, twice.
 {
 	echo '{"execute":"qmp_capabilities"}'
-	echo '{"execute":"chardev-add","arguments":{"id":"c1","backend":{"type":"socket","data":{"addr":{"type":"unix","data":{"path":"'"$W"'/nobody.sock"}},"server":false,"reconnect":1}}}}'
+	echo '{"execute":"chardev-add","arguments":{"id":"c1","backend":{"type":"socket","data":{"addr":{"type":"unix","data":{"path":"'"$W"'/hangup.sock"}},"server":false}}}}'
 	echo '{"execute":"device_add","arguments":{"driver":"vhost-user-scsi-pci","chardev":"c1","memory-isolation":true,"id":"s1"}}'
 	echo '{"execute":"device_add","arguments":{"driver":"vhost-user-scsi-pci","chardev":"c1","memory-isolation":true,"id":"s1"}}'
 	echo '{"execute":"query-status"}'
@@ -107,7 +126,7 @@ done
 } | timeout 60 "$QEMU" "${BASE[@]}" -machine pc -accel tcg -S -qmp stdio >"$W/qmp.out" 2>&1 && rc=0 || rc=$?
 errs=$(grep -c '"error".*vhost_backend_init failed' "$W/qmp.out" || true)
 if ((rc == 0 && errs == 2)) && grep -q '"status": "prelaunch"' "$W/qmp.out"; then
-	ok "QMP device_add vhost-user-scsi-pci memory-isolation=on, no peer: 2 error replies, QEMU still answers"
+	ok "QMP device_add vhost-user-scsi-pci memory-isolation=on, peer hangs up: 2 error replies, QEMU still answers"
 else
 	bad "QMP device_add: exit $rc, $errs error replies: $(tail -n 5 "$W/qmp.out")"
 fi

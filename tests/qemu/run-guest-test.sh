@@ -21,7 +21,7 @@
 # that the shared directory holds what the guest left there.  The guest
 # checks that every virtio device has VIRTIO_F_RING_PACKED (feature bit 34)
 # negotiated exactly when --packed is given.  With isolation on, QEMU traces
-# the adapter (vuiso_qemu_*) and the host checks every queue start's guest
+# the adapter (vhost_user_iso_*; vuiso_qemu_* in 7.2) and the host checks every queue start's guest
 # and shadow ring layouts and that every queue restarts either fresh or at
 # the base its stop handed back.
 #
@@ -31,7 +31,8 @@
 # Usage: tests/qemu/run-guest-test.sh [options]
 #   --qemu PATH         qemu-system-x86_64 to run (default: from PATH);
 #                       "cached" means the one qemu-glue/build-qemu.sh built
-#                       in $VUISO_CACHE/qemu/build (fails if absent)
+#                       in $VUISO_CACHE/qemu10/build (qemu/build with
+#                       VUISO_QEMU_SERIES=7.2; fails if absent)
 #   --isolation on|off  add memory-isolation=on to both devices (default off)
 #   --kvm               use -accel kvm instead of tcg
 #   --private-ram       plain -m guest RAM, not a shared memfd (only with
@@ -272,7 +273,7 @@ if [[ $ISOLATION == on ]]; then
 	DEV_OPT=",memory-isolation=on"
 	# The adapter's trace events: every queue start and stop with both
 	# ring layouts and bases, in qemu.log (check_trace).
-	QEMU_EXTRA+=(-trace "vuiso_qemu_*")
+	QEMU_EXTRA+=("${VG_TRACE_ARGS[@]}")
 fi
 ((PACKED)) && DEV_OPT+=",packed=on"
 ((PAUSE)) && QEMU_EXTRA+=(-qmp "unix:$W/qmp.sock,server=on,wait=off")
@@ -352,10 +353,11 @@ grep -q 'VUISO-GUEST-EXIT: 0' "$W/serial.log" || fail "guest test failed"
 check_trace() {
 	local guest=split fresh=0x0
 	((PACKED)) && guest=packed fresh=0x80008000
-	awk -v guest=$guest -v fresh=$fresh -v pause=$PAUSE -v boots="$BOOTS" '
+	awk -v guest=$guest -v fresh=$fresh -v pause=$PAUSE -v boots="$BOOTS" \
+		-v start_re="$VG_TRACE_START" -v stop_re="$VG_TRACE_STOP" '
 	function bad(m) { print "trace: " m ": " $0; err = 1 }
-	$1 == "vuiso_qemu_vq_start" {
-		# vuiso_qemu_vq_start NAME: queue I size N guest G shadow S guest base B back-end base C
+	$1 ~ start_re {
+		# vhost_user_iso_vq_start NAME: queue I size N guest G shadow S guest base B back-end base C
 		q = $2 $4; starts++
 		if ($10 != "split") bad("shadow ring is " $10 ", want split")
 		if ($8 != guest) {
@@ -367,15 +369,15 @@ check_trace() {
 		else if (q in stopped && stopped[q] == $13) resumed++
 		else bad("start at base " $13 ", neither fresh " fresh " nor the last stop base " stopped[q])
 	}
-	$1 == "vuiso_qemu_vq_stop" {
-		# vuiso_qemu_vq_stop NAME: queue I stopped: R guest base B in flight F
+	$1 ~ stop_re {
+		# vhost_user_iso_vq_stop NAME: queue I stopped: R guest base B in flight F
 		q = $2 $4; stops++
 		stopped[q] = $9
 		if ($6 != "0" || $12 != "0") bad("stop did not complete everything")
 	}
 	END {
 		printf "trace: %d queue starts (%d fresh, %d resumed mid-ring, %d split by the firmware), %d stops, guest %s, shadow split\n", starts, fresh_starts, resumed, firmware, stops, guest
-		if (starts == 0) { print "trace: no vuiso_qemu_vq_start"; err = 1 }
+		if (starts == 0) { print "trace: no vq_start trace event"; err = 1 }
 		if (pause && resumed == 0) { print "trace: --pause, but no queue resumed mid-ring"; err = 1 }
 		exit err
 	}' "$W/qemu.log"

@@ -16,7 +16,7 @@
 #
 # DPDK's vhost library has packed rings, so with --packed (the default) the
 # guest ring and the shadow ring are both packed: the host checks, from the
-# adapter's trace events (vuiso_qemu_vq_start), that every queue started
+# adapter's trace events (vhost_user_iso_vq_start), that every queue started
 # with a packed guest ring, a packed shadow ring and the packed back-end
 # base 0x80008000.  With --split the guest keeps split rings, and so does
 # the shadow ring (libvuiso mirrors the guest's layout when the back-end
@@ -76,8 +76,8 @@ while (($#)); do
 done
 
 if [[ $QEMU == cached ]]; then
-	QEMU=${VUISO_CACHE:-/var/cache/libvuiso}/qemu/build/qemu-system-x86_64
-	[[ -x $QEMU ]] || skip "no cached QEMU build: run qemu-glue/build-qemu.sh"
+	QEMU=$VG_QEMU_BUILD/qemu-system-x86_64
+	[[ -x $QEMU ]] || skip "no cached QEMU $VG_QEMU_SERIES build: run qemu-glue/build-qemu.sh --series $VG_QEMU_SERIES"
 fi
 command -v "$QEMU" >/dev/null || skip "$QEMU not found"
 command -v "$TESTPMD" >/dev/null || skip "$TESTPMD not found (Debian package dpdk-dev)"
@@ -162,7 +162,7 @@ QEMU_ARGS+=(
 	-netdev "vhost-user,id=n0,chardev=net0,memory-isolation=on"
 	# romfile= : no iPXE option ROM driving the NIC before Linux
 	-device "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,vectors=0,romfile=$DEV_OPT"
-	-trace "vuiso_qemu_*"
+	"${VG_TRACE_ARGS[@]}"
 	"${QMP[@]}"
 )
 vg_qemu_boot_args "$W/initrd.img" "$W/serial.log"
@@ -234,10 +234,10 @@ features=$(sed -n 's/.*negotiated Virtio features: \(0x[0-9a-f]*\).*/\1/p' "$W/t
 (((features >> 34 & 1) == PACKED)) ||
 	fail "dpdk-testpmd negotiated features $features: RING_PACKED is $((features >> 34 & 1)), want $PACKED"
 log "dpdk-testpmd negotiated features $features (RING_PACKED $((features >> 34 & 1)))"
-awk -v layout=$layout -v base=$base '
+awk -v layout=$layout -v base=$base -v start_re="$VG_TRACE_START" '
 function bad(m) { print "trace: " m ": " $0; err = 1 }
-$1 == "vuiso_qemu_vq_start" {
-	# vuiso_qemu_vq_start NAME: queue I size N guest G shadow S guest base B back-end base C
+$1 ~ start_re {
+	# vhost_user_iso_vq_start NAME: queue I size N guest G shadow S guest base B back-end base C
 	starts++
 	if ($8 != layout) bad("guest ring is " $8 ", want " layout)
 	if ($10 != layout) bad("shadow ring is " $10 ", want " layout)
