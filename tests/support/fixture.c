@@ -53,12 +53,13 @@ static uint64_t fx_features(const struct fx *f, bool event_idx)
 	return v;
 }
 
-int fx_restart(struct fx *f)
+/* Start at the guest's indices (@state NULL: the driver's own), then give
+ * the simulated back-end the fresh shadow ring. */
+static int fx_start(struct fx *f, const struct vuiso_vq_state *state)
 {
 	struct vuiso_vq_config cfg;
 	struct vuiso_region_info ri;
 	uint64_t gf = fx_features(f, f->o.guest_event_idx);
-
 	uint64_t bf = fx_features(f, f->o.backend_event_idx);
 	int ret;
 
@@ -67,12 +68,26 @@ int fx_restart(struct fx *f)
 	if (f->o.backend_packed)
 		bf |= 1ULL << VUISO_F_RING_PACKED;
 	sim_guest_vq_config(&f->g, gf, bf, &cfg);
+	if (state) {
+		cfg.avail_idx = state->avail_idx;
+		cfg.used_idx = state->used_idx;
+	}
 	ret = vuiso_vq_start(f->vq, &cfg, &f->shadow);
 	if (ret)
 		return ret;
 	sim_backend_fini(&f->b);
 	vuiso_dev_get_region(f->dev, 0, &ri);
 	return sim_backend_init(&f->b, &ri, &f->shadow, f->o.backend_event_idx);
+}
+
+int fx_restart(struct fx *f)
+{
+	return fx_start(f, NULL);
+}
+
+int fx_restart_at(struct fx *f, const struct vuiso_vq_state *state)
+{
+	return fx_start(f, state);
 }
 
 int fx_init(struct fx *f, const struct fx_opts *o)

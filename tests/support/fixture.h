@@ -47,5 +47,8 @@ int fx_init(struct fx *f, const struct fx_opts *o);
 void fx_fini(struct fx *f);
 /* Restart the queue at the guest's current indices (after stop/reset). */
 int fx_restart(struct fx *f);
+/* Restart it where a stop left the device (vuiso_vq_stop*()'s state),
+ * which is behind the driver when requests were given back. */
+int fx_restart_at(struct fx *f, const struct vuiso_vq_state *state);
 
 #endif

@@ -1017,8 +1017,6 @@ static void
 test_two_step_stop_gives_untaken_requests_back(const struct layouts *L)
 {
 	struct fx_opts o = {.qsize = 64};
-	struct vuiso_vq_config cfg;
-	struct vuiso_region_info ri;
 	struct vuiso_vq_state st;
 	struct sim_seg segs[64];
 	struct sim_buf b[6][2];
@@ -1070,17 +1068,7 @@ test_two_step_stop_gives_untaken_requests_back(const struct layouts *L)
 	assert_int_equal(reaped, 4);
 
 	/* Start from the stop's indices: the two come again. */
-	sim_guest_vq_config(
-		&f.g, 1ULL << VUISO_F_VERSION_1,
-		(1ULL << VUISO_F_VERSION_1) |
-			(L->backend ? 1ULL << VUISO_F_RING_PACKED : 0),
-		&cfg);
-	cfg.avail_idx = st.avail_idx;
-	cfg.used_idx = st.used_idx;
-	assert_int_equal(vuiso_vq_start(f.vq, &cfg, &f.shadow), 0);
-	sim_backend_fini(&f.b);
-	assert_int_equal(vuiso_dev_get_region(f.dev, 0, &ri), 0);
-	assert_int_equal(sim_backend_init(&f.b, &ri, &f.shadow, false), 0);
+	assert_int_equal(fx_restart_at(&f, &st), 0);
 	assert_int_equal(vuiso_vq_kick_from_guest(f.vq), 0);
 	for (int i = 4; i < 6; i++) {
 		assert_int_equal(sim_backend_pop(&f.b, &head, segs), 2);
@@ -1152,8 +1140,6 @@ static void test_restart_after_backpressured_stop_takes_waiting_chain(
 	const struct layouts *L)
 {
 	struct fx_opts o = {.pool_size = 64 * 1024};
-	struct vuiso_vq_config cfg;
-	struct vuiso_region_info ri;
 	struct vuiso_vq_state st;
 	struct sim_seg segs[64];
 	struct sim_buf b;
@@ -1184,18 +1170,8 @@ static void test_restart_after_backpressured_stop_takes_waiting_chain(
 	assert_int_equal(reaped, 2);
 
 	/* Restart where the device stopped, not where the driver is. */
-	sim_guest_vq_config(
-		&f.g, 1ULL << VUISO_F_VERSION_1,
-		(1ULL << VUISO_F_VERSION_1) |
-			(L->backend ? 1ULL << VUISO_F_RING_PACKED : 0),
-		&cfg);
-	cfg.avail_idx = st.avail_idx;
-	cfg.used_idx = st.used_idx;
 	f.kicks = 0;
-	assert_int_equal(vuiso_vq_start(f.vq, &cfg, &f.shadow), 0);
-	sim_backend_fini(&f.b);
-	assert_int_equal(vuiso_dev_get_region(f.dev, 0, &ri), 0);
-	assert_int_equal(sim_backend_init(&f.b, &ri, &f.shadow, false), 0);
+	assert_int_equal(fx_restart_at(&f, &st), 0);
 	/* No kick from the guest: the chain is on the shadow ring already,
 	 * the back-end was kicked, and the guest may kick again. */
 	assert_int_equal(f.kicks, 1);
