@@ -199,7 +199,7 @@ vg_qemu_boot_args() {
 # fails on an error reply or after 60 s.
 vg_qmp() {
 	timeout 60 python3 - "$@" <<'PY'
-import json, socket, sys
+import json, socket, sys, time
 
 sock = socket.socket(socket.AF_UNIX)
 sock.settimeout(55)
@@ -219,8 +219,10 @@ def execute(name):
 json.loads(f.readline())  # greeting
 execute("qmp_capabilities")
 for name in sys.argv[2:]:
+    t0 = time.monotonic()
     reply = execute(name)
-    print(name, json.dumps(reply))
+    ms = (time.monotonic() - t0) * 1000
+    print(name, json.dumps(reply), "%.0f ms" % ms)
     if "error" in reply:
         sys.exit(1)
 PY
