@@ -147,6 +147,35 @@ static void learn_shadow(struct bctx *c)
 }
 
 /*
+ * Predict the library's handling of one used element naming shadow id @id
+ * with @len bytes written, the same for both shadow layouts: a violation
+ * (returns false), or a completion queued in exp[] (returns true).
+ */
+static bool predict_completion(struct bctx *c, uint32_t id, uint32_t len)
+{
+	struct greq *q;
+
+	if (id >= c->f.o.qsize) {
+		c->violation = "out of range";
+		return false;
+	}
+	if (c->sh_state[id] != SH_INFLIGHT) {
+		c->violation = c->sh_state[id] == SH_DONE
+				       ? "completed twice"
+				       : "was never made available";
+		return false;
+	}
+	c->sh_state[id] = SH_DONE;
+	c->inflight--;
+	q = &c->req[c->sh_guest[id]];
+	FZ_CHECK(c->nexp < 1024, "too many expectations");
+	c->exp[c->nexp].head = c->sh_guest[id];
+	c->exp[c->nexp].len = len < q->writable ? len : q->writable;
+	c->nexp++;
+	return true;
+}
+
+/*
  * Predict what the library will do with the used entries published now:
  * completions are queued in exp[], the first violation in c->violation.
  * Every caller loops until the library has taken all published entries.
@@ -166,27 +195,10 @@ static void predict_used(struct bctx *c)
 	for (; n; n--) {
 		const uint8_t *e = f->b.used + 4 +
 				   8 * (c->lib_last_used & (f->o.qsize - 1));
-		uint32_t id = ld32(e), len = ld32(e + 4);
-		struct greq *q;
 
-		if (id >= f->o.qsize) {
-			c->violation = "out of range";
+		if (!predict_completion(c, ld32(e), ld32(e + 4)))
 			return;
-		}
-		if (c->sh_state[id] != SH_INFLIGHT) {
-			c->violation = c->sh_state[id] == SH_DONE
-					       ? "completed twice"
-					       : "was never made available";
-			return;
-		}
 		c->lib_last_used++;
-		c->sh_state[id] = SH_DONE;
-		c->inflight--;
-		q = &c->req[c->sh_guest[id]];
-		FZ_CHECK(c->nexp < 1024, "too many expectations");
-		c->exp[c->nexp].head = c->sh_guest[id];
-		c->exp[c->nexp].len = len < q->writable ? len : q->writable;
-		c->nexp++;
 	}
 }
 
@@ -207,33 +219,15 @@ static int predict_packed_call(struct bctx *c)
 	for (uint32_t k = 0;; k++) {
 		const uint8_t *d = f->b.desc + 16ULL * c->su_pos;
 		uint16_t id;
-		uint32_t len;
-		struct greq *q;
 
 		if (!fz_pis_used(ld16(d + 14), c->su_wrap))
 			return 0;
 		if (k == c->budget)
 			return 1;
 		id = ld16(d + 12);
-		len = ld32(d + 8);
-		if (id >= f->o.qsize) {
-			c->violation = "out of range";
+		if (!predict_completion(c, id, ld32(d + 8)))
 			return 0;
-		}
-		if (c->sh_state[id] != SH_INFLIGHT) {
-			c->violation = c->sh_state[id] == SH_DONE
-					       ? "completed twice"
-					       : "was never made available";
-			return 0;
-		}
 		fz_pstep(&c->su_pos, &c->su_wrap, c->sh_ndesc[id], f->o.qsize);
-		c->sh_state[id] = SH_DONE;
-		c->inflight--;
-		q = &c->req[c->sh_guest[id]];
-		FZ_CHECK(c->nexp < 1024, "too many expectations");
-		c->exp[c->nexp].head = c->sh_guest[id];
-		c->exp[c->nexp].len = len < q->writable ? len : q->writable;
-		c->nexp++;
 	}
 }
 
