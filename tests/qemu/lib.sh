@@ -39,14 +39,20 @@ log() {
 fail() { log "FAIL: $*"; exit 1; }
 skip() { log "FAIL: missing prerequisite: $*"; exit 1; }
 
-# QEMU=cached means the one qemu-glue/build-qemu.sh built.  Then checks
-# QEMU, qemu-storage-daemon, virtiofsd and root; a missing one fails.
-vg_check_prereqs() {
+# QEMU=cached means the one qemu-glue/build-qemu.sh built: resolve it to a
+# path, and fail when that QEMU (or the one named) is missing.
+vg_resolve_qemu() {
 	if [[ $QEMU == cached ]]; then
 		QEMU=$VG_QEMU_BUILD/qemu-system-x86_64
 		[[ -x $QEMU ]] || skip "no cached QEMU $VG_QEMU_SERIES build: run qemu-glue/build-qemu.sh --series $VG_QEMU_SERIES"
 	fi
 	command -v "$QEMU" >/dev/null || skip "$QEMU not found"
+}
+
+# Resolves QEMU, then checks qemu-storage-daemon, virtiofsd and root; a
+# missing one fails.
+vg_check_prereqs() {
+	vg_resolve_qemu
 	command -v "$QSD" >/dev/null || skip "$QSD not found"
 	[[ -x $VIRTIOFSD ]] || skip "$VIRTIOFSD not found"
 	[[ $(id -u) == 0 ]] || skip "virtiofsd needs root"

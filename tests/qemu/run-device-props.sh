@@ -41,11 +41,7 @@ while (($#)); do
 	esac
 	shift
 done
-if [[ $QEMU == cached ]]; then
-	QEMU=$VG_QEMU_BUILD/qemu-system-x86_64
-	[[ -x $QEMU ]] || skip "no cached QEMU $VG_QEMU_SERIES build: run qemu-glue/build-qemu.sh --series $VG_QEMU_SERIES"
-fi
-command -v "$QEMU" >/dev/null || skip "$QEMU not found"
+vg_resolve_qemu
 command -v "$QSD" >/dev/null || skip "$QSD not found"
 vg_workdir vuiso-props
 VG_LOGS=(qsd.log)

@@ -76,11 +76,7 @@ while (($#)); do
 	shift
 done
 
-if [[ $QEMU == cached ]]; then
-	QEMU=$VG_QEMU_BUILD/qemu-system-x86_64
-	[[ -x $QEMU ]] || skip "no cached QEMU $VG_QEMU_SERIES build: run qemu-glue/build-qemu.sh --series $VG_QEMU_SERIES"
-fi
-command -v "$QEMU" >/dev/null || skip "$QEMU not found"
+vg_resolve_qemu
 command -v "$TESTPMD" >/dev/null || skip "$TESTPMD not found (Debian package dpdk-dev)"
 [[ $(id -u) == 0 ]] || skip "dpdk-testpmd needs root"
 
