@@ -36,6 +36,7 @@ int virtq_init(struct virtq *vq, const struct virtq_config *cfg)
 {
 	const struct virtq_ops *ops = ops_of(cfg->layout);
 	struct virtq_areas sizes;
+	void *desc, *driver, *device;
 	int r;
 
 	memset(vq, 0, sizeof(*vq));
@@ -66,16 +67,20 @@ int virtq_init(struct virtq *vq, const struct virtq_config *cfg)
 		vq->max_indirect = cfg->max_indirect;
 		vq->indirect_gpa = cfg->indirect_gpa;
 	}
+	desc = cfg->map(cfg->map_opaque, cfg->gpa.desc, sizes.desc);
+	driver = cfg->map(cfg->map_opaque, cfg->gpa.driver, sizes.driver);
+	device = cfg->map(cfg->map_opaque, cfg->gpa.device, sizes.device);
+	if (!desc || !driver || !device)
+		return -EFAULT;
 	vq->slots = calloc(cfg->num, sizeof(*vq->slots));
 	if (!vq->slots)
 		return -ENOMEM;
 	vq->num_free = cfg->num;
-	r = ops->init(vq, cfg);
-	if (r < 0) {
-		free(vq->slots);
-		vq->slots = NULL;
-	}
-	return r;
+	memset(desc, 0, sizes.desc);
+	memset(driver, 0, sizes.driver);
+	memset(device, 0, sizes.device);
+	ops->init(vq, desc, driver, device);
+	return 0;
 }
 
 void virtq_fini(struct virtq *vq)

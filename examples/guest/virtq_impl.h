@@ -13,8 +13,9 @@
 /* What each layout implements; virtq.c dispatches through it. */
 struct virtq_ops {
 	int (*area_sizes)(unsigned num, struct virtq_areas *sizes);
-	/* Map the ring areas, zero them, set the initial ring state. */
-	int (*init)(struct virtq *vq, const struct virtq_config *cfg);
+	/* Set the initial ring state over the three ring areas, which
+	 * virtq_init() has mapped and zeroed. */
+	void (*init)(struct virtq *vq, void *desc, void *driver, void *device);
 	/* @writable: device-writable bytes of the chain, already summed. */
 	int (*add)(struct virtq *vq, const struct virtq_sg *sg, unsigned out,
 		   unsigned in, void *token, uint32_t writable);

@@ -37,21 +37,15 @@ static inline uint16_t avail_bits(bool wrap)
 	return wrap ? F_AVAIL : F_USED;
 }
 
-static int packed_init(struct virtq *vq, const struct virtq_config *cfg)
+static void packed_init(struct virtq *vq, void *desc, void *driver,
+			void *device)
 {
 	struct virtq_packed *p = &vq->packed;
-	struct virtq_areas sizes;
 
-	if (packed_area_sizes(vq->num, &sizes) < 0)
-		return -EINVAL;
-	p->desc = cfg->map(cfg->map_opaque, cfg->gpa.desc, sizes.desc);
-	p->driver = cfg->map(cfg->map_opaque, cfg->gpa.driver, sizes.driver);
-	p->device = cfg->map(cfg->map_opaque, cfg->gpa.device, sizes.device);
-	if (!p->desc || !p->driver || !p->device)
-		return -EFAULT;
-	/* Flags 0: neither available nor used in lap 1. */
-	memset(p->desc, 0, sizes.desc);
-	memset(p->device, 0, sizes.device);
+	/* Zeroed flags: neither available nor used in lap 1. */
+	p->desc = desc;
+	p->driver = driver;
+	p->device = device;
 	p->next_avail = 0;
 	p->avail_wrap = true;
 	p->last_used = 0;
@@ -67,7 +61,6 @@ static int packed_init(struct virtq *vq, const struct virtq_config *cfg)
 	for (unsigned i = 0; i < vq->num; i++)
 		vq->slots[i].next = (uint16_t)(i + 1);
 	vq->free_head = 0;
-	return 0;
 }
 
 static void fill_desc(struct virtq_packed_desc *d, const struct virtq_sg *sg,

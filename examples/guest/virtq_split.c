@@ -31,25 +31,16 @@ static uint16_t *avail_event(struct virtq *vq)
 	return (uint16_t *)&vq->split.used->ring[vq->num];
 }
 
-static int split_init(struct virtq *vq, const struct virtq_config *cfg)
+static void split_init(struct virtq *vq, void *desc, void *driver, void *device)
 {
 	struct virtq_split *s = &vq->split;
-	struct virtq_areas sizes;
 
-	if (split_area_sizes(vq->num, &sizes) < 0)
-		return -EINVAL;
-	s->desc = cfg->map(cfg->map_opaque, cfg->gpa.desc, sizes.desc);
-	s->avail = cfg->map(cfg->map_opaque, cfg->gpa.driver, sizes.driver);
-	s->used = cfg->map(cfg->map_opaque, cfg->gpa.device, sizes.device);
-	if (!s->desc || !s->avail || !s->used)
-		return -EFAULT;
-	memset(s->desc, 0, sizes.desc);
-	memset(s->avail, 0, sizes.driver);
-	memset(s->used, 0, sizes.device);
+	s->desc = desc;
+	s->avail = driver;
+	s->used = device;
 	for (unsigned i = 0; i < vq->num; i++)
 		vq->slots[i].next = (uint16_t)((i + 1) & (vq->num - 1));
 	vq->free_head = 0;
-	return 0;
 }
 
 static void fill_desc(struct virtq_split_desc *d, const struct virtq_sg *sg,
