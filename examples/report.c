@@ -50,6 +50,8 @@ void vmm_join_queues(struct vmm_dev *dev, unsigned first, unsigned n, double t0)
 		for (unsigned i = first; i < first + n; i++) {
 			struct vmm_queue *q = &dev->q[i];
 
+			if (q->owner != q)
+				continue; /* its owner's thread drives it */
 			if (!q->joined &&
 			    pthread_tryjoin_np(q->thread, NULL) == 0)
 				q->joined = true;

@@ -14,10 +14,10 @@
  * libvuiso wants one thread at a time on a queue, with detach and attach
  * on the thread that drives it or while that thread is parked.  So:
  *
- *   queue thread (vmm_queue_wait)        main thread (vmm_backend_watch)
+ *   queue thread (vmm_queues_wait)       main thread (vmm_backend_watch)
  *   sees POLLHUP on the socket, or       sees POLLHUP on the socket,
  *   dev->backend_gone set                sets dev->backend_gone
- *   vuiso_vq_detach() its queue
+ *   vuiso_vq_detach() its queue(s)
  *   parks: q->parked, waits for a        waits until every queue thread
  *   new dev->generation                  is parked or has exited
  *                                        detaches the queues no thread
@@ -61,26 +61,32 @@ static void deadline_in(struct timespec *ts, long ms)
 	}
 }
 
-int vmm_queue_park(struct vmm_queue *q)
+int vmm_queues_park(struct vmm_queue *const *qs, unsigned n)
 {
-	struct vmm_dev *dev = q->dev;
+	struct vmm_dev *dev = qs[0]->dev;
 	unsigned gen;
 	int r;
 
-	/* On the thread that drives the queue, as libvuiso asks. */
-	r = vuiso_vq_detach(q->svq);
-	if (r < 0) {
-		vmm_fail(dev, "vuiso_vq_detach(queue %u): %s", q->idx,
-			 strerror(-r));
-		return -EIO;
+	/* On the thread that drives the queues, as libvuiso asks. */
+	for (unsigned i = 0; i < n; i++) {
+		struct vmm_queue *q = qs[i];
+
+		r = vuiso_vq_detach(q->svq);
+		if (r < 0) {
+			vmm_fail(dev, "vuiso_vq_detach(queue %u): %s", q->idx,
+				 strerror(-r));
+			return -EIO;
+		}
+		q->kept = (unsigned)r;
+		q->detached = true;
 	}
-	q->kept = (unsigned)r;
-	q->detached = true;
 
 	pthread_mutex_lock(&dev->park_lock);
 	gen = dev->generation;
-	q->parked = true;
-	q->park_gen = gen;
+	for (unsigned i = 0; i < n; i++) {
+		qs[i]->parked = true;
+		qs[i]->park_gen = gen;
+	}
 	pthread_cond_broadcast(&dev->park_cond);
 	/* A timed wait: a failure elsewhere (vmm_fail) does not signal. */
 	while (dev->generation == gen && !vmm_failed(dev)) {
@@ -89,7 +95,8 @@ int vmm_queue_park(struct vmm_queue *q)
 		deadline_in(&ts, 100);
 		pthread_cond_timedwait(&dev->park_cond, &dev->park_lock, &ts);
 	}
-	q->parked = false;
+	for (unsigned i = 0; i < n; i++)
+		qs[i]->parked = false;
 	pthread_mutex_unlock(&dev->park_lock);
 	return vmm_failed(dev) ? -EIO : 0;
 }
@@ -118,13 +125,13 @@ static bool park_all(struct vmm_dev *dev, unsigned first, unsigned n)
 		for (unsigned i = first; i < first + n; i++) {
 			struct vmm_queue *q = &dev->q[i];
 
-			if (!q->joined && !q->parked &&
+			if (q->owner == q && !q->joined && !q->parked &&
 			    pthread_tryjoin_np(q->thread, NULL) == 0)
 				q->joined = true;
 			/* A thread still parked for the previous back-end
 			 * (not woken yet) is about to run its queue: wait
 			 * until it parks again. */
-			ready += q->joined ||
+			ready += q->owner->joined ||
 				 (q->parked && q->park_gen == dev->generation);
 		}
 		if (ready == n)
@@ -222,15 +229,11 @@ static int try_backend(struct vmm_dev *dev, double deadline, unsigned *replayed,
 
 	for (unsigned i = 0; i < dev->nq; i++) {
 		struct vmm_queue *q = &dev->q[i];
-		struct vuiso_vq_stats st;
 		struct vuiso_vq_shadow sh;
 		int n;
 
 		if (!q->started)
 			continue;
-		/* Replayed requests are not counted again in stats.requests;
-		 * new guest work that attach forwards is. */
-		vuiso_vq_get_stats(q->svq, &st);
 		n = vuiso_vq_attach(q->svq, dev->backend_features, &sh);
 		if (n < 0) {
 			*fatal = true;
@@ -239,7 +242,6 @@ static int try_backend(struct vmm_dev *dev, double deadline, unsigned *replayed,
 					   strerror(-n));
 		}
 		q->detached = false;
-		q->shadow_base = st.requests - (unsigned)n;
 		q->backend_packed = sh.layout == VUISO_LAYOUT_PACKED;
 		*replayed += (unsigned)n;
 		/* The shadow ring in the region's synthetic address space,

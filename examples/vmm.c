@@ -108,7 +108,9 @@ void vmm_dev_init(struct vmm_dev *dev, struct vmm_opts *opts)
 	dev->opts = opts;
 	dev->mem.fd = -1;
 	dev->vu.sock = -1;
+	dev->enabled_at_start = VMM_MAX_QUEUES;
 	for (unsigned i = 0; i < VMM_MAX_QUEUES; i++) {
+		dev->q[i].owner = &dev->q[i];
 		dev->q[i].kick_fd = -1;
 		dev->q[i].call_fd = -1;
 	}
@@ -508,7 +510,6 @@ static int start_queue(struct vmm_dev *dev, struct vmm_queue *q)
 		q->backend_packed = guest_packed;
 	}
 	q->started = true;
-	q->shadow_base = 0;
 
 	r = vmm_backend_set_vring(dev, q, num, base, desc, used, avail);
 	return r < 0 ? vu_err(dev, r) : 0;
@@ -527,7 +528,9 @@ int vmm_backend_set_vring(struct vmm_dev *dev, struct vmm_queue *q,
 	    (r = vmm_vu_set_vring_call(&dev->vu, q->idx, q->call_fd)) < 0 ||
 	    (r = vmm_vu_set_vring_kick(&dev->vu, q->idx, q->kick_fd)) < 0)
 		return r;
-	if ((dev->backend_features >> VMM_VU_F_PROTOCOL_FEATURES) & 1)
+	/* Without PROTOCOL_FEATURES a ring is enabled once it starts. */
+	if (((dev->backend_features >> VMM_VU_F_PROTOCOL_FEATURES) & 1) &&
+	    q->enabled)
 		return vmm_vu_set_vring_enable(&dev->vu, q->idx, true);
 	return 0;
 }
@@ -580,6 +583,7 @@ int vmm_dev_start(struct vmm_dev *dev, uint64_t guest_ram)
 	for (unsigned i = 0; i < dev->nq; i++) {
 		dev->q[i].dev = dev;
 		dev->q[i].idx = i;
+		dev->q[i].enabled = i < dev->enabled_at_start;
 		r = start_queue(dev, &dev->q[i]);
 		if (r < 0)
 			return r;
@@ -588,47 +592,68 @@ int vmm_dev_start(struct vmm_dev *dev, uint64_t guest_ram)
 }
 
 /*
- * The back-end's GET_VRING_BASE answer after a clean stop: it consumed
- * every chain it was given and completed them all.
+ * Where the driver's avail index stands once the chains it still has in
+ * flight are handed back: a stop gives back what the back-end never took,
+ * and the workloads leave in flight only buffers a back-end takes when it
+ * has something for them (net receive buffers).  Split counts chains;
+ * packed counts ring descriptors, with the wrap counter in bit 15.
  */
-static int check_backend_base(struct vmm_dev *dev, struct vmm_queue *q,
-			      uint32_t base)
+static uint16_t driver_avail_rewound(const struct virtq *vq)
 {
-	struct vuiso_vq_stats stats;
-	uint32_t want;
+	uint16_t avail = virtq_avail_idx(vq);
+	unsigned pos, wrap, d;
 
-	if (q->backend_packed) {
-		/* Packed: avail half (bits 0-15) equals used half (16-31)
-		 * when nothing is left in flight. */
-		if ((base & 0xffff) == base >> 16)
-			return 0;
+	if (vq->layout == VIRTQ_LAYOUT_SPLIT)
+		return (uint16_t)(avail - vq->inflight);
+	d = vq->num - vq->num_free;
+	pos = avail & 0x7fffu;
+	wrap = avail & VIRTQ_PACKED_WRAP;
+	if (pos < d) {
+		pos += vq->num;
+		wrap ^= VIRTQ_PACKED_WRAP;
+	}
+	return (uint16_t)((pos - d) | wrap);
+}
+
+/*
+ * Isolated: the two-step stop, which never waits on the back-end.  The
+ * back-end's GET_VRING_BASE answer settles the shadow ring; what it never
+ * took goes back to the guest ring and @st has the guest's indices.
+ */
+static int stop_isolated(struct vmm_dev *dev, struct vmm_queue *q,
+			 struct vuiso_vq_state *st)
+{
+	uint32_t base;
+	int r;
+
+	r = vuiso_vq_stop_begin(q->svq);
+	if (r < 0) {
+		vmm_fail(dev, "vuiso_vq_stop_begin(queue %u): %s", q->idx,
+			 strerror(-r));
+		return r;
+	}
+	r = vmm_vu_get_vring_base(&dev->vu, q->idx, q->backend_packed, &base);
+	if (r < 0)
+		return vu_err(dev, r);
+	r = vuiso_vq_stop_finish(q->svq, base, st);
+	if (r < 0) {
 		vmm_fail(dev,
-			 "queue %u: back-end stopped at packed avail 0x%04x, "
-			 "used 0x%04x: chains left in flight",
-			 q->idx, base & 0xffff, base >> 16);
+			 "vuiso_vq_stop_finish(queue %u, back-end base 0x%x): "
+			 "%s",
+			 q->idx, base, strerror(-r));
+		return r;
+	}
+	if (r > 0) {
+		/* The workloads stop only once every request completed, and
+		 * qemu-storage-daemon, virtiofsd and dpdk-testpmd finish what
+		 * they took before they answer GET_VRING_BASE. */
+		vmm_fail(dev,
+			 "queue %u: the back-end answered GET_VRING_BASE 0x%x "
+			 "holding %d request(s) it took and never completed",
+			 q->idx, base, r);
 		return -EPROTO;
 	}
-	if (q->svq) {
-		/* Split shadow: one avail entry per chain published to this
-		 * back-end (after a restart: the replayed ones and those
-		 * forwarded since). */
-		vuiso_vq_get_stats(q->svq, &stats);
-		if (base == (uint16_t)(stats.requests - q->shadow_base))
-			return 0;
-		vmm_fail(dev,
-			 "queue %u: back-end stopped at shadow avail %u, "
-			 "libvuiso published %" PRIu64 " chains to it",
-			 q->idx, base, stats.requests - q->shadow_base);
-		return -EPROTO;
-	}
-	want = virtq_avail_idx(&q->vq);
-	if (base == want)
-		return 0;
-	vmm_fail(dev,
-		 "queue %u: back-end stopped at avail %u, the driver "
-		 "published %u",
-		 q->idx, base, want);
-	return -EPROTO;
+	return 0;
 }
 
 int vmm_dev_stop(struct vmm_dev *dev)
@@ -638,57 +663,57 @@ int vmm_dev_stop(struct vmm_dev *dev)
 
 	for (unsigned i = 0; i < dev->nq; i++) {
 		struct vmm_queue *q = &dev->q[i];
+		uint16_t want_avail = driver_avail_rewound(&q->vq);
+		uint16_t want_used = virtq_used_idx(&q->vq);
+		struct vuiso_vq_state st;
 		uint32_t base;
 		int r;
 
 		if (!q->started)
 			continue;
 		q->started = false;
+		if (q->svq && !healthy) {
+			/* Nothing to check: drop what is in flight. */
+			vuiso_vq_reset(q->svq);
+			continue;
+		}
 		if (q->svq) {
-			struct vuiso_vq_state st;
-
-			r = vuiso_vq_stop(q->svq, healthy ? 2000 : 0, &st);
+			r = stop_isolated(dev, q, &st);
 			if (r < 0) {
-				if (healthy)
-					vmm_fail(dev,
-						 "vuiso_vq_stop(queue %u): %s, "
-						 "%u "
-						 "request(s) still in flight",
-						 i, strerror(-r), st.inflight);
 				vuiso_vq_reset(q->svq);
 				ret = r;
 				healthy = false;
 				continue;
 			}
-			if (!healthy)
-				continue;
-			/* The guest side's indices, in the guest layout's
-			 * encoding, must be where the driver stands. */
-			if (st.avail_idx != virtq_avail_idx(&q->vq) ||
-			    st.used_idx != virtq_used_idx(&q->vq)) {
-				vmm_fail(dev,
-					 "queue %u: vuiso_vq_stop returned "
-					 "guest avail 0x%04x used 0x%04x, the "
-					 "driver has avail 0x%04x used 0x%04x",
-					 i, st.avail_idx, st.used_idx,
-					 virtq_avail_idx(&q->vq),
-					 virtq_used_idx(&q->vq));
-				ret = -EPROTO;
-				continue;
-			}
 		} else if (!healthy) {
 			continue;
+		} else {
+			r = vmm_vu_get_vring_base(&dev->vu, i,
+						  q->backend_packed, &base);
+			if (r < 0) {
+				ret = vu_err(dev, r);
+				healthy = false;
+				continue;
+			}
+			/* The back-end read the guest's own ring: its answer
+			 * is the guest's index (packed: avail half in bits
+			 * 0-15, used half in 16-31). */
+			st.avail_idx = (uint16_t)base;
+			st.used_idx = q->backend_packed ? (uint16_t)(base >> 16)
+							: want_used;
 		}
-		r = vmm_vu_get_vring_base(&dev->vu, i, q->backend_packed,
-					  &base);
-		if (r < 0) {
-			ret = vu_err(dev, r);
-			healthy = false;
-			continue;
+		/* The guest side's indices must be where the driver stands,
+		 * less the buffers it still had posted (given back). */
+		if (st.avail_idx != want_avail || st.used_idx != want_used) {
+			vmm_fail(dev,
+				 "queue %u: stopped at guest avail 0x%04x used "
+				 "0x%04x; the driver has avail 0x%04x used "
+				 "0x%04x with %u chain(s) posted",
+				 i, st.avail_idx, st.used_idx,
+				 virtq_avail_idx(&q->vq), want_used,
+				 q->vq.inflight);
+			ret = -EPROTO;
 		}
-		r = check_backend_base(dev, q, base);
-		if (r < 0)
-			ret = r;
 	}
 	return ret;
 }
@@ -784,91 +809,116 @@ static int reap(struct vmm_queue *q)
 
 int vmm_queue_wait(struct vmm_queue *q)
 {
-	struct vmm_dev *dev = q->dev;
+	return vmm_queues_wait(&q, 1);
+}
+
+/* No completion for the stall timeout: say where each queue stands. */
+static void stalled(struct vmm_queue *const *qs, unsigned n)
+{
+	struct vmm_dev *dev = qs[0]->dev;
+	char ring[VMM_WAIT_MAX][160];
+
+	for (unsigned i = 0; i < n; i++)
+		virtq_describe(&qs[i]->vq, ring[i], sizeof(ring[i]));
+	vmm_fail(dev,
+		 "queue %u: no completion for %u s with %u request(s) in "
+		 "flight (back-end or notification stalled; %s, %" PRIu64
+		 " driver kicks)%s%s",
+		 qs[0]->idx, dev->opts->stall_timeout_s, qs[0]->vq.inflight,
+		 ring[0], qs[0]->vq.kicks, n > 1 ? "; and queue " : "",
+		 n > 1 ? ring[1] : "");
+}
+
+int vmm_queues_wait(struct vmm_queue *const *qs, unsigned n)
+{
+	struct vmm_dev *dev = qs[0]->dev;
 	double idle_start = 0;
 
 	for (;;) {
-		struct pollfd pfd[2];
+		struct pollfd pfd[VMM_WAIT_MAX + 1];
+		bool again = false;
+		unsigned inflight = 0;
 		uint64_t cnt;
-		int r, n;
+		int r, done = 0;
 
 		if (vmm_failed(dev))
 			return -EIO;
 		if (atomic_load_explicit(&dev->backend_gone,
 					 memory_order_acquire)) {
 			/* --reconnect: wait here for the new back-end. */
-			if (vmm_queue_park(q) < 0)
+			if (vmm_queues_park(qs, n) < 0)
 				return -EIO;
 			idle_start = 0;
 			continue;
 		}
-		if (q->kick_pending && handle_kick(q) < 0)
-			return -EIO;
-		if (q->call_pending && handle_call(q) < 0)
-			return -EIO;
-		if (q->irq) {
-			q->irq = false;
-			n = reap(q);
-			if (n < 0)
-				return n;
-			if (n > 0)
-				return n;
+		for (unsigned i = 0; i < n; i++) {
+			struct vmm_queue *q = qs[i];
+
+			if (q->kick_pending && handle_kick(q) < 0)
+				return -EIO;
+			if (q->call_pending && handle_call(q) < 0)
+				return -EIO;
+			if (q->irq) {
+				q->irq = false;
+				r = reap(q);
+				if (r < 0)
+					return r;
+				done += r;
+			}
+			again |= q->kick_pending || q->call_pending || q->irq;
+			inflight += q->vq.inflight;
 		}
-		if (q->kick_pending || q->call_pending || q->irq)
+		if (done > 0)
+			return done;
+		if (again)
 			continue;
 
-		pfd[0] = (struct pollfd){.fd = q->call_fd, .events = POLLIN};
+		for (unsigned i = 0; i < n; i++)
+			pfd[i] = (struct pollfd){.fd = qs[i]->call_fd,
+						 .events = POLLIN};
 		/* events 0: only POLLHUP/POLLERR, i.e. the back-end died. */
-		pfd[1] = (struct pollfd){.fd = dev->vu.sock, .events = 0};
-		r = poll(pfd, 2, 500);
+		pfd[n] = (struct pollfd){.fd = dev->vu.sock, .events = 0};
+		r = poll(pfd, n + 1, 500);
 		if (r < 0 && errno != EINTR) {
 			vmm_fail(dev, "poll: %s", strerror(errno));
 			return -EIO;
 		}
-		if (r > 0 && (pfd[1].revents & (POLLHUP | POLLERR)) &&
+		if (r > 0 && (pfd[n].revents & (POLLHUP | POLLERR)) &&
 		    dev->opts->reconnect) {
 			/* Everyone parks, the main thread reconnects. */
 			atomic_store_explicit(&dev->backend_gone, 1,
 					      memory_order_release);
 			continue;
 		}
-		if (r > 0 && (pfd[1].revents & (POLLHUP | POLLERR))) {
+		if (r > 0 && (pfd[n].revents & (POLLHUP | POLLERR))) {
 			vmm_fail(dev,
 				 "back-end (pid %d) closed the vhost-user "
 				 "connection while queue %u had %u request(s) "
 				 "in flight: the back-end died or dropped us",
-				 (int)dev->vu.peer_pid, q->idx, q->vq.inflight);
+				 (int)dev->vu.peer_pid, qs[0]->idx, inflight);
 			return -EIO;
 		}
-		if (r > 0 && (pfd[0].revents & POLLIN)) {
-			if (read(q->call_fd, &cnt, 8) == 8) {
-				q->backend_calls++;
-				if (q->svq)
-					q->call_pending = true;
-				else
-					q->irq = true;
-			}
+		for (unsigned i = 0; r > 0 && i < n; i++) {
+			struct vmm_queue *q = qs[i];
+
+			if (!(pfd[i].revents & POLLIN) ||
+			    read(q->call_fd, &cnt, 8) != 8)
+				continue;
+			q->backend_calls++;
+			if (q->svq)
+				q->call_pending = true;
+			else
+				q->irq = true;
 			idle_start = 0;
-			continue;
 		}
 		if (r == 0) {
 			double now = vmm_now();
-
-			char ring[160];
 
 			if (idle_start == 0) {
 				idle_start = now;
 			} else if (now - idle_start >
 				   dev->opts->stall_timeout_s) {
-				virtq_describe(&q->vq, ring, sizeof(ring));
-				vmm_fail(
-					dev,
-					"queue %u: no completion for %u s with "
-					"%u request(s) in flight (back-end or "
-					"notification stalled; %s, %" PRIu64
-					" driver kicks)",
-					q->idx, dev->opts->stall_timeout_s,
-					q->vq.inflight, ring, q->vq.kicks);
+				stalled(qs, n);
 				return -EIO;
 			}
 		}

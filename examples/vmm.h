@@ -21,7 +21,7 @@
 /* Entries per indirect table of the guest driver (Linux: seg_max + 2). */
 #define VMM_MAX_INDIRECT 64
 
-enum vmm_device_type { VMM_DEV_BLK, VMM_DEV_FS };
+enum vmm_device_type { VMM_DEV_BLK, VMM_DEV_FS, VMM_DEV_NET };
 
 /* --backend-ring: the back-end's ring layout. */
 enum vmm_backend_ring {
@@ -58,6 +58,12 @@ struct vmm_opts {
 	unsigned stall_timeout_s;
 	bool reconnect;               /* --reconnect (restart.c) */
 	unsigned reconnect_timeout_s; /* how long to wait for a new back-end */
+	/* net (net.c) */
+	uint32_t frame;      /* --frame: bytes per frame (0: random) */
+	uint32_t rx_buf;     /* --rx-buf: bytes per receive buffer */
+	bool no_mrg_rxbuf;   /* --no-mrg-rxbuf */
+	bool macswap;        /* --net-fwd=macswap (else io) */
+	const char *testpmd; /* --testpmd: the binary to start */
 };
 
 struct vmm_dev;
@@ -68,12 +74,16 @@ typedef int (*vmm_complete_fn)(struct vmm_queue *q, void *token, uint32_t len);
 
 struct vmm_queue {
 	struct vmm_dev *dev;
-	unsigned idx;         /* virtqueue index */
+	unsigned idx; /* virtqueue index */
+	/* The queue whose thread drives this one: itself, or (net) the RX
+	 * queue of its pair, whose thread drives RX and TX together. */
+	struct vmm_queue *owner;
 	struct virtq vq;      /* the guest driver's ring */
 	int kick_fd;          /* eventfd the back-end waits on */
 	int call_fd;          /* eventfd the back-end signals */
 	struct vuiso_vq *svq; /* libvuiso queue, NULL with isolation off */
 	bool started;
+	bool enabled;             /* SET_VRING_ENABLE 1 sent (or due) */
 	bool backend_packed;      /* the back-end's ring is packed */
 	bool kick_pending;        /* guest kicked / budget ran out */
 	bool call_pending;        /* back-end called / budget ran out */
@@ -85,12 +95,10 @@ struct vmm_queue {
 	/* --reconnect (restart.c).  @parked is under dev->park_lock; the
 	 * others are written by whoever drives the queue while it is
 	 * detached (its thread before parking, or the main thread). */
-	bool parked;          /* the thread waits for a new back-end */
-	unsigned park_gen;    /* dev->generation it waits to see pass */
-	bool detached;        /* vuiso_vq_detach() done, attach pending */
-	unsigned kept;        /* requests the last detach kept */
-	uint64_t shadow_base; /* stats.requests minus chains on this
-			       * back-end's shadow ring (check_backend_base) */
+	bool parked;       /* the thread waits for a new back-end */
+	unsigned park_gen; /* dev->generation it waits to see pass */
+	bool detached;     /* vuiso_vq_detach() done, attach pending */
+	unsigned kept;     /* requests the last detach kept */
 	/* Progress counters, read by the main thread. */
 	_Atomic uint64_t done_reqs;
 	_Atomic uint64_t done_bytes;
@@ -107,6 +115,9 @@ struct vmm_dev {
 	uint64_t guest_features;   /* what our guest driver accepted */
 	uint64_t backend_features; /* SET_FEATURES */
 	unsigned nq;               /* virtqueues in use */
+	/* Queues [0, enabled_at_start) get SET_VRING_ENABLE 1 when they
+	 * start; the others wait for the device (net: VQ_PAIRS_SET). */
+	unsigned enabled_at_start;
 	struct vmm_queue q[VMM_MAX_QUEUES];
 	_Atomic int failed; /* set once on the first error */
 	pthread_mutex_t err_lock;
@@ -161,13 +172,14 @@ int vmm_backend_set_vring(struct vmm_dev *dev, struct vmm_queue *q,
 			  uint64_t used, uint64_t avail);
 
 /*
- * restart.c, --reconnect.  vmm_queue_park: on a queue's thread once
- * dev->backend_gone is set; detaches the queue and waits until the main
- * thread has attached it to a new back-end (0) or gave up (-EIO).
+ * restart.c, --reconnect.  vmm_queues_park: on a thread that drives the
+ * @n queues @qs, once dev->backend_gone is set; detaches them and waits
+ * until the main thread has attached them to a new back-end (0) or gave up
+ * (-EIO).
  * vmm_backend_watch: on the main thread while it joins the queue threads
  * [@first, @first + @n); notices a hang-up, parks the threads, reconnects.
  */
-int vmm_queue_park(struct vmm_queue *q);
+int vmm_queues_park(struct vmm_queue *const *qs, unsigned n);
 void vmm_backend_watch(struct vmm_dev *dev, unsigned first, unsigned n);
 
 /* proof.c: prints the isolation proof; returns 0 if it holds for the mode. */
@@ -184,19 +196,23 @@ static inline bool vmm_has(const struct vmm_dev *dev, unsigned bit)
  * vmm_queue_kick: the guest notifies the device.
  * vmm_queue_wait: run the queue's events until at least one completion was
  * delivered to q->complete; returns the count, or -EIO once the device
- * failed.
+ * failed.  vmm_queues_wait: the same for the @n (<= VMM_WAIT_MAX) queues
+ * @qs that one thread drives (net: a queue pair).
  */
 int vmm_queue_submit(struct vmm_queue *q, const struct virtq_sg *sg,
 		     unsigned out, unsigned in, void *token);
 void vmm_queue_kick(struct vmm_queue *q);
 int vmm_queue_wait(struct vmm_queue *q);
+#define VMM_WAIT_MAX 2
+int vmm_queues_wait(struct vmm_queue *const *qs, unsigned n);
 
 /* Time in seconds from a monotonic clock. */
 double vmm_now(void);
 
-/* The workloads: blk.c and fs.c */
+/* The workloads: blk.c, fs.c and net.c */
 int vmm_blk_run(struct vmm_dev *dev, struct vmm_opts *opts);
 int vmm_fs_run(struct vmm_dev *dev, struct vmm_opts *opts);
+int vmm_net_run(struct vmm_dev *dev, struct vmm_opts *opts);
 
 /* report.c: summary figures a workload reports to main. */
 struct vmm_summary {
