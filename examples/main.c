@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vuiso-vmm: an example VMM that runs unmodified vhost-user back-ends
- * (qemu-storage-daemon, virtiofsd) with memory isolation through libvuiso.
+ * (qemu-storage-daemon, virtiofsd, dpdk-testpmd) with memory isolation
+ * through libvuiso.
  *
  * Exit status: 0 success, 1 data mismatch / protocol or device error,
  * 2 usage error, 3 isolation proof failed.
@@ -19,17 +20,24 @@
 
 static const char usage_text[] =
 	"usage: vuiso-vmm --socket=PATH [options]\n"
+	"       vuiso-vmm --device=net [--socket=PATH] [options]\n"
 	"\n"
-	"  --socket=PATH         vhost-user back-end socket (required)\n"
-	"  --device=blk|fs       device type (default blk)\n"
+	"  --socket=PATH         vhost-user back-end socket (required for\n"
+	"                        blk and fs; net without it: the VMM starts\n"
+	"                        dpdk-testpmd itself and stops it at the end)\n"
+	"  --device=blk|fs|net   device type (default blk)\n"
 	"  --isolation=on|off    on (default): the back-end sees only the\n"
 	"                        libvuiso isolated region; off: guest RAM\n"
 	"                        is shared with the back-end\n"
 	"  --workload=NAME       blk: verify (default), randread,\n"
 	"                        randwrite, seqread, seqwrite;\n"
-	"                        fs: verify (default), read\n"
-	"  --queues=N            request queues (default 1)\n"
-	"  --depth=N             requests in flight per queue (16)\n"
+	"                        fs: verify (default), read;\n"
+	"                        net: verify (default), rate\n"
+	"  --queues=N            request queues (default 1; net: queue\n"
+	"                        pairs, each on its own thread)\n"
+	"  --depth=N             requests in flight per queue (16; net:\n"
+	"                        frames out per pair, default what the\n"
+	"                        receive buffers can always take)\n"
 	"  --queue-size=N        virtqueue size (default 256)\n"
 	"  --bs=SIZE             benchmark block size (default 4k)\n"
 	"  --min-bs=SIZE         smallest verify request (512)\n"
@@ -68,10 +76,26 @@ static const char usage_text[] =
 	"                        write is written again, a read read again)\n"
 	"  --reconnect-timeout=SEC  give up waiting for the new back-end\n"
 	"                        after SEC seconds (default 10)\n"
+	"  --frame=SIZE          net: frame bytes without the FCS, 60..1518\n"
+	"                        (verify: random sizes; rate: 64)\n"
+	"  --rx-buf=SIZE         net: bytes per receive buffer (default\n"
+	"                        1536; verify with mergeable buffers: 512,\n"
+	"                        so that frames span several)\n"
+	"  --no-mrg-rxbuf        net: do not accept VIRTIO_NET_F_MRG_RXBUF\n"
+	"  --net-fwd=io|macswap  net: what the back-end does to a frame\n"
+	"                        before it sends it back (default io)\n"
+	"  --testpmd=PATH        net: the dpdk-testpmd to start\n"
+	"                        (default dpdk-testpmd; needs root)\n"
 	"  --seed=N --quiet --help\n"
 	"\n"
 	"exit status: 0 ok, 1 data mismatch or device/protocol error,\n"
 	"2 usage error, 3 isolation proof failed\n";
+
+static const char *const type_names[] = {
+	[VMM_DEV_BLK] = "blk",
+	[VMM_DEV_FS] = "fs",
+	[VMM_DEV_NET] = "net",
+};
 
 static void usage(FILE *f)
 {
@@ -146,6 +170,11 @@ enum {
 	OPT_BACKEND_RING,
 	OPT_RECONNECT,
 	OPT_RECONNECT_TIMEOUT,
+	OPT_FRAME,
+	OPT_RXBUF,
+	OPT_NOMRG,
+	OPT_NETFWD,
+	OPT_TESTPMD,
 };
 
 static const struct option long_opts[] = {
@@ -180,6 +209,11 @@ static const struct option long_opts[] = {
 	{"backend-ring", required_argument, NULL, OPT_BACKEND_RING},
 	{"reconnect", no_argument, NULL, OPT_RECONNECT},
 	{"reconnect-timeout", required_argument, NULL, OPT_RECONNECT_TIMEOUT},
+	{"frame", required_argument, NULL, OPT_FRAME},
+	{"rx-buf", required_argument, NULL, OPT_RXBUF},
+	{"no-mrg-rxbuf", no_argument, NULL, OPT_NOMRG},
+	{"net-fwd", required_argument, NULL, OPT_NETFWD},
+	{"testpmd", required_argument, NULL, OPT_TESTPMD},
 	{NULL, 0, NULL, 0},
 };
 
@@ -205,6 +239,7 @@ int main(int argc, char **argv)
 		.fs_file_size = 64 << 20,
 		.stall_timeout_s = 10,
 		.reconnect_timeout_s = 10,
+		.testpmd = "dpdk-testpmd",
 	};
 	const char *require = NULL;
 	bool ops_set = false, time_set = false;
@@ -222,6 +257,8 @@ int main(int argc, char **argv)
 				o.type = VMM_DEV_BLK;
 			else if (!strcmp(optarg, "fs"))
 				o.type = VMM_DEV_FS;
+			else if (!strcmp(optarg, "net"))
+				o.type = VMM_DEV_NET;
 			else
 				return bad("device", optarg);
 			break;
@@ -278,6 +315,20 @@ int main(int argc, char **argv)
 		case OPT_RECONNECT:
 			o.reconnect = true;
 			break;
+		case OPT_NOMRG:
+			o.no_mrg_rxbuf = true;
+			break;
+		case OPT_NETFWD:
+			if (!strcmp(optarg, "io"))
+				o.macswap = false;
+			else if (!strcmp(optarg, "macswap"))
+				o.macswap = true;
+			else
+				return bad("net-fwd", optarg);
+			break;
+		case OPT_TESTPMD:
+			o.testpmd = optarg;
+			break;
 		case OPT_TIME: {
 			char *end;
 
@@ -304,6 +355,13 @@ int main(int argc, char **argv)
 				break;
 			case OPT_DEPTH:
 				o.depth = (unsigned)v;
+				o.depth_set = true;
+				break;
+			case OPT_FRAME:
+				o.frame = (uint32_t)v;
+				break;
+			case OPT_RXBUF:
+				o.rx_buf = (uint32_t)v;
 				break;
 			case OPT_QSIZE:
 				o.queue_size = (unsigned)v;
@@ -350,7 +408,7 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	if (!o.socket || optind != argc) {
+	if ((!o.socket && o.type != VMM_DEV_NET) || optind != argc) {
 		usage(stderr);
 		return 2;
 	}
@@ -363,7 +421,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(o.workload, "verify")) {
 		if (!ops_set && !time_set)
-			o.ops = 2000;
+			o.ops = o.type == VMM_DEV_NET ? 20000 : 2000;
 	} else if (!time_set && !ops_set) {
 		o.time_s = 5;
 	}
@@ -401,13 +459,24 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 			"vuiso-vmm: libvuiso %06x, %s device on %s, "
 			"isolation %s, guest ring %s\n",
-			vuiso_version(), o.type == VMM_DEV_BLK ? "blk" : "fs",
-			o.socket, o.isolation ? "on" : "off",
+			vuiso_version(), type_names[o.type],
+			o.socket ? o.socket : "a dpdk-testpmd of its own",
+			o.isolation ? "on" : "off",
 			o.guest_ring == VIRTQ_LAYOUT_PACKED ? "packed"
 							    : "split");
 	vmm_dev_init(&dev, &o);
-	r = o.type == VMM_DEV_BLK ? vmm_blk_run(&dev, &o)
-				  : vmm_fs_run(&dev, &o);
+	r = -EINVAL;
+	switch (o.type) {
+	case VMM_DEV_BLK:
+		r = vmm_blk_run(&dev, &o);
+		break;
+	case VMM_DEV_FS:
+		r = vmm_fs_run(&dev, &o);
+		break;
+	case VMM_DEV_NET:
+		r = vmm_net_run(&dev, &o);
+		break;
+	}
 	if (r == -EINVAL && !vmm_failed(&dev)) {
 		vmm_dev_close(&dev);
 		return 2;

@@ -185,6 +185,7 @@ int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
 		 uint64_t driver_wants, unsigned nq)
 {
 	uint64_t offered, guest_offer, proto = 0, qnum;
+	unsigned need;
 	int r;
 
 	dev->opts = opts;
@@ -218,10 +219,13 @@ int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
 		return -ENOTSUP;
 	}
 
-	if (qnum < nq) {
+	/* A net back-end counts queue pairs. */
+	need = opts->type == VMM_DEV_NET ? nq / 2 : nq;
+	if (qnum < need) {
 		vmm_fail(dev,
-			 "back-end supports %" PRIu64 " queue(s), %u needed%s",
-			 qnum, nq,
+			 "back-end supports %" PRIu64 " queue%s, %u needed%s",
+			 qnum, opts->type == VMM_DEV_NET ? " pair(s)" : "(s)",
+			 need,
 			 vmm_vu_has_proto(&dev->vu, VMM_VU_PROTO_F_MQ)
 				 ? ""
 				 : " (it does not offer the MQ protocol "
@@ -240,6 +244,7 @@ int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
 	else
 		guest_offer = offered & ~((1ULL << VMM_VU_F_PROTOCOL_FEATURES) |
 					  (1ULL << 26));
+	guest_offer |= dev->model_features;
 	/* The guest driver knows both layouts; --guest-ring says which one it
 	 * accepts. */
 	if (opts->guest_ring == VIRTQ_LAYOUT_PACKED)
@@ -273,6 +278,8 @@ int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
 		dev->backend_features =
 			dev->guest_features |
 			(offered & (1ULL << VMM_VU_F_PROTOCOL_FEATURES));
+	/* The device model's own bits reach the back-end only if offered. */
+	dev->backend_features &= ~(dev->model_features & ~offered);
 	r = choose_backend_ring(dev, opts, offered);
 	if (r < 0)
 		return r;
@@ -432,6 +439,10 @@ static int guest_ring_init(struct vmm_dev *dev, struct vmm_queue *q)
 	r = virtq_init(&q->vq, &cfg);
 	if (r < 0)
 		vmm_fail(dev, "queue %u: guest ring: %s", q->idx, strerror(-r));
+	/* Without isolation the back-end writes the used lengths into the
+	 * guest's ring itself (see ignore_readonly_len); with isolation
+	 * libvuiso reports them, and they must be exact. */
+	q->vq.ignore_readonly_len = !dev->iso;
 	return r;
 }
 
@@ -697,10 +708,12 @@ int vmm_dev_stop(struct vmm_dev *dev)
 			}
 			/* The back-end read the guest's own ring: its answer
 			 * is the guest's index (packed: avail half in bits
-			 * 0-15, used half in 16-31). */
+			 * 0-15, used half in 16-31; DPDK 22.11 leaves the used
+			 * half 0, and only the avail half restarts a ring). */
 			st.avail_idx = (uint16_t)base;
-			st.used_idx = q->backend_packed ? (uint16_t)(base >> 16)
-							: want_used;
+			st.used_idx = q->backend_packed && (base >> 16)
+					      ? (uint16_t)(base >> 16)
+					      : want_used;
 		}
 		/* The guest side's indices must be where the driver stands,
 		 * less the buffers it still had posted (given back). */
@@ -807,11 +820,6 @@ static int reap(struct vmm_queue *q)
 	return n;
 }
 
-int vmm_queue_wait(struct vmm_queue *q)
-{
-	return vmm_queues_wait(&q, 1);
-}
-
 /* No completion for the stall timeout: say where each queue stands. */
 static void stalled(struct vmm_queue *const *qs, unsigned n)
 {
@@ -829,10 +837,14 @@ static void stalled(struct vmm_queue *const *qs, unsigned n)
 		 n > 1 ? ring[1] : "");
 }
 
-int vmm_queues_wait(struct vmm_queue *const *qs, unsigned n)
+/* @timeout_s < 0: the stall timeout, then fail. */
+static int wait_queues(struct vmm_queue *const *qs, unsigned n,
+		       double timeout_s)
 {
 	struct vmm_dev *dev = qs[0]->dev;
 	double idle_start = 0;
+	int ms = timeout_s >= 0 && timeout_s < 0.5 ? (int)(timeout_s * 1000)
+						   : 500;
 
 	for (;;) {
 		struct pollfd pfd[VMM_WAIT_MAX + 1];
@@ -878,7 +890,7 @@ int vmm_queues_wait(struct vmm_queue *const *qs, unsigned n)
 						 .events = POLLIN};
 		/* events 0: only POLLHUP/POLLERR, i.e. the back-end died. */
 		pfd[n] = (struct pollfd){.fd = dev->vu.sock, .events = 0};
-		r = poll(pfd, n + 1, 500);
+		r = poll(pfd, n + 1, ms);
 		if (r < 0 && errno != EINTR) {
 			vmm_fail(dev, "poll: %s", strerror(errno));
 			return -EIO;
@@ -891,11 +903,13 @@ int vmm_queues_wait(struct vmm_queue *const *qs, unsigned n)
 			continue;
 		}
 		if (r > 0 && (pfd[n].revents & (POLLHUP | POLLERR))) {
-			vmm_fail(dev,
-				 "back-end (pid %d) closed the vhost-user "
-				 "connection while queue %u had %u request(s) "
-				 "in flight: the back-end died or dropped us",
-				 (int)dev->vu.peer_pid, qs[0]->idx, inflight);
+			vmm_fail(
+				dev,
+				"back-end (pid %d) closed the vhost-user "
+				"connection while queue %u%s had %u request(s) "
+				"in flight: the back-end died or dropped us",
+				(int)dev->vu.peer_pid, qs[0]->idx,
+				n > 1 ? " and its pair" : "", inflight);
 			return -EIO;
 		}
 		for (unsigned i = 0; r > 0 && i < n; i++) {
@@ -914,13 +928,31 @@ int vmm_queues_wait(struct vmm_queue *const *qs, unsigned n)
 		if (r == 0) {
 			double now = vmm_now();
 
-			if (idle_start == 0) {
-				idle_start = now;
-			} else if (now - idle_start >
-				   dev->opts->stall_timeout_s) {
+			if (idle_start == 0)
+				idle_start = now - ms / 1000.0;
+			if (timeout_s >= 0 && now - idle_start >= timeout_s)
+				return 0;
+			if (timeout_s < 0 &&
+			    now - idle_start > dev->opts->stall_timeout_s) {
 				stalled(qs, n);
 				return -EIO;
 			}
 		}
 	}
+}
+
+int vmm_queue_wait(struct vmm_queue *q)
+{
+	return wait_queues(&q, 1, -1);
+}
+
+int vmm_queues_wait(struct vmm_queue *const *qs, unsigned n)
+{
+	return wait_queues(qs, n, -1);
+}
+
+int vmm_queues_wait_for(struct vmm_queue *const *qs, unsigned n,
+			double timeout_s)
+{
+	return wait_queues(qs, n, timeout_s);
 }

@@ -38,6 +38,7 @@ struct vmm_opts {
 	const char *workload; /* see --help */
 	unsigned queues;      /* request queues */
 	unsigned depth;       /* requests in flight per queue */
+	bool depth_set;       /* --depth given (net: else the window) */
 	unsigned queue_size;  /* virtqueue size */
 	uint32_t bs, min_bs, max_bs;
 	uint64_t ops;           /* requests per queue (0: time only) */
@@ -110,8 +111,12 @@ struct vmm_dev {
 	struct vmm_opts *opts;
 	struct vmm_vu vu;
 	struct vmm_guest_mem mem;
-	struct vuiso_dev *iso;     /* NULL with isolation off */
-	uint64_t backend_offered;  /* GET_FEATURES */
+	struct vuiso_dev *iso;    /* NULL with isolation off */
+	uint64_t backend_offered; /* GET_FEATURES */
+	/* Bits the device model implements itself (net: the control queue,
+	 * MAC, status): offered to the guest driver, and sent to the
+	 * back-end only if it offers them too. */
+	uint64_t model_features;
 	uint64_t guest_features;   /* what our guest driver accepted */
 	uint64_t backend_features; /* SET_FEATURES */
 	unsigned nq;               /* virtqueues in use */
@@ -205,6 +210,10 @@ void vmm_queue_kick(struct vmm_queue *q);
 int vmm_queue_wait(struct vmm_queue *q);
 #define VMM_WAIT_MAX 2
 int vmm_queues_wait(struct vmm_queue *const *qs, unsigned n);
+/* vmm_queues_wait, but 0 after @timeout_s seconds without a completion
+ * instead of the stall failure. */
+int vmm_queues_wait_for(struct vmm_queue *const *qs, unsigned n,
+			double timeout_s);
 
 /* Time in seconds from a monotonic clock. */
 double vmm_now(void);
@@ -213,6 +222,38 @@ double vmm_now(void);
 int vmm_blk_run(struct vmm_dev *dev, struct vmm_opts *opts);
 int vmm_fs_run(struct vmm_dev *dev, struct vmm_opts *opts);
 int vmm_net_run(struct vmm_dev *dev, struct vmm_opts *opts);
+
+/*
+ * testpmd.c: the net back-end vuiso-vmm starts itself (no --socket):
+ * dpdk-testpmd with its net_vhost PMD on a socket in a temporary directory,
+ * forwarding (io, or macswap) every packet back on the queue it came in.
+ * vmm_testpmd_start: 0 once the socket exists, or -errno with the reason in
+ * @err.  vmm_testpmd_stop: asks it to stop and print its counters (@c, may
+ * be NULL), kills it if it does not, removes the directory (kept, with the
+ * tail of its log printed, when testpmd did not stop cleanly); 0, or
+ * -errno.  Safe to call on
+ * a testpmd that died or never started.  vmm_testpmd_alive: false once it
+ * exited (@status from waitpid).
+ */
+struct vmm_testpmd {
+	pid_t pid; /* 0: not running */
+	pid_t parent;
+	int in_fd;       /* its stdin */
+	char prefix[32]; /* EAL --file-prefix */
+	char dir[64];
+	char sock[96];
+	char log[96];
+};
+
+struct vmm_testpmd_counters {
+	uint64_t rx_packets, rx_dropped; /* from the VMM's TX queues */
+	uint64_t tx_packets, tx_dropped; /* to the VMM's RX queues */
+};
+
+int vmm_testpmd_start(struct vmm_testpmd *t, const char *bin, unsigned pairs,
+		      bool macswap, char *err, size_t err_size);
+int vmm_testpmd_stop(struct vmm_testpmd *t, struct vmm_testpmd_counters *c);
+bool vmm_testpmd_alive(struct vmm_testpmd *t, int *status);
 
 /* report.c: summary figures a workload reports to main. */
 struct vmm_summary {

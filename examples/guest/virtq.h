@@ -110,6 +110,15 @@ struct virtq {
 	 * by virtq_init() from the features; a test may clear it between
 	 * adds (or set it again, if an indirect area was given). */
 	bool indirect;
+	/*
+	 * Take a used length on a chain with no device-writable bytes as 0
+	 * instead of failing, as Linux does (it never reads the length of
+	 * an out-only buffer).  For a back-end that writes the guest's ring
+	 * itself (no isolation): DPDK 22.11's packed dequeue reports the
+	 * buffer's own length for a transmit buffer.  Off by default, so
+	 * that the tests see every length libvuiso reports.
+	 */
+	bool ignore_readonly_len;
 	unsigned max_indirect;  /* entries per indirect table */
 	struct virtq_areas gpa; /* ring area GPAs (for the device config) */
 	uint64_t indirect_gpa;  /* table of id i at + i * 16 * max_indirect */

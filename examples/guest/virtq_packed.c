@@ -221,6 +221,8 @@ static int packed_get_used(struct virtq *vq, void **token, uint32_t *len)
 	if (id >= vq->num || !vq->slots[id].token)
 		return -EPROTO;
 	slot = &vq->slots[id];
+	if (slot->writable == 0 && vq->ignore_readonly_len)
+		ulen = 0;
 	if (ulen > slot->writable)
 		return -EPROTO;
 	*token = slot->token;

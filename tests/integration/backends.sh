@@ -7,6 +7,7 @@
 
 QSD=${QSD:-qemu-storage-daemon}
 VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
+TESTPMD=${TESTPMD:-dpdk-testpmd}
 
 # Optional command prefix for the back-ends, e.g. "taskset -c 1".
 BACKEND_WRAP=${BACKEND_WRAP:-}
@@ -37,6 +38,7 @@ vmm_tmpdir() {
 vmm_need_backends() {
 	command -v "$QSD" >/dev/null || { echo "FAIL: $QSD not installed (run scripts/setup.sh)"; exit 1; }
 	[ -x "$VIRTIOFSD" ] || { echo "FAIL: $VIRTIOFSD not installed (run scripts/setup.sh)"; exit 1; }
+	command -v "$TESTPMD" >/dev/null || { echo "FAIL: $TESTPMD not installed (package dpdk-dev; run scripts/setup.sh)"; exit 1; }
 }
 
 vmm_wait_socket() {
@@ -87,4 +89,24 @@ start_virtiofsd() {
 	FSD_PID=$!
 	VMM_PIDS+=("$FSD_PID")
 	vmm_wait_socket "$sock" "$FSD_PID"
+}
+
+# start_testpmd SOCK PAIRS MODE: dpdk-testpmd's net_vhost PMD on SOCK,
+# forwarding (MODE: io, macswap) what it receives back on the same queue.
+# vuiso-vmm --device=net without --socket starts one of its own the same
+# way; this one is for cases that need the back-end outside the VMM.
+# Sets PMD_PID.
+start_testpmd() {
+	local sock=$1 pairs=${2:-1} mode=${3:-io}
+	# With a stats period testpmd runs until a signal instead of waiting
+	# for a line on stdin.
+	$BACKEND_WRAP "$TESTPMD" -l 0,1 --no-pci --no-huge -m 512 \
+		--no-shconf --no-telemetry --file-prefix="vuiso-test-$$-$RANDOM" \
+		--vdev "net_vhost0,iface=$sock,queues=$pairs" -- \
+		--forward-mode="$mode" --auto-start --total-num-mbufs=8192 \
+		--nb-cores=1 --rxq="$pairs" --txq="$pairs" --stats-period=3600 \
+		</dev/null >"$sock.log" 2>&1 &
+	PMD_PID=$!
+	VMM_PIDS+=("$PMD_PID")
+	vmm_wait_socket "$sock" "$PMD_PID"
 }

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # One integration test case: an example VMM (vuiso-vmm, or vuiso-minimal
 # for the minimal-* cases) against a real back-end (qemu-storage-daemon,
-# virtiofsd) started here on a temporary socket and always killed on exit.
+# virtiofsd, dpdk-testpmd) started here on a temporary socket and always
+# killed on exit (the net cases mostly let vuiso-vmm start and stop its own
+# dpdk-testpmd, as a user would run it).
 #
 # usage: run-case.sh PATH/TO/vuiso-vmm|vuiso-minimal CASE
 set -uo pipefail
@@ -260,6 +262,95 @@ killed-on | killed-off)
 	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
 	expect 'FAILED: .*back-end .* closed the vhost-user connection'
 	[ "$took" -le 15 ] || fail "took $took s to notice the dead back-end"
+	;;
+net-on | net-off)
+	# Two queue pairs (MQ, the control queue served by the VMM, one
+	# thread per pair), mergeable receive buffers of 512 bytes so that
+	# frames span several: every byte of every frame that testpmd sends
+	# back is checked, and testpmd's own counters show no drop.
+	mode=${CASE#net-}
+	run_vmm --device=net --isolation="$mode" --queues=2 --ops=20000 --seed=21
+	[ $RC -eq 0 ] || fail "exit status $RC"
+	expect 'started dpdk-testpmd \(pid [0-9]+, io forwarding, 2 queue pair'
+	expect 'control queue \(split ring, served by the VMM\): VQ_PAIRS_SET 3 refused, VQ_PAIRS_SET 2 ok'
+	expect 'verify: every byte of 40000 frame\(s\) that came back matched; [1-9][0-9]* spanned several'
+	expect 'net: testpmd counted 40000 received, 40000 sent back, 0 dropped'
+	expect 'result: OK'
+	if [ "$mode" = on ]; then
+		expect "guest RAM memfd 'vmm-guest-ram' mappings in back-end: 0"
+		expect 'ISOLATION PASS'
+		expect 'ADDRESSES PASS'
+	else
+		expect "guest RAM memfd 'vmm-guest-ram' mappings in back-end: [1-9]"
+		expect 'guest RAM IS MAPPED'
+	fi
+	;;
+net-on-packed-macswap-no-mrg | net-off-packed-macswap-no-mrg)
+	# Packed rings (on: a packed shadow ring, DPDK has packed rings),
+	# one buffer per frame, and testpmd swapping the MAC addresses.
+	mode=${CASE#net-}
+	mode=${mode%%-*}
+	run_vmm --device=net --isolation="$mode" --guest-ring=packed \
+		--net-fwd=macswap --no-mrg-rxbuf --ops=20000 --seed=22
+	[ $RC -eq 0 ] || fail "exit status $RC"
+	expect 'guest ring packed, back-end ring packed'
+	expect 'control queue \(packed ring'
+	expect 'macswap forwarding'
+	expect 'verify: every byte of 20000 frame\(s\) that came back matched; 0 spanned'
+	expect 'net: testpmd counted 20000 received, 20000 sent back, 0 dropped'
+	expect 'result: OK'
+	;;
+net-on-translated)
+	# libvuiso translates both ways: a packed guest on a split shadow
+	# ring, then a split guest on a packed shadow ring.
+	run_vmm --device=net --guest-ring=packed --backend-ring=split --ops=10000 --seed=23
+	[ $RC -eq 0 ] || fail "packed guest, split back-end: exit status $RC"
+	expect 'guest ring packed, back-end ring split'
+	expect 'verify: every byte of 10000 frame'
+	expect 'ISOLATION PASS'
+	run_vmm --device=net --guest-ring=split --backend-ring=packed --ops=10000 --seed=24
+	[ $RC -eq 0 ] || fail "split guest, packed back-end: exit status $RC"
+	expect 'guest ring split, back-end ring packed'
+	expect 'verify: every byte of 10000 frame'
+	expect 'ISOLATION PASS'
+	;;
+net-detects-wrong-forwarding)
+	# The check must be able to fail: testpmd swaps the MAC addresses,
+	# the VMM is told it forwards them as they are.
+	start_testpmd "$T/net.sock" 1 macswap || fail "dpdk-testpmd did not start"
+	run_vmm --device=net --socket="$T/net.sock" --net-fwd=io --ops=1000
+	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
+	expect 'FAILED: net pair 0: a frame came back with a wrong header'
+	;;
+net-killed-on | net-killed-off)
+	# dpdk-testpmd SIGKILLed mid-traffic: the VMM stops at once with a
+	# clear error and leaves nothing behind (its testpmd directory, EAL's
+	# run directory); then a new VMM with a new testpmd runs clean.
+	mode=${CASE#net-killed-}
+	timeout -k 5 60 "$VMM" --device=net --isolation="$mode" --workload=rate \
+		--time=50 >"$OUT" 2>&1 &
+	vmm=$!
+	VMM_PIDS+=("$vmm")
+	wait_progress "$vmm"
+	pmd=$(sed -n 's/.*started dpdk-testpmd (pid \([0-9]*\).*/\1/p' "$OUT")
+	dir=$(sed -n 's/.*started dpdk-testpmd .* on \(.*\)\/net.sock$/\1/p' "$OUT")
+	[ -n "$pmd" ] && [ -d "$dir" ] || fail "no testpmd pid or directory in the output"
+	kill -9 "$pmd"
+	start=$(date +%s)
+	wait "$vmm"
+	RC=$?
+	took=$(($(date +%s) - start))
+	[ $RC -eq 124 ] && fail "vuiso-vmm hung after testpmd died"
+	[ $RC -ge 128 ] && fail "vuiso-vmm crashed (status $RC)"
+	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
+	expect "FAILED: back-end \\(pid $pmd\\) closed the vhost-user connection while queue 0 and its pair had"
+	expect "dpdk-testpmd \\(pid $pmd\\) was killed by signal 9"
+	[ "$took" -le 15 ] || fail "took $took s to notice the dead back-end"
+	[ ! -e "$dir" ] || fail "$dir left behind"
+	[ ! -e "/var/run/dpdk/vuiso-vmm-$vmm" ] || fail "/var/run/dpdk/vuiso-vmm-$vmm left behind"
+	run_vmm --device=net --isolation="$mode" --ops=5000 --seed=25
+	[ $RC -eq 0 ] || fail "a new VMM and testpmd after the kill: exit status $RC"
+	expect 'result: OK'
 	;;
 blk-reconnect-on | blk-reconnect-twice-packed-guest)
 	# The back-end is SIGKILLed mid-workload and a new qemu-storage-daemon
