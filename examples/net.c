@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define NET_F_MAC 5
 #define NET_F_MRG_RXBUF 15
@@ -801,6 +802,16 @@ static int set_pairs(struct net_dev *nd)
 	return 0;
 }
 
+/* CPU seconds this process (every thread) has used. */
+static double self_cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 /* ---- set-up ---- */
 
 static int pair_init(struct net_dev *nd, struct net_pair *p, unsigned k)
@@ -1007,7 +1018,7 @@ int vmm_net_run(struct vmm_dev *dev, struct vmm_opts *o)
 	uint64_t ram, sent = 0, lost = 0, merged = 0;
 	bool own = !o->socket;
 	unsigned started = 0;
-	double t0;
+	double t0, cpu0, pmd_cpu0 = -1, cpu, pmd_cpu = -1;
 	int r, stop_err;
 
 	if (net_options(&nd, o) < 0)
@@ -1071,6 +1082,9 @@ int vmm_net_run(struct vmm_dev *dev, struct vmm_opts *o)
 			nd.mrg ? " (mergeable)" : "", nd.window);
 
 	t0 = vmm_now();
+	cpu0 = self_cpu_seconds();
+	if (own)
+		pmd_cpu0 = vmm_testpmd_cpu_seconds(&pmd);
 	for (unsigned k = 0; k < nd.pairs; k++) {
 		ps[k].deadline = o->time_s > 0 ? t0 + o->time_s : 0;
 		if (pthread_create(&ps[k].rx->thread, NULL, pair_thread,
@@ -1084,6 +1098,9 @@ int vmm_net_run(struct vmm_dev *dev, struct vmm_opts *o)
 	}
 	vmm_join_queues(dev, 0, dev->nq, t0);
 	sum.seconds = vmm_now() - t0;
+	cpu = self_cpu_seconds() - cpu0;
+	if (pmd_cpu0 >= 0 && vmm_testpmd_cpu_seconds(&pmd) >= 0)
+		pmd_cpu = vmm_testpmd_cpu_seconds(&pmd) - pmd_cpu0;
 
 	for (unsigned k = 0; k < nd.pairs; k++) {
 		struct net_pair *p = &ps[k];
@@ -1120,6 +1137,20 @@ int vmm_net_run(struct vmm_dev *dev, struct vmm_opts *o)
 		       o->isolation ? "on" : "off", sent, sum.requests, lost,
 		       sum.seconds, (double)sum.requests / sum.seconds / 1e6,
 		       (double)sum.bytes * 8 / sum.seconds / 1e9);
+	/* What limits the figure: the VMM's CPU time per frame (its pair
+	 * threads: the guest driver, and libvuiso with isolation on);
+	 * testpmd's forwarding lcore polls, so it is busy whatever the
+	 * rate. */
+	if (!vmm_failed(dev) && sum.requests) {
+		printf("net: cpu vmm=%.2fs (%.0f%% of one CPU, %.0f ns per "
+		       "frame)",
+		       cpu, 100 * cpu / sum.seconds,
+		       cpu * 1e9 / (double)sum.requests);
+		if (pmd_cpu >= 0)
+			printf(" testpmd=%.2fs (%.0f%% of one CPU)", pmd_cpu,
+			       100 * pmd_cpu / sum.seconds);
+		printf("\n");
+	}
 	r = 0;
 	if (!vmm_failed(dev))
 		r = vmm_isolation_proof(dev);

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +39,16 @@ static void child(struct vmm_testpmd *t, const char *bin, unsigned pairs,
 {
 	char vdev[sizeof(t->sock) + 64], qarg[32], fwd[32], prefix[64];
 
+	cpu_set_t all;
+
 	/* Dies with the VMM, whatever kills it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Its lcores are its own (-l 0,1), whatever CPUs the VMM was
+	 * pinned to (taskset in examples/bench-net.sh). */
+	CPU_ZERO(&all);
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		CPU_SET(cpu, &all);
+	sched_setaffinity(0, sizeof(all), &all);
 	if (getppid() != t->parent)
 		_exit(127);
 	dup2(in_rd, 0);
@@ -286,4 +295,32 @@ bool vmm_testpmd_alive(struct vmm_testpmd *t, int *status)
 		return false;
 	}
 	return true;
+}
+
+double vmm_testpmd_cpu_seconds(const struct vmm_testpmd *t)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long utime, stime;
+	ssize_t n;
+	int fd;
+
+	if (t->pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)t->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* Fields 14 and 15, counted after the command name's ')'. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2,
+			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
+			 "%llu",
+			 &utime, &stime) != 2)
+		return -1;
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }

@@ -254,6 +254,8 @@ int vmm_testpmd_start(struct vmm_testpmd *t, const char *bin, unsigned pairs,
 		      bool macswap, char *err, size_t err_size);
 int vmm_testpmd_stop(struct vmm_testpmd *t, struct vmm_testpmd_counters *c);
 bool vmm_testpmd_alive(struct vmm_testpmd *t, int *status);
+/* CPU seconds (user + system) testpmd used so far, or -1. */
+double vmm_testpmd_cpu_seconds(const struct vmm_testpmd *t);
 
 /* report.c: summary figures a workload reports to main. */
 struct vmm_summary {

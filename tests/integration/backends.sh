@@ -43,7 +43,9 @@ vmm_need_backends() {
 
 vmm_wait_socket() {
 	local sock=$1 pid=$2 i
-	for i in $(seq 100); do
+	# Up to 30 s: testpmd zeroes its 512 MiB at start, slow on a busy
+	# machine.
+	for i in $(seq 600); do
 		[ -S "$sock" ] && return 0
 		kill -0 "$pid" 2>/dev/null || { echo "back-end exited before creating $sock"; return 1; }
 		sleep 0.05

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Packet-rate benchmark: virtio-net through isolation against dpdk-testpmd's
+# net_vhost PMD, in one run:
+#   off     vuiso-vmm --device=net --workload=rate --isolation=off
+#   on      the same with --isolation=on (libvuiso in between)
+#   anchor  DPDK's own virtio front-end (net_virtio_user in a second
+#           testpmd, io forwarding, --tx-first) against the same kind of
+#           testpmd back-end: what a user would run instead
+# for 64 and 1518-byte frames (without the FCS), one and two queue pairs.
+# Every run starts a fresh back-end; runs alternate off / on / anchor, REPS
+# times each, and the table shows medians.  Gbit/s counts frame bytes only
+# (no preamble, gap or FCS).
+#
+# CPUs (the machine has two): every testpmd back-end runs its forwarding
+# lcore on CPU 1 (-l 0,1; its main lcore on CPU 0 only waits); the VMM's
+# pair threads, or the anchor's forwarding lcore, run on CPU 0.  With two
+# pairs both pair threads share CPU 0 and testpmd forwards both queues on
+# one lcore.
+#
+# usage: examples/bench-net.sh [BUILD_DIR] [SECONDS_PER_RUN] [REPS]
+#        (defaults: build 5 3)
+# environment:
+#   FRAMES="64 1518" PAIRS="1 2"   the subsets to run
+#   MODES="off on anchor"          likewise
+# Needs root (testpmd) and dpdk-dev (scripts/setup.sh).
+set -uo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-$SRC/build}
+SECS=${2:-5}
+REPS=${3:-3}
+VMM=$BUILD/examples/vuiso-vmm
+# shellcheck source=../tests/integration/backends.sh
+. "$SRC/tests/integration/backends.sh"
+
+FRAMES=${FRAMES:-64 1518}
+PAIRS=${PAIRS:-1 2}
+MODES=${MODES:-off on anchor}
+
+[ -x "$VMM" ] || { echo "bench-net: $VMM not found; build first" >&2; exit 1; }
+command -v "$TESTPMD" >/dev/null || { echo "bench-net: $TESTPMD not found (package dpdk-dev; scripts/setup.sh)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "bench-net: dpdk-testpmd needs root" >&2; exit 1; }
+trap vmm_cleanup EXIT INT TERM
+[ -n "${BENCH_KEEP:-}" ] && trap - EXIT
+vmm_tmpdir
+T=$VMM_TMP
+
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# run_vmm MODE FRAME PAIRS: prints "Mpps vmm_cpu% testpmd_cpu%".
+run_vmm() {
+	local out
+	out=$(taskset -c 0 "$VMM" --device=net --workload=rate --isolation="$1" \
+		--frame="$2" --queues="$3" --time="$SECS" --quiet 2>&1)
+	if ! grep -q '^result: OK' <<<"$out"; then
+		echo "bench-net: vuiso-vmm --isolation=$1 --frame=$2 --queues=$3 failed:" >&2
+		tail -n 5 <<<"$out" >&2
+		echo "nan nan nan"
+		return
+	fi
+	sed -n 's/.* Mpps=\([^ ]*\).*/\1/p' <<<"$out" | tr '\n' ' '
+	sed -n 's/^net: cpu vmm=[^(]*(\([0-9]*\)% of one CPU.*testpmd=[^(]*(\([0-9]*\)%.*/\1 \2/p' <<<"$out"
+}
+
+# run_anchor FRAME PAIRS: prints "Mpps fe_cpu% be_cpu%".  The front-end
+# reports Rx-pps every second; the first two reports (start-up) are
+# dropped and the median of the rest is taken.
+run_anchor() {
+	local frame=$1 pairs=$2 sock=$T/anchor.sock fe be c0 c1 t0 t1 hz
+	rm -f "$sock"
+	start_testpmd "$sock" "$pairs" io || { echo "nan nan nan"; return; }
+	be=$PMD_PID
+	c0=$(awk '{ print $14 + $15 }' "/proc/$be/stat")
+	t0=$(date +%s.%N)
+	timeout -s INT $((SECS + 3)) "$TESTPMD" -l 1,0 --main-lcore 1 --no-pci \
+		--no-huge -m 512 --no-shconf --no-telemetry \
+		--file-prefix="vuiso-anchor-$$" \
+		--vdev "virtio_user0,path=$sock,queues=$pairs" -- \
+		--forward-mode=io --auto-start --tx-first --nb-cores=1 \
+		--rxq="$pairs" --txq="$pairs" --total-num-mbufs=8192 \
+		--txpkts="$frame" --stats-period=1 </dev/null >"$T/anchor.log" 2>&1 &
+	fe=$!
+	VMM_PIDS+=("$fe")
+	sleep $((SECS + 2))
+	hz=$(getconf CLK_TCK)
+	local fecpu fepid
+	fepid=$(pgrep -P "$fe" | head -n1) # timeout's child: the front-end
+	fecpu=$(awk '{ print $14 + $15 }' "/proc/$fepid/stat" 2>/dev/null || echo 0)
+	c1=$(awk '{ print $14 + $15 }' "/proc/$be/stat")
+	t1=$(date +%s.%N)
+	wait "$fe" 2>/dev/null
+	kill "$be" 2>/dev/null
+	wait "$be" 2>/dev/null
+	rmdir "/var/run/dpdk/vuiso-anchor-$$" 2>/dev/null
+	local mpps
+	mpps=$(sed -n 's/.*Rx-pps: *\([0-9]*\).*/\1/p' "$T/anchor.log" | tail -n +3 |
+		awk '{ print $1 / 1e6 }' | median)
+	awk -v m="$mpps" -v f="$fecpu" -v b0="$c0" -v b1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$hz" -v s="$SECS" \
+		'BEGIN { printf "%s %.0f %.0f\n", m, 100 * f / hz / (s + 2), 100 * (b1 - b0) / hz / (t1 - t0) }'
+}
+
+echo "bench-net: $(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)"
+echo "bench-net: $SECS s per run, $REPS runs per mode (medians); $(dpkg-query -W -f '${Package} ${Version}' dpdk-dev 2>/dev/null)"
+printf '%-6s %-5s %9s %9s %9s %7s %8s %8s %8s  %s\n' frame pairs "off Mpps" "on Mpps" "anchor" "on/off" "off Gb/s" "on Gb/s" "anc Gb/s" "CPU% vmm|testpmd off, on; anchor fe|be"
+for frame in $FRAMES; do
+	for pairs in $PAIRS; do
+		declare -A mpps=() cpu=()
+		for rep in $(seq "$REPS"); do
+			for mode in $MODES; do
+				if [ "$mode" = anchor ]; then
+					read -r m a b < <(run_anchor "$frame" "$pairs")
+				else
+					read -r m a b < <(run_vmm "$mode" "$frame" "$pairs")
+				fi
+				mpps[$mode]+="$m "
+				cpu[$mode]="$a|$b"
+			done
+		done
+		off=$(tr ' ' '\n' <<<"${mpps[off]:-}" | grep . | median)
+		on=$(tr ' ' '\n' <<<"${mpps[on]:-}" | grep . | median)
+		anc=$(tr ' ' '\n' <<<"${mpps[anchor]:-}" | grep . | median)
+		awk -v f="$frame" -v p="$pairs" -v off="$off" -v on="$on" -v anc="$anc" \
+			-v c="${cpu[off]:-}, ${cpu[on]:-}; ${cpu[anchor]:-}" \
+			'function g(m) { return (m == "nan") ? "nan" : sprintf("%.2f", m * f * 8 / 1000) }
+			BEGIN { printf "%-6s %-5s %9s %9s %9s %7s %8s %8s %8s  %s\n", f, p,
+				off, on, anc, (off > 0 && off != "nan" && on != "nan") ? sprintf("%.2f", on / off) : "nan",
+				g(off), g(on), g(anc), c }'
+		unset mpps cpu
+	done
+done
+echo "targets (benchmark, not tests): on/off >= 0.7 at 64 B, >= 0.8 at 1518 B"
