@@ -69,11 +69,12 @@ static const char usage_text[] =
 	"                        (default: the socket peer; after a\n"
 	"                        --reconnect always the new socket peer)\n"
 	"  --stall-timeout=SEC   fail if nothing completes (default 10)\n"
-	"  --reconnect           blk, isolation on: when the back-end hangs\n"
-	"                        up, keep its unfinished requests, connect\n"
-	"                        again to the same socket (every 100 ms)\n"
-	"                        and replay them to the new back-end (a\n"
-	"                        write is written again, a read read again)\n"
+	"  --reconnect           blk, net with --socket; isolation on: when\n"
+	"                        the back-end hangs up, keep its unfinished\n"
+	"                        requests, connect again to the same socket\n"
+	"                        (every 100 ms) and replay them to the new\n"
+	"                        back-end (a write is written again, a read\n"
+	"                        read again, a frame may be sent twice)\n"
 	"  --reconnect-timeout=SEC  give up waiting for the new back-end\n"
 	"                        after SEC seconds (default 10)\n"
 	"  --frame=SIZE          net: frame bytes without the FCS, 60..1518\n"
@@ -433,9 +434,14 @@ int main(int argc, char **argv)
 			"vuiso-vmm: --reconnect needs --isolation=on: without libvuiso nothing keeps the requests a dead back-end had in flight (vhost-user-blk would need the back-end's VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)\n");
 		return 2;
 	}
-	if (o.reconnect && o.type != VMM_DEV_BLK) {
+	if (o.reconnect && o.type == VMM_DEV_NET && !o.socket) {
 		fprintf(stderr,
-			"vuiso-vmm: --reconnect is for --device=blk: a new virtiofsd has none of the FUSE session state (INIT, node ids, open files) that replayed requests refer to\n");
+			"vuiso-vmm: --reconnect for --device=net needs --socket: the back-end the VMM starts itself is not restarted\n");
+		return 2;
+	}
+	if (o.reconnect && o.type == VMM_DEV_FS) {
+		fprintf(stderr,
+			"vuiso-vmm: --reconnect is for --device=blk and net: a new virtiofsd has none of the FUSE session state (INIT, node ids, open files) that replayed requests refer to\n");
 		return 2;
 	}
 	if (require) {

@@ -130,6 +130,11 @@ struct net_pair {
 	/* Sequence numbers: sent [0, next_seq), received up to expect. */
 	uint64_t next_seq, expect_seq, limit;
 	uint64_t received, lost, first_lost, bytes, merged;
+	/* --reconnect: frames sent before the last back-end restart
+	 * ([0, horizon)) may be lost with the dead back-end, or come back
+	 * twice (libvuiso replays what it never saw completed). */
+	unsigned gen; /* dev->generation seen */
+	uint64_t horizon, lost_restart, twice;
 	double deadline;
 };
 
@@ -167,6 +172,33 @@ static void build_frame(struct net_pair *p, uint8_t *f, uint64_t seq,
 	}
 }
 
+/* On the pair's thread: a new back-end since the last look (the thread
+ * parked in vmm_queues_wait() meanwhile, and sent nothing). */
+static void note_restart(struct net_pair *p)
+{
+	if (p->gen == p->nd->dev->generation)
+		return;
+	p->gen = p->nd->dev->generation;
+	p->horizon = p->next_seq;
+}
+
+/* Frames [expect_seq, @upto) did not come back. */
+static void count_lost(struct net_pair *p, uint64_t upto)
+{
+	uint64_t restart = 0;
+
+	if (p->expect_seq < p->horizon)
+		restart = (upto < p->horizon ? upto : p->horizon) -
+			  p->expect_seq;
+	p->lost_restart += restart;
+	if (upto - p->expect_seq > restart) {
+		if (!p->lost)
+			p->first_lost = p->expect_seq + restart;
+		p->lost += upto - p->expect_seq - restart;
+	}
+	p->expect_seq = upto;
+}
+
 /* Check a frame that came back; 0, or -EIO after vmm_fail(). */
 static int check_frame(struct net_pair *p, const uint8_t *f, uint32_t len)
 {
@@ -183,6 +215,7 @@ static int check_frame(struct net_pair *p, const uint8_t *f, uint32_t len)
 			 p->idx, len);
 		return -EIO;
 	}
+	note_restart(p);
 	memcpy(&tag, f + ETH_HLEN, sizeof(tag));
 	if (memcmp(f, dst, 6) || memcmp(f + 6, src, 6) ||
 	    f[12] != ETHERTYPE >> 8 || f[13] != (ETHERTYPE & 0xff) ||
@@ -197,6 +230,10 @@ static int check_frame(struct net_pair *p, const uint8_t *f, uint32_t len)
 			 nd->o->macswap ? "macswap" : "io");
 		return -EIO;
 	}
+	if (tag.seq < p->expect_seq && tag.seq < p->horizon) {
+		p->twice++; /* sent again by a replay */
+		return 0;
+	}
 	if (tag.seq >= p->next_seq || tag.seq < p->expect_seq) {
 		vmm_fail(dev,
 			 "net pair %u: frame %" PRIu64 " came back %s (next "
@@ -207,11 +244,8 @@ static int check_frame(struct net_pair *p, const uint8_t *f, uint32_t len)
 			 p->expect_seq, p->next_seq);
 		return -EIO;
 	}
-	if (tag.seq > p->expect_seq) {
-		if (!p->lost)
-			p->first_lost = p->expect_seq;
-		p->lost += tag.seq - p->expect_seq;
-	}
+	if (tag.seq > p->expect_seq)
+		count_lost(p, tag.seq);
 	p->expect_seq = tag.seq + 1;
 	if (nd->workload == W_VERIFY) {
 		for (unsigned off = TAG_END, w = 0; off < len; off += 8, w++) {
@@ -397,10 +431,8 @@ static void *pair_thread(void *arg)
 				idle_since = now;
 			} else if (r == 0 &&
 				   now - idle_since > DRAIN_TIMEOUT_S) {
-				if (!p->lost)
-					p->first_lost = p->expect_seq;
-				p->lost += p->next_seq - p->expect_seq;
-				p->expect_seq = p->next_seq;
+				note_restart(p);
+				count_lost(p, p->next_seq);
 			}
 		} else if (!sending(p)) {
 			break;
@@ -1119,6 +1151,12 @@ int vmm_net_run(struct vmm_dev *dev, struct vmm_opts *o)
 			if (p->lost)
 				printf(" (the first: frame %" PRIu64 ")",
 				       p->first_lost);
+			if (dev->reconnects)
+				printf("; across %u back-end restart(s): %" PRIu64
+				       " lost with the dead back-end, %" PRIu64
+				       " came back twice",
+				       dev->reconnects, p->lost_restart,
+				       p->twice);
 			printf("\n");
 			vmm_queue_print_stats(p->rx);
 			vmm_queue_print_stats(p->tx);
@@ -1161,7 +1199,7 @@ stop:
 		r = -EIO;
 out:
 	stop_err = vmm_testpmd_stop(&pmd, own ? &ctr : NULL);
-	if (own && r == 0 && !vmm_failed(dev))
+	if (r == 0 && !vmm_failed(dev))
 		r = check_losses(&nd, lost, own, &ctr, stop_err);
 	if (nd.has_ctrl)
 		virtq_fini(&nd.ctrl);

@@ -211,12 +211,12 @@ static int try_backend(struct vmm_dev *dev, double deadline, unsigned *replayed,
 			" that the device already uses",
 			offered, dev->backend_features & ~offered);
 	}
-	if (qnum < dev->nq) {
+	if (qnum < vmm_backend_queues_needed(dev)) {
 		*fatal = true;
 		return vmm_vu_fail(vu, -ENOTSUP,
 				   "the new back-end has %" PRIu64
 				   " queue(s), the device uses %u",
-				   qnum, dev->nq);
+				   qnum, vmm_backend_queues_needed(dev));
 	}
 	dev->backend_offered = offered;
 	r = vmm_vu_set_features(vu, dev->backend_features);

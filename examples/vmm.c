@@ -219,8 +219,7 @@ int vmm_dev_open(struct vmm_dev *dev, struct vmm_opts *opts,
 		return -ENOTSUP;
 	}
 
-	/* A net back-end counts queue pairs. */
-	need = opts->type == VMM_DEV_NET ? nq / 2 : nq;
+	need = vmm_backend_queues_needed(dev);
 	if (qnum < need) {
 		vmm_fail(dev,
 			 "back-end supports %" PRIu64 " queue%s, %u needed%s",

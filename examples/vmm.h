@@ -190,6 +190,12 @@ void vmm_backend_watch(struct vmm_dev *dev, unsigned first, unsigned n);
 /* proof.c: prints the isolation proof; returns 0 if it holds for the mode. */
 int vmm_isolation_proof(struct vmm_dev *dev);
 
+/* What GET_QUEUE_NUM must cover: queues, or (net) queue pairs. */
+static inline unsigned vmm_backend_queues_needed(const struct vmm_dev *dev)
+{
+	return dev->opts->type == VMM_DEV_NET ? dev->nq / 2 : dev->nq;
+}
+
 static inline bool vmm_has(const struct vmm_dev *dev, unsigned bit)
 {
 	return (dev->guest_features >> bit) & 1;

@@ -100,6 +100,8 @@ start_virtiofsd() {
 # Sets PMD_PID.
 start_testpmd() {
 	local sock=$1 pairs=${2:-1} mode=${3:-io}
+	# A killed testpmd leaves its socket file, and a new one cannot bind.
+	rm -f "$sock"
 	# With a stats period testpmd runs until a signal instead of waiting
 	# for a line on stdin.
 	$BACKEND_WRAP "$TESTPMD" -l 0,1 --no-pci --no-huge -m 512 \

@@ -352,6 +352,41 @@ net-killed-on | net-killed-off)
 	[ $RC -eq 0 ] || fail "a new VMM and testpmd after the kill: exit status $RC"
 	expect 'result: OK'
 	;;
+net-reconnect-on)
+	# dpdk-testpmd SIGKILLed mid-traffic twice and started again on the
+	# same socket: the VMM replays what the dead one left unfinished and
+	# goes on; frames the dead one had taken may be lost (its counters
+	# die with it) or come back twice, nothing else; every byte of every
+	# frame that comes back is still checked.
+	start_testpmd "$T/net.sock" 2 io || fail "dpdk-testpmd did not start"
+	timeout -k 5 120 "$VMM" --device=net --socket="$T/net.sock" --reconnect \
+		--queues=2 --ops=100000000 --time=12 --seed=26 >"$OUT" 2>&1 &
+	vmm=$!
+	VMM_PIDS+=("$vmm")
+	wait_progress "$vmm"
+	for n in 1 2; do
+		kill -9 "$PMD_PID"
+		wait "$PMD_PID" 2>/dev/null
+		mv "$T/net.sock.log" "$T/net.sock.$PMD_PID.log" 2>/dev/null
+		start_testpmd "$T/net.sock" 2 io || fail "dpdk-testpmd did not start again"
+		wait_reconnects "$vmm" "$n"
+		sleep 1
+	done
+	wait "$vmm"
+	RC=$?
+	[ $RC -eq 124 ] && fail "vuiso-vmm hung"
+	[ $RC -eq 0 ] || fail "exit status $RC"
+	expect 'pair 0: .* 0 lost; across 2 back-end restart\(s\)'
+	expect 'pair 1: .* 0 lost; across 2 back-end restart\(s\)'
+	expect 'verify: every byte of [1-9][0-9]* frame'
+	expect 'ISOLATION PASS'
+	expect 'result: OK'
+	;;
+refuse-net-reconnect-own-testpmd)
+	run_vmm --device=net --reconnect
+	[ $RC -eq 2 ] || fail "exit status $RC, expected 2"
+	expect 'needs --socket'
+	;;
 blk-reconnect-on | blk-reconnect-twice-packed-guest)
 	# The back-end is SIGKILLed mid-workload and a new qemu-storage-daemon
 	# comes up on the same socket and image (twice, with a packed guest
