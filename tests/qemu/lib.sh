@@ -173,10 +173,11 @@ vg_initrd() {
 	rm -rf "$ov" "$ov.cpio.gz"
 }
 
-# QEMU_ARGS: machine, RAM ($MEM; a shared memfd unless PRIVATE_RAM=1) and
-# no default devices.  The caller appends its devices, then vg_qemu_boot_args.
+# QEMU_ARGS: machine, ${SMP:-1} CPUs, RAM ($MEM; a shared memfd unless
+# PRIVATE_RAM=1) and no default devices.  The caller appends its devices,
+# then vg_qemu_boot_args.
 vg_qemu_args() {
-	QEMU_ARGS=(-accel "$ACCEL" -machine q35 -cpu max -smp 1 -m "$MEM")
+	QEMU_ARGS=(-accel "$ACCEL" -machine q35 -cpu max -smp "${SMP:-1}" -m "$MEM")
 	# shellcheck disable=SC2054  # commas are QEMU option syntax
 	((${PRIVATE_RAM:-0})) ||
 		QEMU_ARGS+=(-object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem)

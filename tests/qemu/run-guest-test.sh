@@ -23,7 +23,10 @@
 # negotiated exactly when --packed is given.  With isolation on, QEMU traces
 # the adapter (vhost_user_iso_*; vuiso_qemu_* in 7.2) and the host checks every queue start's guest
 # and shadow ring layouts and that every queue restarts either fresh or at
-# the base its stop handed back.
+# the base its stop handed back, and that every guest kick and back-end
+# call of every queue was handled in the thread it belongs to: QEMU's main
+# thread, or with --iothreads the IOThread the queue is mapped to (thread
+# ids from QMP query-iothreads).
 #
 # Every process is started on temporary sockets and killed by a trap whatever
 # the outcome; every wait is bounded.
@@ -49,6 +52,18 @@
 #                       the test and reboots itself N-1 times in the same
 #                       QEMU process (device reset, vhost stop and start),
 #                       every boot runs the whole test again
+#   --iothreads N       N IOThreads iot0..iotN-1 (only with --isolation on):
+#                       vhost-user-blk gets iothread=iot0 (N = 1) or an
+#                       iothread-vq-mapping spreading its queues round-robin
+#                       over all N; vhost-user-fs gets iothread=iot0
+#   --blk-queues Q      num-queues=Q on vhost-user-blk and its export, and
+#                       Q guest CPUs; the guest writes and reads its slice
+#                       with Q dd processes, one pinned to each CPU, so that
+#                       every queue carries I/O (default 1)
+#   --io-at-reboot      with --boots N > 1: the guest reboots while four
+#                       O_DIRECT writers keep the blk device busy; every
+#                       queue stop must still end with nothing in flight
+#                       and the next boot's data test pass
 #   --timeout SEC       bound for the whole guest run (default 240)
 #   --keep              keep the work directory for debugging
 # Exit status: 0 pass, 1 fail (a missing prerequisite fails too: scripts/setup.sh
@@ -71,6 +86,9 @@ PACKED=0
 PAUSE=0
 MEM=512M
 DATA_MB=8
+IOTHREADS=0
+QUEUES=1
+IO_AT_REBOOT=0
 
 while (($#)); do
 	case $1 in
@@ -83,7 +101,10 @@ while (($#)); do
 	--keep) KEEP=1 ;;
 	--packed) PACKED=1 ;;
 	--pause) PAUSE=1 ;;
-	-h | --help) sed -n '3,55p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--iothreads) IOTHREADS=$2; shift ;;
+	--blk-queues) QUEUES=$2; shift ;;
+	--io-at-reboot) IO_AT_REBOOT=1 ;;
+	-h | --help) sed -n '3,/^# Exit status/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run-guest-test: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -95,6 +116,17 @@ if ((PRIVATE_RAM)) && [[ $ISOLATION != on ]]; then
 fi
 if ((PACKED)) && [[ $ISOLATION != on ]]; then
 	echo "--packed needs --isolation on (the back-ends have no packed rings)" >&2
+	exit 2
+fi
+[[ $IOTHREADS =~ ^[0-9]$ && $QUEUES =~ ^[1-8]$ ]] ||
+	{ echo "--iothreads 0-9, --blk-queues 1-8" >&2; exit 2; }
+if ((IOTHREADS)) && [[ $ISOLATION != on ]]; then
+	echo "--iothreads needs --isolation on (the isolated queues run there)" >&2
+	exit 2
+fi
+((DATA_MB % QUEUES == 0)) || { echo "--blk-queues must divide $DATA_MB" >&2; exit 2; }
+if ((IO_AT_REBOOT && BOOTS < 2)); then
+	echo "--io-at-reboot needs --boots 2 or more" >&2
 	exit 2
 fi
 
@@ -110,8 +142,9 @@ echo "hello from the host $$" >"$W/shared/host-file.txt"
 HOST_SHA=$(sha256sum <"$W/shared/host-file.txt" | cut -d' ' -f1)
 
 vg_start_qsd "$W/blk.sock" "$W/qsd.log" \
-	"driver=file,node-name=disk0,filename=$W/disk.img,cache.direct=on,aio=threads"
-log "qemu-storage-daemon pid $QSD_PID on $W/blk.sock"
+	"driver=file,node-name=disk0,filename=$W/disk.img,cache.direct=on,aio=threads" \
+	"$QUEUES"
+log "qemu-storage-daemon pid $QSD_PID on $W/blk.sock ($QUEUES queue(s))"
 
 vg_start_virtiofsd "$W/shared" "$W/fs.sock" "$W/virtiofsd.log"
 log "virtiofsd pid $VFS_PID ($VFS_SANDBOX sandbox) on $W/fs.sock"
@@ -126,6 +159,8 @@ HOST_SHA=$HOST_SHA
 BOOTS=$BOOTS
 PACKED=$PACKED
 PAUSE=$PAUSE
+QUEUES=$QUEUES
+IO_AT_REBOOT=$IO_AT_REBOOT
 EOF
 cat >>"$W/test.sh" <<'EOF'
 fails=0
@@ -159,13 +194,42 @@ ls /mnt/dir | grep -q to-delete; check $? "fs: list shows new file"
 rm /mnt/dir/to-delete; check $? "fs: delete"
 ! ls /mnt/dir | grep -q to-delete; check $? "fs: list no longer shows it"
 
+# blk_dd write|read SEEK: move the slice between /tmp/rand (/tmp/back) and
+# the disk, in QUEUES parts at once, part k by a dd pinned to CPU k: the
+# guest's blk-mq maps CPU k to queue k, so every queue carries I/O.
+blk_dd() {
+	part=$((DATA_MB / QUEUES)) k=0 pids= rc=0
+	while [ $k -lt $QUEUES ]; do
+		if [ $1 = write ]; then
+			taskset -c $k dd if=/tmp/rand of=/dev/vda bs=1M skip=$((k * part)) \
+				seek=$(($2 + k * part)) count=$part oflag=direct conv=notrunc,fsync status=none &
+		else
+			taskset -c $k dd if=/dev/vda of=/tmp/back.$k bs=1M skip=$(($2 + k * part)) \
+				count=$part iflag=direct status=none &
+		fi
+		pids="$pids $!"
+		k=$((k + 1))
+	done
+	for p in $pids; do wait $p || rc=1; done
+	if [ $1 = read ]; then
+		k=0
+		: >/tmp/back
+		while [ $k -lt $QUEUES ]; do cat /tmp/back.$k >>/tmp/back; rm -f /tmp/back.$k; k=$((k + 1)); done
+	fi
+	return $rc
+}
+
 # vhost-user-blk: every boot writes its own DATA_MB MiB slice of the disk.
 [ -b /dev/vda ]; check $? "blk: /dev/vda present"
+if [ $QUEUES -gt 1 ]; then
+	nq=$(ls -d /sys/block/vda/mq/* 2>/dev/null | wc -l)
+	[ "$nq" = $QUEUES ]; check $? "blk: guest uses $nq of $QUEUES queues"
+fi
 dd if=/dev/urandom of=/tmp/rand bs=1M count=$DATA_MB status=none
 want=$(sha256sum /tmp/rand | cut -d' ' -f1)
 seek=$(( (n - 1) * DATA_MB ))
-dd if=/tmp/rand of=/dev/vda bs=1M seek=$seek count=$DATA_MB oflag=direct conv=notrunc,fsync status=none
-check $? "blk: O_DIRECT write of $DATA_MB MiB at $seek MiB"
+blk_dd write $seek
+check $? "blk: O_DIRECT write of $DATA_MB MiB at $seek MiB ($QUEUES dd)"
 if [ $PAUSE = 1 ]; then
 	# The host stops and continues the VM, then answers through virtiofs,
 	# whose queues must have resumed for the answer to arrive.
@@ -174,8 +238,8 @@ if [ $PAUSE = 1 ]; then
 	while [ ! -e /mnt/resumed-$n ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 	[ -e /mnt/resumed-$n ]; check $? "VM stopped and continued by the host"
 fi
-dd if=/dev/vda of=/tmp/back bs=1M skip=$seek count=$DATA_MB iflag=direct status=none
-check $? "blk: O_DIRECT read of $DATA_MB MiB"
+blk_dd read $seek
+check $? "blk: O_DIRECT read of $DATA_MB MiB ($QUEUES dd)"
 got=$(sha256sum /tmp/back | cut -d' ' -f1)
 [ "$want" = "$got" ]; check $? "blk: read-back checksum $got"
 echo "VUISO-BLK-SHA $n: $want"
@@ -191,8 +255,23 @@ rm -f /mnt/maps-checked
 umount /mnt; check $? "fs: umount"
 echo "VUISO-RESULT $n: $fails failures"
 if [ $fails = 0 ] && [ $n -lt $BOOTS ]; then
-	echo "VUISO-GUEST: rebooting"
 	sync
+	if [ $IO_AT_REBOOT = 1 ]; then
+		# Zeros into the disk's last 16 MiB, which no boot's slice uses,
+		# by four writers over and over; reboot while they run.
+		for k in 0 1 2 3; do
+			( while :; do dd if=/dev/zero of=/dev/vda bs=64k seek=$((768 + k * 64)) count=64 oflag=direct conv=notrunc status=none; done ) &
+			ddpid=$!
+		done
+		sleep 1
+		if kill -0 $ddpid 2>/dev/null; then
+			echo "VUISO-GUEST: rebooting with I/O in flight $n"
+		else
+			echo "VUISO-GUEST: the write ended before the reboot $n"
+		fi
+	else
+		echo "VUISO-GUEST: rebooting"
+	fi
 	reboot -f
 	sleep 10
 fi
@@ -268,6 +347,7 @@ check_maps() {
 # --- QEMU -------------------------------------------------------------------
 
 DEV_OPT=""
+FS_OPT=""
 QEMU_EXTRA=()
 if [[ $ISOLATION == on ]]; then
 	DEV_OPT=",memory-isolation=on"
@@ -276,14 +356,36 @@ if [[ $ISOLATION == on ]]; then
 	QEMU_EXTRA+=("${VG_TRACE_ARGS[@]}")
 fi
 ((PACKED)) && DEV_OPT+=",packed=on"
-((PAUSE)) && QEMU_EXTRA+=(-qmp "unix:$W/qmp.sock,server=on,wait=off")
+((PAUSE || IOTHREADS)) && QEMU_EXTRA+=(-qmp "unix:$W/qmp.sock,server=on,wait=off")
+for ((i = 0; i < IOTHREADS; i++)); do
+	QEMU_EXTRA+=(-object "iothread,id=iot$i")
+done
+# vhost-user-blk's IOThreads: one for all queues through the iothread link,
+# or a round-robin iothread-vq-mapping over all of them (a list property:
+# only the JSON form of -device can give it).
+BLK_DEV="vhost-user-blk-pci,chardev=blk0,num-queues=$QUEUES$DEV_OPT"
+if ((IOTHREADS == 1)); then
+	BLK_DEV+=",iothread=iot0"
+elif ((IOTHREADS > 1)); then
+	BLK_DEV=$(python3 -c '
+import json, sys
+driver, *opts = sys.argv[1].split(",")
+dev = {"driver": driver}
+for kv in opts:
+    k, v = kv.split("=", 1)
+    dev[k] = int(v) if v.isdigit() else {"on": True, "off": False}.get(v, v)
+dev["iothread-vq-mapping"] = [{"iothread": "iot%d" % i} for i in range(int(sys.argv[2]))]
+print(json.dumps(dev))' "$BLK_DEV" "$IOTHREADS")
+fi
+((IOTHREADS)) && FS_OPT=",iothread=iot0"
 
+SMP=$QUEUES
 vg_qemu_args
 QEMU_ARGS+=(
 	-chardev "socket,id=blk0,path=$W/blk.sock"
-	-device "vhost-user-blk-pci,chardev=blk0,num-queues=1$DEV_OPT"
+	-device "$BLK_DEV"
 	-chardev "socket,id=fs0,path=$W/fs.sock"
-	-device "vhost-user-fs-pci,chardev=fs0,tag=vfs$DEV_OPT"
+	-device "vhost-user-fs-pci,chardev=fs0,tag=vfs$DEV_OPT$FS_OPT"
 	"${QEMU_EXTRA[@]}"
 )
 vg_qemu_boot_args "$W/initrd.img" "$W/serial.log"
@@ -305,6 +407,19 @@ poll_maps() {
 		check_maps || MAPS_OK=0
 		touch "$W/shared/maps-checked"
 	fi
+}
+# The IOThreads' thread ids, from QMP once the guest runs: "iotN TID" lines.
+IOT_TIDS=""
+poll_iothreads() {
+	[[ -z $IOT_TIDS ]] || return 0
+	grep -q 'VUISO-GUEST: boot 1 of' "$W/serial.log" || return 0
+	vg_qmp "$W/qmp.sock" query-iothreads >"$W/qmp-iothreads.log" 2>&1 ||
+		fail "QMP query-iothreads failed: $(cat "$W/qmp-iothreads.log")"
+	IOT_TIDS=$(sed -n 's/^query-iothreads \(.*\) [0-9]* ms$/\1/p' "$W/qmp-iothreads.log" |
+		python3 -c 'import json, sys
+for t in json.load(sys.stdin)["return"]:
+    print(t["id"], t["thread-id"])')
+	log "IOThreads (id thread-id): $(tr '\n' ' ' <<<"$IOT_TIDS")"
 }
 PAUSE_OK=1
 paused=0
@@ -331,6 +446,7 @@ poll_pause() {
 poll() {
 	poll_maps
 	((PAUSE == 0)) || poll_pause
+	((IOTHREADS == 0)) || poll_iothreads
 }
 vg_run_qemu "$TIMEOUT" poll
 status=$QEMU_STATUS
@@ -342,6 +458,18 @@ grep -q 'VUISO-GUEST-EXIT: 0' "$W/serial.log" || fail "guest test failed"
 ((MAPS_OK)) || fail "/proc/PID/maps check failed (isolation $ISOLATION)"
 ((PAUSE_OK)) || fail "QMP stop/cont failed"
 ((PAUSE == 0 || paused == BOOTS)) || fail "guest asked for $paused pauses, want $BOOTS"
+if ((IO_AT_REBOOT)); then
+	inflight=$(grep -c 'VUISO-GUEST: rebooting with I/O in flight' "$W/serial.log" || true)
+	((inflight == BOOTS - 1)) ||
+		fail "the guest rebooted with I/O in flight $inflight times, want $((BOOTS - 1))"
+	# qemu-storage-daemon 7.2 completes requests so fast that the IOThread
+	# has completed all of them before the reset stops the queue
+	# (vhost_user_iso_vq_drain says how many were in flight); a throttled
+	# export that still holds requests at GET_VRING_BASE makes it
+	# vu_panic() when they complete, with or without isolation.
+	busy=$(awk '$1 == "vhost_user_iso_vq_drain" && $2 == "blk0:" && $7 > 0' "$W/qemu.log" | wc -l)
+	log "$busy blk queue stop(s) began with requests in flight"
+fi
 
 # The adapter's trace (isolation on): every queue start has the expected
 # guest layout and a split shadow (qemu-storage-daemon and virtiofsd 7.2
@@ -382,8 +510,51 @@ check_trace() {
 		exit err
 	}' "$W/qemu.log"
 }
+# Where every queue's data path ran (isolation on): each guest kick and
+# back-end call traces the thread that handled it.  Without --iothreads
+# that is QEMU's main thread (its pid); with them, blk0's queue q runs in
+# iot(q mod N) (iothread=iot0 for N = 1, the round-robin mapping
+# otherwise) and fs0's queues in iot0.  Every blk0 queue must have seen
+# guest kicks and back-end calls: the guest really used each one.
+check_threads() {
+	local expect="main $QEMU_PID"
+	((IOTHREADS)) && expect=$IOT_TIDS
+	[[ -n $expect ]] || { echo "threads: no IOThread thread ids from QMP"; return 1; }
+	awk -v niot="$IOTHREADS" -v nq="$QUEUES" -v expect="$expect" '
+	BEGIN {
+		n = split(expect, e, /[ \n]/)
+		for (i = 1; i < n; i += 2) tid[e[i]] = e[i + 1]
+	}
+	function bad(m) { print "threads: " m ": " $0; err = 1 }
+	$1 ~ /^vhost_user_iso_(guest_kick|backend_call)$/ {
+		# NAME: queue I guest kick in thread T / NAME: queue I back-end call in thread T
+		dev = $2; q = $4; t = $NF
+		if (niot == 0) want = "main"
+		else if (dev == "blk0:") want = "iot" (q % niot)
+		else want = "iot0"
+		if (t != tid[want]) bad(dev " queue " q " ran in thread " t ", want " want " (" tid[want] ")")
+		kind = ($1 ~ /kick/) ? "kick" : "call"
+		seen[dev " " q " " kind]++
+		total++
+	}
+	END {
+		for (q = 0; q < nq; q++) {
+			for (k = 0; k < 2; k++) {
+				kind = k ? "call" : "kick"
+				if (!(("blk0: " q " " kind) in seen)) {
+					print "threads: blk0 queue " q " has no " kind " handled"
+					err = 1
+				}
+			}
+		}
+		if (!(("fs0: 1 kick") in seen)) { print "threads: fs0 request queue has no kick handled"; err = 1 }
+		printf "threads: %d handler runs, each in its queue'"'"'s thread (%s)\n", total, niot ? niot " IOThread(s)" : "main loop"
+		exit err
+	}' "$W/qemu.log"
+}
 if [[ $ISOLATION == on ]]; then
 	check_trace >&2 || fail "the adapter's trace does not show the expected queue starts and stops"
+	check_threads >&2 || fail "a queue's handlers did not run in the thread it belongs to"
 fi
 
 # Host-side checks of what every boot left behind.
@@ -401,4 +572,4 @@ for ((n = 1; n <= BOOTS; n++)); do
 done
 [[ ! -e $W/shared/dir/to-delete ]] || fail "deleted file still on the host"
 [[ $(wc -l <"$W/shared/boots") == "$BOOTS" ]] || fail "boot count in shared dir is not $BOOTS"
-log "PASS (isolation $ISOLATION, $( ((PACKED)) && echo packed || echo split ) guest rings$( ((PAUSE)) && echo ", stop/cont" ), $BOOTS boot(s), accel $ACCEL)"
+log "PASS (isolation $ISOLATION, $( ((PACKED)) && echo packed || echo split ) guest rings$( ((PAUSE)) && echo ", stop/cont" ), $QUEUES blk queue(s), $IOTHREADS IOThread(s)$( ((IO_AT_REBOOT)) && echo ", reboots with I/O in flight" ), $BOOTS boot(s), accel $ACCEL)"
