@@ -6,7 +6,8 @@
 #
 #   1. `-device D,help` lists memory-isolation for vhost-user-blk, -fs,
 #      -scsi, -gpio, -i2c, -rng, -vsock, -input, -gpu, and in QEMU 10.0
-#      -snd (PCI and virtio-bus variants; -gpu has it only to refuse it).
+#      -snd (PCI and virtio-bus variants; -gpu has it only to refuse it),
+#      and all but -gpu list iothread and iothread-vq-mapping (QEMU 10.0).
 #   2. vhost-user-scsi-pci and vhost-user-input-pci with memory-isolation=on
 #      fail to realize with an error and exit status 1 (no crash) against a
 #      chardev that does not exist and against a socket whose peer accepts
@@ -22,6 +23,11 @@
 #      generic vhost-user messages): realize succeeds, and `migrate` is
 #      refused with the isolation blocker with memory-isolation=on, and not
 #      refused for that reason with it off.
+#   4. QEMU 10.0, IOThreads: iothread without memory-isolation=on is
+#      refused; an iothread-vq-mapping naming a queue the device does not
+#      have is refused (vhost-user-scsi against the live peer: 3 queues);
+#      with memory-isolation=on and iothread=, or a valid mapping, it
+#      realizes against the live peer.
 #
 # Usage: tests/qemu/run-device-props.sh [--qemu PATH|cached] (default cached)
 # Exit status: 0 pass, 1 fail (also when the cached build is missing).
@@ -36,7 +42,7 @@ QEMU=cached
 while (($#)); do
 	case $1 in
 	--qemu) QEMU=$2; shift ;;
-	-h | --help) sed -n '3,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,/^# Exit status/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run-device-props: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -60,12 +66,23 @@ DEVICES=(vhost-user-blk vhost-user-fs-device vhost-user-scsi vhost-user-gpio-dev
 # QEMU 10.0: vhost-user-snd, a vhost-user-base device like gpio, i2c, rng
 # and input, which all get the property from vhost-user-base.
 "$QEMU" -device help 2>&1 | grep -q '"vhost-user-snd"' && DEVICES+=(vhost-user-snd)
+# The IOThread properties: QEMU 10.0's series only.
+IOT=0
+[[ $VG_QEMU_SERIES == 7.2 ]] || IOT=1
 for d in "${DEVICES[@]}"; do
 	for dev in "$d" "${d%-device}-pci"; do
-		if "$QEMU" -device "$dev,help" 2>&1 | grep -q '^  memory-isolation=<bool>'; then
+		"$QEMU" -device "$dev,help" >"$W/help" 2>&1 || true
+		if grep -q '^  memory-isolation=<bool>' "$W/help"; then
 			ok "$dev lists memory-isolation"
 		else
 			bad "$dev does not list memory-isolation"
+		fi
+		((IOT)) && [[ $d != vhost-user-gpu ]] || continue
+		if grep -q '^  iothread=<link<iothread>>' "$W/help" &&
+			grep -q '^  iothread-vq-mapping=' "$W/help"; then
+			ok "$dev lists iothread and iothread-vq-mapping"
+		else
+			bad "$dev does not list iothread and iothread-vq-mapping"
 		fi
 	done
 done
@@ -157,6 +174,45 @@ for iso in on off; do
 		bad "memory-isolation=$iso: isolation blocker $blocked: $(tail -n 5 "$W/live.out")"
 	fi
 done
+
+# --- 4. IOThreads ------------------------------------------------------------
+
+if ((IOT)); then
+	expect_fail "vhost-user-scsi-pci iothread= without memory-isolation" \
+		"need memory-isolation=on" \
+		"${BASE[@]}" -machine q35 -accel tcg -S -object iothread,id=i0 \
+		-chardev "socket,id=c0,path=$W/hangup.sock" \
+		-device "vhost-user-scsi-pci,chardev=c0,iothread=i0"
+	# live_scsi NAME DEVICE-JSON: realize against the live peer, quit.
+	live_scsi() {
+		rm -f "$W/peer.sock"
+		vg_start_qsd "$W/peer.sock" "$W/qsd.log" "driver=null-co,node-name=n0,size=1048576" 3
+		{
+			echo '{"execute":"qmp_capabilities"}'
+			echo '{"execute":"query-status"}'
+			echo '{"execute":"quit"}'
+		} | timeout 60 "$QEMU" "${BASE[@]}" -machine q35 -accel tcg -S \
+			-object iothread,id=i0 -object iothread,id=i1 \
+			-chardev "socket,id=c0,path=$W/peer.sock" -device "$1" \
+			-qmp stdio >"$W/live.out" 2>&1 && rc=0 || rc=$?
+		vg_stop "$QSD_PID"
+	}
+	live_scsi '{"driver":"vhost-user-scsi-pci","chardev":"c0","memory-isolation":true,"iothread-vq-mapping":[{"iothread":"i0","vqs":[0,1]},{"iothread":"i1","vqs":[2,5]}]}'
+	if ((rc == 1)) && grep -q "vq index 5 for IOThread \"i1\" must be less than num_queues 3" "$W/live.out"; then
+		ok "vhost-user-scsi-pci iothread-vq-mapping with queue 5 of 3: refused, exit 1"
+	else
+		bad "vhost-user-scsi-pci bad iothread-vq-mapping: exit $rc: $(tail -n 3 "$W/live.out")"
+	fi
+	for dev in '{"driver":"vhost-user-scsi-pci","chardev":"c0","memory-isolation":true,"iothread":"i0"}' \
+		'{"driver":"vhost-user-scsi-pci","chardev":"c0","memory-isolation":true,"iothread-vq-mapping":[{"iothread":"i0"},{"iothread":"i1"}]}'; do
+		live_scsi "$dev"
+		if ((rc == 0)) && grep -q '"status": "prelaunch"' "$W/live.out"; then
+			ok "realizes against a live peer: $dev"
+		else
+			bad "does not realize against a live peer: $dev: exit $rc: $(tail -n 3 "$W/live.out")"
+		fi
+	done
+fi
 
 ((FAILS == 0)) || fail "$FAILS check(s) failed"
 log "PASS"
