@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# bench-guest.sh - guest throughput with memory-isolation=off vs =on.
+# bench-guest.sh - guest throughput with memory-isolation=off, =on with
+# the isolated queues in the main loop, and =on with them in an IOThread.
 #
 # Boots the test guest (make-guest.sh) in the patched QEMU with three
 # vhost-user devices:
@@ -9,18 +10,25 @@
 #                          (cache.direct=on, aio=threads)
 #   vhost-user-blk-pci  -> qemu-storage-daemon, null-co (read-zeroes=on)
 #   vhost-user-fs-pci   -> virtiofsd (cache=none)
-# once with memory-isolation=off and once with =on on all three, for
-# --rounds rounds (off,on in odd rounds, on,off in even ones, so a drift of
-# the machine's load hits both sides alike).  Each boot gets fresh back-ends.
+# in three modes per round, on all three devices alike:
+#   off  memory-isolation=off (the back-ends map guest RAM)
+#   on   memory-isolation=on, the queues' data path in the main loop
+#   iot  memory-isolation=on plus iothread=iot0 (-object iothread,id=iot0):
+#        the data path in one IOThread, off the BQL
+# for --rounds rounds; round r starts the rotation off,on,iot at its r-th
+# mode, so a drift of the machine's load hits every mode alike.  Each boot
+# gets fresh back-ends.
 # Inside the guest busybox dd runs, timed with the guest's monotonic clock:
 #   blk-{file,null}-{write,read}-64k  O_DIRECT, --size-mb MiB in 64 KiB blocks
 #   blk-{file,null}-{write,read}-4k   O_DIRECT, --small-mb MiB in 4 KiB blocks
 #   fs-write-64k                      --fs-mb MiB file, 64 KiB blocks, fsync
 #   fs-read-64k                       the same file read back
-# Prints a table: workload, median MB/s (10^6 bytes/s) off and on, the
-# ratio on/off of the medians, and every round's figures.  While each guest
-# runs, the host checks that the qemu-storage-daemon processes map libvuiso's
-# isolated region with isolation on and do not with it off.
+# Prints a table: workload, median MB/s (10^6 bytes/s) per mode, the
+# ratios on/off and iot/off of the medians, and every round's figures.
+# While each guest runs, the host checks that the qemu-storage-daemon
+# processes map libvuiso's isolated region with isolation on (on, iot) and
+# do not with it off, and in iot mode that the IOThread exists (QMP
+# query-iothreads) and has used CPU time.
 #
 # Under TCG (the default) the figures are only relative: both sides run in
 # the same emulator on the same loaded machine; absolute numbers say nothing
@@ -32,7 +40,7 @@
 # Usage: tests/qemu/bench-guest.sh [options]
 #   --qemu PATH      qemu-system-x86_64 with the memory-isolation property
 #                    (default "cached": the one qemu-glue/build-qemu.sh built)
-#   --rounds N       off/on pairs (default 3)
+#   --rounds N       rounds of the three modes (default 3)
 #   --size-mb N      MiB per 64 KiB-block blk workload (default 64)
 #   --small-mb N     MiB per 4 KiB-block blk workload (default 8)
 #   --fs-mb N        MiB of the virtiofs file (default 64)
@@ -75,7 +83,7 @@ while (($#)); do
 	--kvm) ACCEL=kvm ;;
 	--timeout) TIMEOUT=$2; shift ;;
 	--keep) KEEP=1 ;;
-	-h | --help) sed -n '3,47p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,/^# Exit status/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-guest: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -185,6 +193,7 @@ vg_initrd "$W/test.sh" "$W/initrd.img"
 # memfd mappings of the qemu-storage-daemons, checked once the guest runs.
 MAPS_SEEN=0
 MAPS_VERDICT=""
+IOT_TID=""
 poll_maps() {
 	((MAPS_SEEN)) && return 0
 	grep -q 'VUISO-GUEST: bench start' "$W/serial.log" || return 0
@@ -194,13 +203,35 @@ poll_maps() {
 		if grep -q 'memfd:vuiso' "/proc/$pid/maps" 2>/dev/null; then iso=on; else iso=off; fi
 		MAPS_VERDICT+=" $iso"
 	done
+	[[ $MODE == iot ]] || return 0
+	vg_qmp "$W/qmp.sock" query-iothreads >"$W/qmp.log" 2>&1 || return 0
+	IOT_TID=$(sed -n 's/^query-iothreads \(.*\) [0-9]* ms$/\1/p' "$W/qmp.log" |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)["return"][0]["thread-id"])' 2>/dev/null || true)
+}
+# CPU time (utime + stime, clock ticks) of QEMU's thread $1.
+thread_ticks() {
+	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$QEMU_PID/task/$1/stat" 2>/dev/null || echo 0
+}
+poll_iot() {
+	poll_maps
+	[[ -n $IOT_TID ]] && IOT_TICKS=$(thread_ticks "$IOT_TID")
+	return 0
 }
 
 declare -A RES=()
-# boot ROUND on|off
+MODES=(off on iot)
+# boot ROUND off|on|iot
 boot() {
-	local round=$1 iso=$2 opt="" name bytes ns mbs
-	[[ $iso == on ]] && opt=",memory-isolation=on"
+	local round=$1 opt="" iso=on name bytes ns mbs extra=()
+	MODE=$2
+	case $MODE in
+	off) iso=off ;;
+	on) opt=",memory-isolation=on" ;;
+	iot)
+		opt=",memory-isolation=on,iothread=iot0"
+		extra=(-object iothread,id=iot0 -qmp "unix:$W/qmp.sock,server=on,wait=off")
+		;;
+	esac
 	((PACKED)) && opt+=",packed=on"
 	rm -f "$W"/*.sock
 	vg_start_qsd "$W/blk-file.sock" "$W/qsd-file.log" \
@@ -219,20 +250,30 @@ boot() {
 		-device "vhost-user-blk-pci,chardev=blk1,num-queues=1$opt"
 		-chardev "socket,id=fs0,path=$W/fs.sock"
 		-device "vhost-user-fs-pci,chardev=fs0,tag=vfs$opt"
+		"${extra[@]}"
 	)
 	vg_qemu_boot_args "$W/initrd.img" "$W/serial.log"
 	QEMU_ARGS+=(-no-reboot)
 	: >"$W/serial.log"
 	MAPS_SEEN=0
 	MAPS_VERDICT=""
-	log "round $round, memory-isolation=$iso"
-	vg_run_qemu "$TIMEOUT" poll_maps
+	IOT_TID=""
+	IOT_TICKS=0
+	log "round $round, mode $MODE"
+	vg_run_qemu "$TIMEOUT" poll_iot
 	vg_stop "$QSD_FILE_PID" "$QSD_NULL_PID" "$VFS_PID"
 	tr -d '\r' <"$W/serial.log" | sed -n 's/^\(VUISO-BENCH.*\)$/  guest: \1/p' >&2
 	((QEMU_STATUS == 0)) || fail "QEMU failed: $(tail -n 5 "$W/qemu.log")"
 	grep -q 'VUISO-GUEST-EXIT: 0' "$W/serial.log" || fail "guest benchmark failed"
 	[[ $MAPS_VERDICT == " $iso $iso" ]] ||
 		fail "qemu-storage-daemon isolated-region mappings:$MAPS_VERDICT, want $iso for both"
+	if [[ $MODE == iot ]]; then
+		# The IOThread ran the data path: it used CPU time (sampled
+		# every 0.2 s while the guest ran).
+		[[ -n $IOT_TID ]] || fail "iot mode: no IOThread in QMP query-iothreads"
+		((IOT_TICKS > 0)) || fail "iot mode: the IOThread (thread $IOT_TID) used no CPU time"
+		log "iot mode: IOThread thread $IOT_TID used $IOT_TICKS clock ticks"
+	fi
 	# Only an isolated device can have packed rings on these back-ends.
 	local want=0 rings
 	((PACKED)) && [[ $iso == on ]] && want=1
@@ -241,15 +282,14 @@ boot() {
 		fail "RING_PACKED per device:${rings:- none}, want $want for all three"
 	while read -r _ name bytes ns; do
 		mbs=$(awk -v b="$bytes" -v n="$ns" 'BEGIN { printf "%.1f", (n > 0 ? b * 1000 / n : 0) }')
-		RES[$name,$iso]+="$mbs "
+		RES[$name,$MODE]+="$mbs "
 	done < <(tr -d '\r' <"$W/serial.log" | grep '^VUISO-BENCH: ')
 }
 
 log "$ROUNDS round(s), accel $ACCEL, ${SIZE_MB} MiB at 64 KiB, ${SMALL_MB} MiB at 4 KiB, fs ${FS_MB} MiB"
 for ((r = 1; r <= ROUNDS; r++)); do
-	if ((r % 2)); then order=(off on); else order=(on off); fi
-	for iso in "${order[@]}"; do
-		boot "$r" "$iso"
+	for ((m = 0; m < ${#MODES[@]}; m++)); do
+		boot "$r" "${MODES[(r - 1 + m) % ${#MODES[@]}]}"
 	done
 done
 
@@ -259,19 +299,23 @@ median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { if (N
 
 echo "# bench-guest: $(date -u +%FT%TZ), $ROUNDS round(s), accel $ACCEL, $(basename "$QEMU") $("$QEMU" --version | head -n1 | sed 's/.*version //')$( ((PACKED)) && echo ", packed=on (isolation on: packed guest rings on split back-ends)")"
 if [[ $ACCEL == tcg ]]; then
-	echo "# TCG: figures are only relative (isolation on vs off in the same run, same"
+	echo "# TCG: figures are only relative (the three modes in the same run, same"
 	echo "# emulator, same machine load); absolute MB/s say nothing about KVM."
 fi
-echo "# MB/s = 10^6 bytes/s, median over rounds; ratio = median on / median off"
-printf '%-20s %10s %10s %8s   %s\n' workload "off MB/s" "on MB/s" "on/off" "rounds off | on"
+echo "# MB/s = 10^6 bytes/s, median over rounds; off: memory-isolation=off; on: =on,"
+echo "# data path in the main loop; iot: =on, data path in an IOThread (iothread=iot0)"
+printf '%-20s %9s %9s %9s %7s %7s   %s\n' workload "off MB/s" "on MB/s" "iot MB/s" "on/off" "iot/off" "rounds off | on | iot"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 missing=0
 for wl in "${WORKLOADS[@]}"; do
 	off=$(median <<<"${RES[$wl,off]:-}")
 	on=$(median <<<"${RES[$wl,on]:-}")
-	ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }')
-	[[ $ratio == - ]] && missing=1
-	offs=${RES[$wl,off]:-} ons=${RES[$wl,on]:-}
-	printf '%-20s %10s %10s %8s   %s | %s\n' "$wl" "$off" "$on" "$ratio" "${offs% }" "${ons% }"
+	iot=$(median <<<"${RES[$wl,iot]:-}")
+	r_on=$(ratio "$on" "$off")
+	r_iot=$(ratio "$iot" "$off")
+	[[ $r_on == - || $r_iot == - ]] && missing=1
+	offs=${RES[$wl,off]:-} ons=${RES[$wl,on]:-} iots=${RES[$wl,iot]:-}
+	printf '%-20s %9s %9s %9s %7s %7s   %s | %s | %s\n' "$wl" "$off" "$on" "$iot" "$r_on" "$r_iot" "${offs% }" "${ons% }" "${iots% }"
 done
 ((missing == 0)) || fail "some workloads have no figures"
 log "done"
