@@ -131,6 +131,14 @@ if ((IO_AT_REBOOT && BOOTS < 2)); then
 fi
 
 vg_check_prereqs
+# The per-handler trace events and the IOThread properties are the 10.0
+# series' (patch 7); the 7.2 adapter runs in the main loop only.
+SERIES_IOT=1
+[[ $VG_QEMU_SERIES == 7.2 && $QEMU == "$VG_QEMU_BUILD"/* ]] && SERIES_IOT=0
+if ((IOTHREADS && !SERIES_IOT)); then
+	log "SKIP: --iothreads needs the 10.0 series; the 7.2 adapter has no IOThreads"
+	exit 77
+fi
 vg_guest
 vg_workdir vuiso-guest
 
@@ -554,7 +562,8 @@ check_threads() {
 }
 if [[ $ISOLATION == on ]]; then
 	check_trace >&2 || fail "the adapter's trace does not show the expected queue starts and stops"
-	check_threads >&2 || fail "a queue's handlers did not run in the thread it belongs to"
+	((SERIES_IOT == 0)) || check_threads >&2 ||
+		fail "a queue's handlers did not run in the thread it belongs to"
 fi
 
 # Host-side checks of what every boot left behind.
