@@ -232,6 +232,7 @@ boot() {
 	on) opt=",memory-isolation=on" ;;
 	iot)
 		opt=",memory-isolation=on,iothread=iot0"
+		# shellcheck disable=SC2054  # commas are QEMU option syntax
 		extra=(-object iothread,id=iot0 -qmp "unix:$W/qmp.sock,server=on,wait=off")
 		;;
 	esac

@@ -77,7 +77,9 @@ for d in "${DEVICES[@]}"; do
 		else
 			bad "$dev does not list memory-isolation"
 		fi
-		((IOT)) && [[ $d != vhost-user-gpu ]] || continue
+		if ((IOT == 0)) || [[ $d == vhost-user-gpu ]]; then
+			continue
+		fi
 		if grep -q '^  iothread=<link<iothread>>' "$W/help" &&
 			grep -q '^  iothread-vq-mapping=' "$W/help"; then
 			ok "$dev lists iothread and iothread-vq-mapping"
