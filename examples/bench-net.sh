@@ -42,20 +42,24 @@ MODES=${MODES:-off on anchor}
 command -v "$TESTPMD" >/dev/null || { echo "bench-net: $TESTPMD not found (package dpdk-dev; scripts/setup.sh)" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "bench-net: dpdk-testpmd needs root" >&2; exit 1; }
 trap vmm_cleanup EXIT INT TERM
-[ -n "${BENCH_KEEP:-}" ] && trap - EXIT
 vmm_tmpdir
 T=$VMM_TMP
+# The output of a run that fails is kept here (outside $T, which goes).
+KEEP_DIR=$(mktemp -d /tmp/bench-net.XXXXXX)
+FAILS=0
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # run_vmm MODE FRAME PAIRS: prints "Mpps vmm_cpu% testpmd_cpu%".
 run_vmm() {
-	local out
+	local out rc
 	out=$(taskset -c 0 "$VMM" --device=net --workload=rate --isolation="$1" \
 		--frame="$2" --queues="$3" --time="$SECS" --quiet 2>&1)
-	if ! grep -q '^result: OK' <<<"$out"; then
-		echo "bench-net: vuiso-vmm --isolation=$1 --frame=$2 --queues=$3 failed:" >&2
-		tail -n 5 <<<"$out" >&2
+	rc=$?
+	if [ $rc -ne 0 ] || ! grep -q '^result: OK' <<<"$out"; then
+		FAILS=$((FAILS + 1))
+		printf '%s\n' "$out" >"$KEEP_DIR/fail-$FAILS.out"
+		echo "bench-net: vuiso-vmm --isolation=$1 --frame=$2 --queues=$3 failed (exit status $rc); output kept in $KEEP_DIR/fail-$FAILS.out" >&2
 		echo "nan nan nan"
 		return
 	fi
@@ -108,11 +112,14 @@ for frame in $FRAMES; do
 		declare -A mpps=() cpu=()
 		for rep in $(seq "$REPS"); do
 			for mode in $MODES; do
+				# Not in a subshell: what they start must reach
+				# VMM_PIDS, which the exit trap kills.
 				if [ "$mode" = anchor ]; then
-					read -r m a b < <(run_anchor "$frame" "$pairs")
+					run_anchor "$frame" "$pairs" >"$T/res"
 				else
-					read -r m a b < <(run_vmm "$mode" "$frame" "$pairs")
+					run_vmm "$mode" "$frame" "$pairs" >"$T/res"
 				fi
+				read -r m a b <"$T/res"
 				mpps[$mode]+="$m "
 				cpu[$mode]="$a|$b"
 			done
@@ -130,3 +137,8 @@ for frame in $FRAMES; do
 	done
 done
 echo "targets (benchmark, not tests): on/off >= 0.7 at 64 B, >= 0.8 at 1518 B"
+if [ "$FAILS" -gt 0 ]; then
+	echo "bench-net: $FAILS run(s) failed; their output is in $KEEP_DIR" >&2
+	exit 1
+fi
+rmdir "$KEEP_DIR"

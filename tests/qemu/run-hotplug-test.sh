@@ -7,7 +7,7 @@
 # Boots the test guest with -m 512M,slots=2,maxmem=2G in the patched QEMU,
 # with vhost-user-blk-pci,memory-isolation=on against qemu-storage-daemon
 # (a raw image file).  In the guest a background loop writes, reads back
-# and compares 4 KiB O_DIRECT pages without pause (tests/qemu/hotplug-io.c,
+# and compares 4 KiB O_DIRECT pages without pause (tests/qemu/guest-io.c,
 # linked statically here).  Meanwhile the host hot-adds 1 GiB
 # (memory-backend-memfd + pc-dimm over QMP); the guest brings it online
 # (memhp_default_state=online_movable), and a second process allocates
@@ -61,8 +61,8 @@ export GUEST_MODULES
 vg_guest
 vg_workdir vuiso-hotplug
 
-gcc -static -O2 -Wall -o "$W/hotplug-io" "$VG_HERE/hotplug-io.c" ||
-	fail "cannot link hotplug-io statically (libc6-dev)"
+gcc -static -O2 -Wall -o "$W/guest-io" "$VG_HERE/guest-io.c" ||
+	fail "cannot link guest-io statically (libc6-dev)"
 
 # --- back-end ---------------------------------------------------------------
 
@@ -93,7 +93,7 @@ bs=$((0x$(cat $M/block_size_bytes)))
 blocks() { ls -d $M/memory[0-9]* | sort; }
 
 [ -b /dev/vda ]; check $? "blk: /dev/vda present"
-/hotplug-io loop /dev/vda 0 32 /tmp/stop >/tmp/loop.out 2>&1 &
+/guest-io loop /dev/vda 0 32 /tmp/stop >/tmp/loop.out 2>&1 &
 bg=$!
 blocks >/tmp/before
 echo "VUISO-GUEST: memory blocks of $bs bytes: $(wc -l </tmp/before); hot-add now"
@@ -112,7 +112,7 @@ for b in $(cat /tmp/new); do
 done
 echo "VUISO-GUEST: hot-added memory online: $(wc -l </tmp/new) blocks, $(printf 0x%x $lo)-$(printf 0x%x $hi)"
 echo "VUISO-GUEST: $(grep -E 'MemTotal|MemFree' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
-/hotplug-io hot /dev/vda $HOT_OFF_MB $HOT_PAGES $lo $hi
+/guest-io hot /dev/vda $HOT_OFF_MB $HOT_PAGES $lo $hi
 check $? "hotplug: $HOT_PAGES pages of hot-added memory used as O_DIRECT buffers, data matched"
 # Unplug: offline every new block, then the host ejects the DIMM.
 off=0
@@ -131,9 +131,9 @@ echo "VUISO-RESULT: $fails failures"
 [ $fails = 0 ]
 EOF
 ov=$(mktemp -d "$W/overlay.XXXXXX")
-cp "$W/test.sh" "$W/hotplug-io" "$ov/"
-chmod 755 "$ov/test.sh" "$ov/hotplug-io"
-(cd "$ov" && printf '%s\n' test.sh hotplug-io | cpio -o -H newc --owner=0:0 --quiet) | gzip -n >"$W/overlay.cpio.gz"
+cp "$W/test.sh" "$W/guest-io" "$ov/"
+chmod 755 "$ov/test.sh" "$ov/guest-io"
+(cd "$ov" && printf '%s\n' test.sh guest-io | cpio -o -H newc --owner=0:0 --quiet) | gzip -n >"$W/overlay.cpio.gz"
 cat "$INITRD" "$W/overlay.cpio.gz" >"$W/initrd.img"
 
 # --- QEMU -------------------------------------------------------------------

@@ -1,17 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hotplug-io: the test guest's I/O for tests/qemu/run-hotplug-test.sh,
- * linked statically on the host and put into the guest's initramfs.
+ * guest-io: the test guest's I/O for tests/qemu/run-hotplug-test.sh and
+ * run-migrate-test.sh, linked statically on the host and put into the
+ * guest's initramfs.
  *
- *   hotplug-io loop DEV OFF_MB LEN_MB STOPFILE
+ *   guest-io loop DEV OFF_MB LEN_MB STOPFILE
  *       O_DIRECT writes of 4 KiB pages with a pattern, read back and
  *       compared, over [OFF_MB, OFF_MB + LEN_MB) of DEV, round after round
  *       until STOPFILE exists (at least one round).
- *   hotplug-io hot DEV OFF_MB PAGES START END
+ *   guest-io hot DEV OFF_MB PAGES START END
  *       Allocate memory until PAGES pages lie at guest physical addresses
  *       in [START, END) (hot-added memory; /proc/self/pagemap tells), write
  *       each of them with O_DIRECT to DEV at OFF_MB + i pages, read them
  *       back into other pages of that range, compare.
+ *   guest-io dmaread DEV OFF_KB LEN_KB NBUF SECONDS
+ *       NBUF rounds spread over SECONDS: round b writes [OFF_KB, OFF_KB +
+ *       LEN_KB) with its pattern and reads it back into buffer b of its
+ *       own, and checks it.  At the end every buffer is checked again.
+ *       The CPU wrote the buffers only once, at the start; after that only
+ *       the device did, so after a live migration during the rounds only
+ *       the dirty log of the device's writes can have brought them over.
+ *       Prints the last round (the image holds it).
  *
  * Page i at byte offset OFF holds the 64-bit words pattern(OFF + 8 j, round),
  * so the host can check the image file (round 0 for "hot").
@@ -27,12 +36,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096u
 #define WORDS (PAGE / 8)
 #define CHUNK (64u << 20) /* allocated at a time by "hot" */
 #define MAX_ALLOC (1536ull << 20)
+#define IO_MAX (1u << 20) /* bytes per O_DIRECT call of "dmaread" */
 
 static uint64_t pattern(uint64_t off, uint64_t round)
 {
@@ -181,12 +192,90 @@ static int do_hot(int fd, uint64_t off, unsigned want, uint64_t start,
 	return 0;
 }
 
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int region_io(int fd, uint8_t *buf, uint64_t off, uint64_t len,
+		     int write_it)
+{
+	for (uint64_t done = 0; done < len; done += IO_MAX) {
+		size_t n = len - done < IO_MAX ? len - done : IO_MAX;
+		ssize_t r =
+			write_it
+				? pwrite(fd, buf + done, n, (off_t)(off + done))
+				: pread(fd, buf + done, n, (off_t)(off + done));
+
+		if (r != (ssize_t)n) {
+			printf("VUISO-IO: %s at 0x%" PRIx64 ": %s\n",
+			       write_it ? "write" : "read", off + done,
+			       r < 0 ? strerror(errno) : "short");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int check_region(const uint8_t *buf, uint64_t off, uint64_t len,
+			uint64_t round)
+{
+	for (uint64_t p = 0; p < len; p += PAGE)
+		if (check((const uint64_t *)(buf + p), off + p, round))
+			return -1;
+	return 0;
+}
+
+static int do_dmaread(int fd, uint64_t off, uint64_t len, unsigned nbuf,
+		      double seconds)
+{
+	uint8_t *w, **r = calloc(nbuf, sizeof(*r));
+	double t0 = now();
+
+	if (!r || posix_memalign((void **)&w, PAGE, len))
+		return 1;
+	/* Every buffer written by the CPU now, long before the migration
+	 * copies it: from then on only the device writes it. */
+	for (unsigned b = 0; b < nbuf; b++) {
+		if (posix_memalign((void **)&r[b], PAGE, len))
+			return 1;
+		memset(r[b], 0xa5, len);
+	}
+	for (unsigned b = 0; b < nbuf; b++) {
+		double next = t0 + seconds * (b + 1) / nbuf;
+
+		for (uint64_t p = 0; p < len; p += PAGE)
+			fill((uint64_t *)(w + p), off + p, b + 1);
+		if (region_io(fd, w, off, len, 1) ||
+		    region_io(fd, r[b], off, len, 0) ||
+		    check_region(r[b], off, len, b + 1))
+			return 1;
+		while (now() < next)
+			usleep(1000);
+	}
+	for (unsigned b = 0; b < nbuf; b++)
+		if (check_region(r[b], off, len, b + 1)) {
+			printf("VUISO-IO: dmaread: buffer %u no longer holds "
+			       "round %u that the device read into it\n",
+			       b, b + 1);
+			return 1;
+		}
+	printf("VUISO-IO: dmaread: %u rounds of %" PRIu64
+	       " KiB over %.0f s, each read into a buffer of its own; all "
+	       "still hold what the device wrote; last round %u\n",
+	       nbuf, len >> 10, now() - t0, nbuf);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int fd;
 
 	if (argc < 5) {
-		fprintf(stderr, "usage: see the comment in hotplug-io.c\n");
+		fprintf(stderr, "usage: see the comment in guest-io.c\n");
 		return 2;
 	}
 	fd = open(argv[2], O_RDWR | O_DIRECT);
@@ -203,6 +292,11 @@ int main(int argc, char **argv)
 			      (unsigned)strtoul(argv[4], NULL, 0),
 			      strtoull(argv[5], NULL, 0),
 			      strtoull(argv[6], NULL, 0));
-	fprintf(stderr, "usage: see the comment in hotplug-io.c\n");
+	if (!strcmp(argv[1], "dmaread") && argc == 7)
+		return do_dmaread(fd, strtoull(argv[3], NULL, 0) << 10,
+				  strtoull(argv[4], NULL, 0) << 10,
+				  (unsigned)strtoul(argv[5], NULL, 0),
+				  strtod(argv[6], NULL));
+	fprintf(stderr, "usage: see the comment in guest-io.c\n");
 	return 2;
 }
