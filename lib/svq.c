@@ -554,6 +554,9 @@ static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 		if (unlikely(n < 0))
 			return n;
 		if (n == 0) {
+			/* Stopping: calls stay off, what is left is polled. */
+			if (vq->run == SVQ_STOPPING)
+				return 0;
 			vring_shadow_calls(vq->slayout, &vq->s);
 			n = vring_shadow_used(vq->slayout, &vq->s, vq->inflight,
 					      vq->why);
@@ -898,6 +901,12 @@ VUISO_API int vuiso_vq_stop_begin(struct vuiso_vq *vq)
 	if (vq->run != SVQ_RUNNING && vq->run != SVQ_STOPPING)
 		return -EINVAL;
 	vq->run = SVQ_STOPPING;
+	/*
+	 * No more calls: what is left is polled.  A back-end may close its
+	 * call eventfd at GET_VRING_BASE (libvhost-user does) and fail hard
+	 * when a request it completes later tries to write it.
+	 */
+	vring_shadow_calls_off(vq->slayout, &vq->s);
 	r = svq_drain_used(vq);
 	if (r < 0)
 		return r;

@@ -455,4 +455,19 @@ static inline void vring_shadow_calls(enum vuiso_layout layout,
 	__builtin_unreachable();
 }
 
+/* Ask the back-end for no more calls (a stop polls what is left). */
+static inline void vring_shadow_calls_off(enum vuiso_layout layout,
+					  struct vuiso_shadow_ring *s)
+{
+	switch (layout) {
+	case VUISO_LAYOUT_SPLIT:
+		vsplit_shadow_calls_off(&s->u.split);
+		return;
+	case VUISO_LAYOUT_PACKED:
+		vpacked_shadow_calls_off(&s->u.packed);
+		return;
+	}
+	__builtin_unreachable();
+}
+
 #endif /* VUISO_VRING_H */

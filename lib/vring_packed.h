@@ -529,6 +529,12 @@ static inline void vpacked_shadow_done(struct vpacked_shadow *s, uint16_t id)
 	vpacked_advance(&s->used, &s->used_wrap, n, s->size);
 }
 
+/* Ask the back-end for no more calls (driver event suppression). */
+static inline void vpacked_shadow_calls_off(struct vpacked_shadow *s)
+{
+	vuiso_st16(s->drv + VPACKED_EVENT_FLAGS, VPACKED_EVENT_DISABLE);
+}
+
 static inline void vpacked_shadow_calls(struct vpacked_shadow *s)
 {
 	if (s->event_idx) {

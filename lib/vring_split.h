@@ -407,6 +407,18 @@ static inline void vsplit_shadow_get_used(struct vsplit_shadow *s, uint32_t *id,
 	s->last_used++;
 }
 
+/* Ask the back-end for no more calls: used_event one behind the next
+ * entry (it would take 2^16 completions to cross it), or NO_INTERRUPT. */
+static inline void vsplit_shadow_calls_off(struct vsplit_shadow *s)
+{
+	if (s->event_idx)
+		vuiso_st16(vsplit_used_event(s->avail, s->size),
+			   (uint16_t)(s->last_used - 1));
+	else
+		vuiso_st16(s->avail + VSPLIT_AVAIL_FLAGS,
+			   VRING_AVAIL_F_NO_INTERRUPT);
+}
+
 static inline void vsplit_shadow_calls(struct vsplit_shadow *s)
 {
 	if (s->event_idx)

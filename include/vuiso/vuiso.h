@@ -570,8 +570,12 @@ VUISO_API int vuiso_vq_stop(struct vuiso_vq *vq, unsigned timeout_ms,
  * @vq: a started queue.
  *
  * Stops taking guest requests and completes to the guest what the back-end
- * has already used.  The VMM then stops the back-end's ring
- * (VHOST_USER_GET_VRING_BASE) and passes the answer to
+ * has already used.  The back-end is asked for no more calls on the shadow
+ * ring: what is left is polled (vuiso_vq_call_from_backend() on a timer, or
+ * vuiso_vq_stop() with a timeout), since a back-end may close its call
+ * eventfd at GET_VRING_BASE (libvhost-user does, and fails hard if a
+ * request it completes later writes it).  The VMM then stops the
+ * back-end's ring (VHOST_USER_GET_VRING_BASE) and passes the answer to
  * vuiso_vq_stop_finish().  A back-end that is gone needs no answer:
  * vuiso_vq_detach() keeps its requests instead.
  *
@@ -598,8 +602,9 @@ VUISO_API int vuiso_vq_stop_begin(struct vuiso_vq *vq);
  * the back-end took and has not completed.  Some back-ends finish their
  * requests before they answer GET_VRING_BASE; others may complete later, or
  * never (gone, or a net back-end holding receive buffers).  For those the
- * VMM chooses: wait from its event loop (vuiso_vq_call_from_backend() still
- * completes them; then vuiso_vq_stop(@vq, 0, ...) ends the stop), keep them
+ * VMM chooses: wait from its event loop, polling (calls are off since
+ * vuiso_vq_stop_begin(); vuiso_vq_call_from_backend() still completes
+ * them; then vuiso_vq_stop(@vq, 0, ...) ends the stop), keep them
  * for the next back-end (vuiso_vq_detach()), or drop them
  * (vuiso_vq_reset()).  Nothing here waits.
  *
