@@ -112,6 +112,7 @@ struct net_dev {
 	uint16_t ctrl_used;     /* device: next used entry / position */
 	bool ctrl_used_wrap;    /* packed */
 	unsigned ctrl_commands; /* commands the device answered */
+	double t0;              /* start of the workload */
 };
 
 struct net_pair {
@@ -130,6 +131,8 @@ struct net_pair {
 	/* Sequence numbers: sent [0, next_seq), received up to expect. */
 	uint64_t next_seq, expect_seq, limit;
 	uint64_t received, lost, first_lost, bytes, merged;
+	double first_lost_at;    /* seconds into the run */
+	bool first_lost_timeout; /* noticed by the drain timeout */
 	/* --reconnect: frames sent before the last back-end restart
 	 * ([0, horizon)) may be lost with the dead back-end, or come back
 	 * twice (libvuiso replays what it never saw completed). */
@@ -192,8 +195,11 @@ static void count_lost(struct net_pair *p, uint64_t upto)
 			  p->expect_seq;
 	p->lost_restart += restart;
 	if (upto - p->expect_seq > restart) {
-		if (!p->lost)
+		if (!p->lost) {
 			p->first_lost = p->expect_seq + restart;
+			p->first_lost_at = vmm_now() - p->nd->t0;
+			p->first_lost_timeout = upto == p->next_seq;
+		}
 		p->lost += upto - p->expect_seq - restart;
 	}
 	p->expect_seq = upto;
@@ -1114,6 +1120,7 @@ int vmm_net_run(struct vmm_dev *dev, struct vmm_opts *o)
 			nd.mrg ? " (mergeable)" : "", nd.window);
 
 	t0 = vmm_now();
+	nd.t0 = t0;
 	cpu0 = self_cpu_seconds();
 	if (own)
 		pmd_cpu0 = vmm_testpmd_cpu_seconds(&pmd);
@@ -1162,6 +1169,18 @@ int vmm_net_run(struct vmm_dev *dev, struct vmm_opts *o)
 			vmm_queue_print_stats(p->tx);
 		}
 	}
+	for (unsigned k = 0; k < nd.pairs; k++)
+		if (ps[k].lost)
+			printf("net: pair %u: %" PRIu64
+			       " frame(s) did not come "
+			       "back, the first frame %" PRIu64
+			       ", noticed %.3f "
+			       "s into the run %s\n",
+			       k, ps[k].lost, ps[k].first_lost,
+			       ps[k].first_lost_at,
+			       ps[k].first_lost_timeout
+				       ? "after 2 s without a frame"
+				       : "when a later frame came back");
 	if (!vmm_failed(dev) && nd.workload == W_VERIFY)
 		printf("verify: every byte of %" PRIu64 " frame(s) that came "
 		       "back matched; %" PRIu64 " spanned several receive "

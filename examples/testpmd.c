@@ -101,6 +101,32 @@ static void log_tail(const struct vmm_testpmd *t, char *buf, size_t size)
 			*c = ' ';
 }
 
+/*
+ * Whether a unix socket listens at @path (/proc/net/unix: the
+ * __SO_ACCEPTCON flag, 0x10000).  The socket file exists from bind() on,
+ * and a connect() before listen() is refused.
+ */
+static bool listening(const char *path)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen("/proc/net/unix", "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long flags;
+		char sock_path[256];
+
+		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %255s", &flags,
+			   sock_path) == 2 &&
+		    !strcmp(sock_path, path) && (flags & 0x10000))
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
 int vmm_testpmd_start(struct vmm_testpmd *t, const char *bin, unsigned pairs,
 		      bool macswap, char *err, size_t err_size)
 {
@@ -147,7 +173,8 @@ int vmm_testpmd_start(struct vmm_testpmd *t, const char *bin, unsigned pairs,
 		struct stat st;
 		int status;
 
-		if (stat(t->sock, &st) == 0 && S_ISSOCK(st.st_mode))
+		if (stat(t->sock, &st) == 0 && S_ISSOCK(st.st_mode) &&
+		    listening(t->sock))
 			break;
 		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
 			char tail[512];

@@ -41,12 +41,23 @@ vmm_need_backends() {
 	command -v "$TESTPMD" >/dev/null || { echo "FAIL: $TESTPMD not installed (package dpdk-dev; run scripts/setup.sh)"; exit 1; }
 }
 
+# vmm_listening SOCK: a unix socket listens there (/proc/net/unix flag
+# __SO_ACCEPTCON).  The file exists from bind() on, and a connect() before
+# listen() is refused.
+vmm_listening() {
+	local _n _r _p flags _t _s _i path
+	while read -r _n _r _p flags _t _s _i path; do
+		[ "$path" = "$1" ] && (((16#$flags & 0x10000) != 0)) && return 0
+	done </proc/net/unix
+	return 1
+}
+
 vmm_wait_socket() {
 	local sock=$1 pid=$2 i
 	# Up to 30 s: testpmd zeroes its 512 MiB at start, slow on a busy
 	# machine.
 	for i in $(seq 600); do
-		[ -S "$sock" ] && return 0
+		[ -S "$sock" ] && vmm_listening "$sock" && return 0
 		kill -0 "$pid" 2>/dev/null || { echo "back-end exited before creating $sock"; return 1; }
 		sleep 0.05
 	done

@@ -114,11 +114,22 @@ vg_workdir() {
 	trap 'exit 143' TERM
 }
 
-# Wait until $1 exists as a socket, at most $2 seconds, while pid $3 lives.
+# Whether a unix socket listens at $1 (/proc/net/unix flag __SO_ACCEPTCON):
+# the file exists from bind() on, and a connect() before listen() is
+# refused.
+listening() {
+	local _n _r _p flags _t _s _i path
+	while read -r _n _r _p flags _t _s _i path; do
+		[[ $path == "$1" ]] && (((16#$flags & 0x10000) != 0)) && return 0
+	done </proc/net/unix
+	return 1
+}
+
+# Wait until a socket listens at $1, at most $2 seconds, while pid $3 lives.
 wait_socket() {
 	local i
 	for ((i = 0; i < $2 * 10; i++)); do
-		[[ -S $1 ]] && return 0
+		[[ -S $1 ]] && listening "$1" && return 0
 		kill -0 "$3" 2>/dev/null || return 1
 		sleep 0.1
 	done
