@@ -6,9 +6,8 @@
 # series) against the QEMU that qemu-glue/build-qemu.sh built: the stock
 # tests with isolation off, and vhost-user-isolated/* (no-guest-mem,
 # no-qemu-address, migrate-not-blocked (7.2: migrate-blocked), reconnect,
-# connect-fail,
-# flags-mismatch, multiqueue) with
-# memory-isolation=on.  VUISO_QEMU_SERIES=7.2 tests the 7.2 build.
+# connect-fail, flags-mismatch, multiqueue) with memory-isolation=on.
+# VUISO_QEMU_SERIES=7.2 tests the 7.2 build.
 # Exit status: 0 pass, 1 fail (also when the cached build is missing).
 
 set -euo pipefail
