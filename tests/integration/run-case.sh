@@ -322,6 +322,32 @@ net-detects-wrong-forwarding)
 	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
 	expect 'FAILED: net pair 0: a frame came back with a wrong header'
 	;;
+net-proof-maps-on | net-proof-maps-off)
+	# As proof-maps-*, for net: the test reads the maps of the testpmd the
+	# VMM started, itself, while frames flow.
+	mode=${CASE#net-proof-maps-}
+	timeout -k 5 60 "$VMM" --device=net --isolation="$mode" --workload=rate \
+		--time=4 >"$OUT" 2>&1 &
+	vmm=$!
+	VMM_PIDS+=("$vmm")
+	wait_progress "$vmm"
+	pmd=$(sed -n 's/.*started dpdk-testpmd (pid \([0-9]*\).*/\1/p' "$OUT")
+	[ -n "$pmd" ] || fail "no testpmd pid in the output"
+	maps=$(cat "/proc/$pmd/maps")
+	wait "$vmm"
+	RC=$?
+	[ $RC -eq 0 ] || fail "exit status $RC"
+	ram=$(grep -c '/memfd:vmm-guest-ram' <<<"$maps")
+	region=$(grep -c '/memfd:vuiso-isolated' <<<"$maps")
+	echo "testpmd $pmd maps: guest RAM $ram, isolated region $region"
+	if [ "$mode" = on ]; then
+		[ "$ram" -eq 0 ] || fail "guest RAM is mapped in testpmd with isolation on"
+		[ "$region" -ge 1 ] || fail "the isolated region is not mapped in testpmd"
+	else
+		# The same check must be able to fail.
+		[ "$ram" -ge 1 ] || fail "the check did not find guest RAM with isolation off"
+	fi
+	;;
 net-killed-on | net-killed-off)
 	# dpdk-testpmd SIGKILLed mid-traffic: the VMM stops at once with a
 	# clear error and leaves nothing behind (its testpmd directory, EAL's
