@@ -727,41 +727,19 @@ static void ctrl_notify(void *opaque)
 static int ctrl_init(struct net_dev *nd)
 {
 	struct vmm_dev *dev = nd->dev;
-	struct virtq_config cfg = {
-		.layout = vmm_has(dev, VIRTQ_F_RING_PACKED)
-				  ? VIRTQ_LAYOUT_PACKED
-				  : VIRTQ_LAYOUT_SPLIT,
-		.num = 64,
-		.features = dev->guest_features,
-		.max_indirect = VMM_MAX_INDIRECT,
-		.map = vmm_guest_map,
-		.map_opaque = &dev->mem,
-		.notify = ctrl_notify,
-		.notify_opaque = nd,
-	};
-	struct virtq_areas size;
 	int r;
 
-	virtq_area_sizes(cfg.layout, cfg.num, &size);
-	cfg.gpa.desc = vmm_guest_alloc(&dev->mem, size.desc, 4096);
-	cfg.gpa.driver = vmm_guest_alloc(&dev->mem, size.driver, 4096);
-	cfg.gpa.device = vmm_guest_alloc(&dev->mem, size.device, 4096);
-	if (vmm_has(dev, VIRTQ_F_INDIRECT_DESC))
-		cfg.indirect_gpa = vmm_guest_alloc(
-			&dev->mem, 16ULL * cfg.num * cfg.max_indirect, 4096);
 	nd->ctrl_buf.gpa = vmm_guest_alloc(&dev->mem, 128, 64);
-	if (!cfg.gpa.desc || !cfg.gpa.driver || !cfg.gpa.device ||
-	    !nd->ctrl_buf.gpa ||
-	    (vmm_has(dev, VIRTQ_F_INDIRECT_DESC) && !cfg.indirect_gpa)) {
+	if (!nd->ctrl_buf.gpa) {
 		vmm_fail(dev, "guest RAM too small for the control queue");
 		return -ENOMEM;
 	}
 	nd->ctrl_buf.hva = vmm_gpa_to_hva(&dev->mem, nd->ctrl_buf.gpa);
-	r = virtq_init(&nd->ctrl, &cfg);
-	if (r < 0) {
-		vmm_fail(dev, "control queue: %s", strerror(-r));
+	/* The control queue's index is the one after the data queues. */
+	r = vmm_guest_ring_init(dev, &nd->ctrl, 2 * nd->pairs, 64, ctrl_notify,
+				nd);
+	if (r < 0)
 		return r;
-	}
 	nd->ctrl_avail_wrap = nd->ctrl_used_wrap = true;
 	nd->has_ctrl = true;
 	return 0;

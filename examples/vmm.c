@@ -398,29 +398,27 @@ int vmm_backend_send_memory(struct vmm_dev *dev)
 	return 0;
 }
 
-/* The guest driver sets up its ring in guest RAM, in the layout it
- * negotiated. */
-static int guest_ring_init(struct vmm_dev *dev, struct vmm_queue *q)
+int vmm_guest_ring_init(struct vmm_dev *dev, struct virtq *vq, unsigned idx,
+			unsigned num, void (*notify)(void *), void *opaque)
 {
-	struct vmm_opts *o = dev->opts;
 	struct virtq_config cfg = {
 		.layout = vmm_has(dev, VIRTQ_F_RING_PACKED)
 				  ? VIRTQ_LAYOUT_PACKED
 				  : VIRTQ_LAYOUT_SPLIT,
-		.num = o->queue_size,
+		.num = num,
 		.features = dev->guest_features,
 		.max_indirect = VMM_MAX_INDIRECT,
 		.map = vmm_guest_map,
 		.map_opaque = &dev->mem,
-		.notify = guest_notify,
-		.notify_opaque = q,
+		.notify = notify,
+		.notify_opaque = opaque,
 	};
 	struct virtq_areas size;
 	int r;
 
 	r = virtq_area_sizes(cfg.layout, cfg.num, &size);
 	if (r < 0) {
-		vmm_fail(dev, "queue %u: bad queue size %u", q->idx, cfg.num);
+		vmm_fail(dev, "queue %u: bad queue size %u", idx, cfg.num);
 		return r;
 	}
 	cfg.gpa.desc = vmm_guest_alloc(&dev->mem, size.desc, 4096);
@@ -432,12 +430,22 @@ static int guest_ring_init(struct vmm_dev *dev, struct vmm_queue *q)
 	if (!cfg.gpa.desc || !cfg.gpa.driver || !cfg.gpa.device ||
 	    (vmm_has(dev, VIRTQ_F_INDIRECT_DESC) && !cfg.indirect_gpa)) {
 		vmm_fail(dev, "queue %u: guest RAM too small for the ring",
-			 q->idx);
+			 idx);
 		return -ENOMEM;
 	}
-	r = virtq_init(&q->vq, &cfg);
+	r = virtq_init(vq, &cfg);
 	if (r < 0)
-		vmm_fail(dev, "queue %u: guest ring: %s", q->idx, strerror(-r));
+		vmm_fail(dev, "queue %u: guest ring: %s", idx, strerror(-r));
+	return r;
+}
+
+/* The guest driver sets up its ring in guest RAM, in the layout it
+ * negotiated. */
+static int guest_ring_init(struct vmm_dev *dev, struct vmm_queue *q)
+{
+	int r = vmm_guest_ring_init(dev, &q->vq, q->idx, dev->opts->queue_size,
+				    guest_notify, q);
+
 	/* Without isolation the back-end writes the used lengths into the
 	 * guest's ring itself (see ignore_readonly_len); with isolation
 	 * libvuiso reports them, and they must be exact. */

@@ -161,6 +161,14 @@ int vmm_dev_stop(struct vmm_dev *dev);
 void vmm_dev_close(struct vmm_dev *dev);
 
 /*
+ * vmm.c: a guest driver ring for queue @idx of @num entries, in the layout
+ * and with the features the guest driver negotiated, its areas allocated
+ * in guest RAM; @notify is its doorbell.  0, or -errno after vmm_fail().
+ */
+int vmm_guest_ring_init(struct vmm_dev *dev, struct virtq *vq, unsigned idx,
+			unsigned num, void (*notify)(void *), void *opaque);
+
+/*
  * vmm.c, the vhost-user steps that a new back-end needs again after a
  * restart (restart.c).  They never fail the device: on error they return
  * -errno with the reason in dev->vu.err, and the caller decides.

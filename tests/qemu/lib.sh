@@ -2,7 +2,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # globals (QEMU_STATUS, VFS_SANDBOX, ...) are for the caller
 #
-# lib.sh - shared by run-guest-test.sh and bench-guest.sh (sourced, not run).
+# lib.sh - shared by the qemu suite's scripts (sourced, not run).
 #
 # Set VG_NAME (the log prefix) before sourcing.  Provides: logging (log,
 # fail, skip), prerequisite checks, the guest (make-guest.sh), a work
@@ -173,20 +173,62 @@ vg_start_virtiofsd() {
 	fail "virtiofsd did not start (see log)"
 }
 
-# vg_initrd SCRIPT OUT: the guest initramfs with SCRIPT appended as /test.sh.
+# vg_initrd SCRIPT OUT [FILE...]: the guest initramfs with SCRIPT appended
+# as /test.sh, and each FILE as /<its name>.
 vg_initrd() {
-	local ov
+	local ov script=$1 out=$2 f
+	shift 2
 	ov=$(mktemp -d "$W/overlay.XXXXXX")
-	cp "$1" "$ov/test.sh"
+	cp "$script" "$ov/test.sh"
 	chmod 755 "$ov/test.sh"
-	(cd "$ov" && echo test.sh | cpio -o -H newc --owner=0:0 --quiet) | gzip -n >"$ov.cpio.gz"
-	cat "$INITRD" "$ov.cpio.gz" >"$2"
+	for f in "$@"; do
+		cp "$f" "$ov/"
+	done
+	(cd "$ov" && ls | cpio -o -H newc --owner=0:0 --quiet) | gzip -n >"$ov.cpio.gz"
+	cat "$INITRD" "$ov.cpio.gz" >"$out"
 	rm -rf "$ov" "$ov.cpio.gz"
 }
 
-# QEMU_ARGS: machine, ${SMP:-1} CPUs, RAM ($MEM; a shared memfd unless
-# PRIVATE_RAM=1) and no default devices.  The caller appends its devices,
-# then vg_qemu_boot_args.
+# vg_guest_io: tests/qemu/guest-io.c linked statically as $W/guest-io, for
+# the guest (vg_initrd ... "$W/guest-io").
+vg_guest_io() {
+	command -v gcc >/dev/null || skip "gcc not found"
+	gcc -static -O2 -Wall -o "$W/guest-io" "$VG_HERE/guest-io.c" ||
+		fail "cannot link guest-io statically (libc6-dev)"
+}
+
+# vg_check_pattern IMAGE OFFSET LENGTH ROUND: the bytes guest-io wrote for
+# ROUND are in the image (offsets and lengths in bytes).
+vg_check_pattern() {
+	python3 - "$@" <<'PY'
+import struct, sys
+
+M = (1 << 64) - 1
+
+
+def pattern(off, rnd):
+    z = ((off * 0x9e3779b97f4a7c15) & M) ^ rnd ^ 0x5655494f
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
+    return z ^ (z >> 31)
+
+
+path, base, length, rnd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+with open(path, "rb") as f:
+    f.seek(base)
+    data = f.read(length)
+if len(data) != length:
+    print("image: short read at 0x%x" % base)
+    sys.exit(1)
+words = struct.unpack("<%dQ" % (length // 8), data)
+for j, w in enumerate(words):
+    if w != pattern(base + 8 * j, rnd):
+        print("image: byte 0x%x is not round %d's pattern" % (base + 8 * j, rnd))
+        sys.exit(1)
+print("image: %d KiB at 0x%x hold round %d's pattern" % (length >> 10, base, rnd))
+PY
+}
+
 vg_qemu_args() {
 	QEMU_ARGS=(-accel "$ACCEL" -machine q35 -cpu max -smp "${SMP:-1}" -m "$MEM")
 	# shellcheck disable=SC2054  # commas are QEMU option syntax
@@ -195,11 +237,12 @@ vg_qemu_args() {
 	QEMU_ARGS+=(-nodefaults -display none -no-user-config)
 }
 
-# vg_qemu_boot_args INITRD-IMAGE SERIAL-LOG: kernel, initrd, console.
+# vg_qemu_boot_args INITRD-IMAGE SERIAL-LOG: kernel, initrd, console
+# ($VG_APPEND: more kernel parameters).
 vg_qemu_boot_args() {
 	QEMU_ARGS+=(
 		-kernel "$KERNEL" -initrd "$1"
-		-append "console=ttyS0 panic=-1 quiet"
+		-append "console=ttyS0 panic=-1 quiet${VG_APPEND:+ $VG_APPEND}"
 		-chardev "file,id=ser0,path=$2" -serial chardev:ser0
 	)
 	# A QEMU built with --disable-install-blobs (qemu-glue/build-qemu.sh)

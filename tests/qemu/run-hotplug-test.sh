@@ -54,15 +54,13 @@ done
 
 vg_resolve_qemu
 command -v "$QSD" >/dev/null || skip "$QSD not found"
-command -v gcc >/dev/null || skip "gcc not found"
 
 GUEST_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk"
 export GUEST_MODULES
 vg_guest
 vg_workdir vuiso-hotplug
 
-gcc -static -O2 -Wall -o "$W/guest-io" "$VG_HERE/guest-io.c" ||
-	fail "cannot link guest-io statically (libc6-dev)"
+vg_guest_io
 
 # --- back-end ---------------------------------------------------------------
 
@@ -130,31 +128,23 @@ sed 's/^/VUISO-GUEST: /' /tmp/loop.out
 echo "VUISO-RESULT: $fails failures"
 [ $fails = 0 ]
 EOF
-ov=$(mktemp -d "$W/overlay.XXXXXX")
-cp "$W/test.sh" "$W/guest-io" "$ov/"
-chmod 755 "$ov/test.sh" "$ov/guest-io"
-(cd "$ov" && printf '%s\n' test.sh guest-io | cpio -o -H newc --owner=0:0 --quiet) | gzip -n >"$W/overlay.cpio.gz"
-cat "$INITRD" "$W/overlay.cpio.gz" >"$W/initrd.img"
+vg_initrd "$W/test.sh" "$W/initrd.img" "$W/guest-io"
 
 # --- QEMU -------------------------------------------------------------------
 
+MEM="512M,slots=2,maxmem=2G"
 QEMU_ARGS=(
-	-accel "$ACCEL" -machine q35 -cpu max -smp 1
-	-m 512M,slots=2,maxmem=2G
+	-accel "$ACCEL" -machine q35 -cpu max -smp 1 -m "$MEM"
 	-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem
 	-nodefaults -display none -no-user-config
 	-chardev "socket,id=blk0,path=$W/blk.sock"
 	-device "vhost-user-blk-pci,chardev=blk0,memory-isolation=on"
 	-qmp "unix:$W/qmp.sock,server=on,wait=off"
 	"${VG_TRACE_ARGS[@]}" -trace vhost_user_write
-	-kernel "$KERNEL" -initrd "$W/initrd.img"
-	-append "console=ttyS0 panic=-1 quiet memhp_default_state=online_movable"
-	-chardev "file,id=ser0,path=$W/serial.log" -serial chardev:ser0
 	-no-reboot
 )
-for d in /usr/share/qemu /usr/share/seabios; do
-	[[ -d $d ]] && QEMU_ARGS+=(-L "$d")
-done
+VG_APPEND=memhp_default_state=online_movable
+vg_qemu_boot_args "$W/initrd.img" "$W/serial.log"
 
 # qmp SOCK JSON...: each JSON command in turn; fails on an error reply.
 # With a first argument "wait-unplug ID", polls query-memory-devices until
@@ -265,29 +255,6 @@ log "memory tables sent to the back-end (vhost_user_write req 5 or 37): $tables"
 
 vg_stop "$QSD_PID"
 # The pages written from hot-added memory are in the image, byte for byte.
-python3 - "$W/disk.img" "$HOT_OFF_MB" "$HOT_PAGES" <<'PY' || fail "image check"
-import struct, sys
-
-M = (1 << 64) - 1
-
-
-def pattern(off, rnd):
-    z = ((off * 0x9e3779b97f4a7c15) & M) ^ rnd ^ 0x5655494f
-    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
-    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
-    return z ^ (z >> 31)
-
-
-path, off_mb, pages = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-base = off_mb << 20
-with open(path, "rb") as f:
-    f.seek(base)
-    data = f.read(pages * 4096)
-words = struct.unpack("<%dQ" % (len(data) // 8), data)
-for j, w in enumerate(words):
-    if w != pattern(base + 8 * j, 0):
-        print("image: byte 0x%x differs" % (base + 8 * j))
-        sys.exit(1)
-print("image: %d pages written from hot-added memory match" % pages)
-PY
+vg_check_pattern "$W/disk.img" $((HOT_OFF_MB << 20)) $((HOT_PAGES * 4096)) 0 >&2 ||
+	fail "image check"
 log "PASS (1 GiB hot-added under I/O, $HOT_PAGES pages of it used as I/O buffers, unplugged; the back-end mapped only the isolated region throughout)"

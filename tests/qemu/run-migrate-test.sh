@@ -37,6 +37,7 @@ VG_LOGS=(serial-src.log serial-dst.log qsd.log qemu-src.log qemu-dst.log qmp.log
 
 QEMU=cached
 ACCEL=tcg
+MEM=512M
 SECONDS_IO=24
 OFF_KB=16384
 LEN_KB=1024
@@ -55,7 +56,6 @@ done
 
 vg_resolve_qemu
 command -v "$QSD" >/dev/null || skip "$QSD not found"
-command -v gcc >/dev/null || skip "gcc not found"
 [[ $VG_QEMU_SERIES != 7.2 ]] || { log "SKIP: the 7.2 series blocks migration"; exit 77; }
 
 GUEST_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk"
@@ -63,8 +63,7 @@ export GUEST_MODULES
 vg_guest
 vg_workdir vuiso-migrate
 
-gcc -static -O2 -Wall -o "$W/guest-io" "$VG_HERE/guest-io.c" ||
-	fail "cannot link guest-io statically (libc6-dev)"
+vg_guest_io
 
 # --- back-end: one daemon, one node, two exports ---------------------------
 
@@ -96,34 +95,21 @@ check $? "dmaread: every round read back, every buffer still holds it"
 echo "VUISO-RESULT: $fails failures"
 [ $fails = 0 ]
 EOF
-ov=$(mktemp -d "$W/overlay.XXXXXX")
-cp "$W/test.sh" "$W/guest-io" "$ov/"
-chmod 755 "$ov/test.sh" "$ov/guest-io"
-(cd "$ov" && printf '%s\n' test.sh guest-io | cpio -o -H newc --owner=0:0 --quiet) | gzip -n >"$W/overlay.cpio.gz"
-cat "$INITRD" "$W/overlay.cpio.gz" >"$W/initrd.img"
+vg_initrd "$W/test.sh" "$W/initrd.img" "$W/guest-io"
 
 # --- QEMU: source and destination ------------------------------------------
 
 # qemu_args SIDE: the same machine on both sides, each on its own export.
 qemu_args() {
-	local d
-	QEMU_ARGS=(
-		-accel "$ACCEL" -machine q35 -cpu max -smp 1 -m 512M
-		-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem
-		-nodefaults -display none -no-user-config
+	vg_qemu_args
+	QEMU_ARGS+=(
 		-chardev "socket,id=blk0,path=$W/$1.sock"
 		-device "vhost-user-blk-pci,chardev=blk0,memory-isolation=on,id=vblk"
 		-qmp "unix:$W/qmp-$1.sock,server=on,wait=off"
 		"${VG_TRACE_ARGS[@]}"
-		-kernel "$KERNEL" -initrd "$W/initrd.img"
-		-append "console=ttyS0 panic=-1 quiet"
-		-chardev "file,id=ser0,path=$W/serial-$1.log" -serial chardev:ser0
 		-no-reboot
 	)
-	for d in /usr/share/qemu /usr/share/seabios; do
-		[[ -d $d ]] && QEMU_ARGS+=(-L "$d")
-	done
-	return 0
+	vg_qemu_boot_args "$W/initrd.img" "$W/serial-$1.log"
 }
 
 # qmp SOCK JSON...: each JSON command in turn, replies to qmp.log; fails on
@@ -244,29 +230,6 @@ log "source: $(grep -c 'dirty logging of guest writes 1' "$W/qemu-src.log") logg
 vg_stop "$QSD_PID"
 last=$(sed -n 's/.*last round \([0-9]*\).*/\1/p' "$W/serial-dst.log" | tail -n 1)
 [[ -n $last ]] || fail "no last round in the guest's output"
-python3 - "$W/disk.img" "$OFF_KB" "$LEN_KB" "$last" <<'PY' || fail "image check"
-import struct, sys
-
-M = (1 << 64) - 1
-
-
-def pattern(off, rnd):
-    z = ((off * 0x9e3779b97f4a7c15) & M) ^ rnd ^ 0x5655494f
-    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
-    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
-    return z ^ (z >> 31)
-
-
-path, off_kb, len_kb, rnd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-base = off_kb << 10
-with open(path, "rb") as f:
-    f.seek(base)
-    data = f.read(len_kb << 10)
-words = struct.unpack("<%dQ" % (len(data) // 8), data)
-for j, w in enumerate(words):
-    if w != pattern(base + 8 * j, rnd):
-        print("image: byte 0x%x is not round %d's" % (base + 8 * j, rnd))
-        sys.exit(1)
-print("image: %d KiB hold round %d" % (len_kb, rnd))
-PY
+vg_check_pattern "$W/disk.img" $((OFF_KB << 10)) $((LEN_KB << 10)) "$last" >&2 ||
+	fail "image check"
 log "PASS (migrated under I/O with memory-isolation=on; every buffer the device wrote arrived; image correct)"
