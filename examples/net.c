@@ -59,8 +59,8 @@
 #define MAGIC 0x5655494e /* "VUIN" */
 /* Ethernet header + struct net_tag: the part "rate" checks. */
 #define TAG_END (ETH_HLEN + (unsigned)sizeof(struct net_tag))
-/* Bytes a drained pair waits for the last frames before it counts them
- * lost. */
+/* How long a pair waits, with every frame transmitted, for the frames
+ * still out before it counts them lost. */
 #define DRAIN_TIMEOUT_S 2.0
 
 /* struct virtio_net_hdr_mrg_rxbuf */

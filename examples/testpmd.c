@@ -62,11 +62,15 @@ static void child(struct vmm_testpmd *t, const char *bin, unsigned pairs,
 		 macswap ? "macswap" : "io");
 	/* No hugepages, no shared config files: nothing left behind but an
 	 * empty run directory, removed in vmm_testpmd_stop(). */
-	execlp(bin, bin, "-l", "0,1", "--no-pci", "--no-huge", "-m", "512",
-	       "--no-shconf", "--no-telemetry", prefix, "--vdev", vdev, "--",
-	       fwd, "--auto-start", "--total-num-mbufs=8192", "--nb-cores=1",
-	       "--rxq", qarg, "--txq", qarg, (char *)NULL);
-	dprintf(2, "vuiso-vmm: cannot run %s: %s\n", bin, strerror(errno));
+	/* Line-buffered (coreutils' stdbuf), so that its log shows when it
+	 * starts to forward (forwarding()). */
+	execlp("stdbuf", "stdbuf", "-oL", bin, "-l", "0,1", "--no-pci",
+	       "--no-huge", "-m", "512", "--no-shconf", "--no-telemetry",
+	       prefix, "--vdev", vdev, "--", fwd, "--auto-start",
+	       "--total-num-mbufs=8192", "--nb-cores=1", "--rxq", qarg, "--txq",
+	       qarg, (char *)NULL);
+	dprintf(2, "vuiso-vmm: cannot run stdbuf (coreutils) for %s: %s\n", bin,
+		strerror(errno));
 	_exit(127);
 }
 
@@ -127,6 +131,26 @@ static bool listening(const char *path)
 	return found;
 }
 
+/*
+ * Whether testpmd has started forwarding: its port (and so the socket)
+ * is up before that, and starting to forward first flushes the receive
+ * queues, dropping uncounted what a fast VMM already sent.  testpmd prints
+ * its forwarding configuration right after that flush.
+ */
+static bool forwarding(const struct vmm_testpmd *t)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen(t->log, "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, "packet forwarding - ports=") != NULL;
+	fclose(f);
+	return found;
+}
+
 int vmm_testpmd_start(struct vmm_testpmd *t, const char *bin, unsigned pairs,
 		      bool macswap, char *err, size_t err_size)
 {
@@ -167,14 +191,15 @@ int vmm_testpmd_start(struct vmm_testpmd *t, const char *bin, unsigned pairs,
 	}
 	t->in_fd = pipefd[1];
 
-	/* Wait for its socket; a testpmd that exits first says why. */
+	/* Wait until it listens and forwards; a testpmd that exits first
+	 * says why. */
 	deadline = vmm_now() + START_TIMEOUT_S;
 	for (;;) {
 		struct stat st;
 		int status;
 
 		if (stat(t->sock, &st) == 0 && S_ISSOCK(st.st_mode) &&
-		    listening(t->sock))
+		    listening(t->sock) && forwarding(t))
 			break;
 		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
 			char tail[512];

@@ -115,7 +115,8 @@ start_testpmd() {
 	rm -f "$sock"
 	# With a stats period testpmd runs until a signal instead of waiting
 	# for a line on stdin.
-	$BACKEND_WRAP "$TESTPMD" -l 0,1 --no-pci --no-huge -m 512 \
+	# Line-buffered, so that its log shows when it starts to forward.
+	$BACKEND_WRAP stdbuf -oL "$TESTPMD" -l 0,1 --no-pci --no-huge -m 512 \
 		--no-shconf --no-telemetry --file-prefix="vuiso-test-$$-$RANDOM" \
 		--vdev "net_vhost0,iface=$sock,queues=$pairs" -- \
 		--forward-mode="$mode" --auto-start --total-num-mbufs=8192 \
@@ -123,5 +124,16 @@ start_testpmd() {
 		</dev/null >"$sock.log" 2>&1 &
 	PMD_PID=$!
 	VMM_PIDS+=("$PMD_PID")
-	vmm_wait_socket "$sock" "$PMD_PID"
+	vmm_wait_socket "$sock" "$PMD_PID" || return 1
+	# Its port (and socket) is up before it forwards, and it flushes its
+	# receive queues when it starts to: wait for the forwarding
+	# configuration it prints right after that flush.
+	local i
+	for i in $(seq 600); do
+		grep -q 'packet forwarding - ports=' "$sock.log" && return 0
+		kill -0 "$PMD_PID" 2>/dev/null || { echo "dpdk-testpmd exited before forwarding"; return 1; }
+		sleep 0.05
+	done
+	echo "dpdk-testpmd did not start forwarding"
+	return 1
 }
