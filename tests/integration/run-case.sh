@@ -72,6 +72,22 @@ wait_reconnects() {
 	fail "no reconnect $2 within 60 s"
 }
 
+# check_maps WHO MODE MAPS: the back-end's /proc/PID/maps (MAPS, read by
+# the test itself while the VMM ran) against the isolation MODE.
+check_maps() {
+	local ram region
+	ram=$(grep -c '/memfd:vmm-guest-ram' <<<"$3")
+	region=$(grep -c '/memfd:vuiso-isolated' <<<"$3")
+	echo "$1 maps: guest RAM $ram, isolated region $region"
+	if [ "$2" = on ]; then
+		[ "$ram" -eq 0 ] || fail "guest RAM is mapped in $1 with isolation on"
+		[ "$region" -ge 1 ] || fail "the isolated region is not mapped in $1"
+	else
+		# The same check must be able to fail.
+		[ "$ram" -ge 1 ] || fail "the check did not find guest RAM in $1 with isolation off"
+	fi
+}
+
 # kill_qsd: SIGKILL the current qemu-storage-daemon and reap it; keep its log.
 kill_qsd() {
 	kill -9 "$QSD_PID"
@@ -231,16 +247,7 @@ proof-maps-on | proof-maps-off)
 	wait "$vmm"
 	RC=$?
 	[ $RC -eq 0 ] || fail "exit status $RC"
-	ram=$(grep -c '/memfd:vmm-guest-ram' <<<"$maps")
-	region=$(grep -c '/memfd:vuiso-isolated' <<<"$maps")
-	echo "back-end $QSD_PID maps: guest RAM $ram, isolated region $region"
-	if [ "$mode" = on ]; then
-		[ "$ram" -eq 0 ] || fail "guest RAM is mapped in the back-end with isolation on"
-		[ "$region" -ge 1 ] || fail "the isolated region is not mapped in the back-end"
-	else
-		# The same check must be able to fail.
-		[ "$ram" -ge 1 ] || fail "the check did not find guest RAM with isolation off"
-	fi
+	check_maps "back-end $QSD_PID" "$mode" "$maps"
 	;;
 killed-on | killed-off)
 	mode=${CASE#killed-}
@@ -337,16 +344,7 @@ net-proof-maps-on | net-proof-maps-off)
 	wait "$vmm"
 	RC=$?
 	[ $RC -eq 0 ] || fail "exit status $RC"
-	ram=$(grep -c '/memfd:vmm-guest-ram' <<<"$maps")
-	region=$(grep -c '/memfd:vuiso-isolated' <<<"$maps")
-	echo "testpmd $pmd maps: guest RAM $ram, isolated region $region"
-	if [ "$mode" = on ]; then
-		[ "$ram" -eq 0 ] || fail "guest RAM is mapped in testpmd with isolation on"
-		[ "$region" -ge 1 ] || fail "the isolated region is not mapped in testpmd"
-	else
-		# The same check must be able to fail.
-		[ "$ram" -ge 1 ] || fail "the check did not find guest RAM with isolation off"
-	fi
+	check_maps "testpmd $pmd" "$mode" "$maps"
 	;;
 net-killed-on | net-killed-off)
 	# dpdk-testpmd SIGKILLed mid-traffic: the VMM stops at once with a
