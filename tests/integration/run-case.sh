@@ -72,6 +72,19 @@ wait_reconnects() {
 	fail "no reconnect $2 within 60 s"
 }
 
+# wait_failed PID WHAT: after WHAT (the back-end died), the VMM PID must
+# exit with status 1, neither hang nor crash; sets RC and TOOK (seconds).
+wait_failed() {
+	local start
+	start=$(date +%s)
+	wait "$1"
+	RC=$?
+	TOOK=$(($(date +%s) - start))
+	[ $RC -eq 124 ] && fail "vuiso-vmm hung after $2"
+	[ $RC -ge 128 ] && fail "vuiso-vmm crashed (status $RC)"
+	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
+}
+
 # check_maps WHO MODE MAPS: the back-end's /proc/PID/maps (MAPS, read by
 # the test itself while the VMM ran) against the isolation MODE.
 check_maps() {
@@ -260,15 +273,9 @@ killed-on | killed-off)
 	sleep 1
 	kill -0 "$vmm" 2>/dev/null || fail "the VMM stopped before the back-end was killed"
 	kill -9 "$QSD_PID"
-	start=$(date +%s)
-	wait "$vmm"
-	RC=$?
-	took=$(($(date +%s) - start))
-	[ $RC -eq 124 ] && fail "vuiso-vmm hung after the back-end died"
-	[ $RC -ge 128 ] && fail "vuiso-vmm crashed (status $RC)"
-	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
+	wait_failed "$vmm" "the back-end died"
 	expect 'FAILED: .*back-end .* closed the vhost-user connection'
-	[ "$took" -le 15 ] || fail "took $took s to notice the dead back-end"
+	[ "$TOOK" -le 15 ] || fail "took $TOOK s to notice the dead back-end"
 	;;
 net-on | net-off)
 	# Two queue pairs (MQ, the control queue served by the VMM, one
@@ -360,16 +367,10 @@ net-killed-on | net-killed-off)
 	dir=$(sed -n 's/.*started dpdk-testpmd .* on \(.*\)\/net.sock$/\1/p' "$OUT")
 	[ -n "$pmd" ] && [ -d "$dir" ] || fail "no testpmd pid or directory in the output"
 	kill -9 "$pmd"
-	start=$(date +%s)
-	wait "$vmm"
-	RC=$?
-	took=$(($(date +%s) - start))
-	[ $RC -eq 124 ] && fail "vuiso-vmm hung after testpmd died"
-	[ $RC -ge 128 ] && fail "vuiso-vmm crashed (status $RC)"
-	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
+	wait_failed "$vmm" "testpmd died"
 	expect "FAILED: back-end \\(pid $pmd\\) closed the vhost-user connection while queue 0 and its pair had"
 	expect "dpdk-testpmd \\(pid $pmd\\) was killed by signal 9"
-	[ "$took" -le 15 ] || fail "took $took s to notice the dead back-end"
+	[ "$TOOK" -le 15 ] || fail "took $TOOK s to notice the dead back-end"
 	[ ! -e "$dir" ] || fail "$dir left behind"
 	[ ! -e "/var/run/dpdk/vuiso-vmm-$vmm" ] || fail "/var/run/dpdk/vuiso-vmm-$vmm left behind"
 	run_vmm --device=net --isolation="$mode" --ops=5000 --seed=25
@@ -494,18 +495,12 @@ blk-reconnect-gives-up)
 	VMM_PIDS+=("$vmm")
 	wait_progress "$vmm"
 	kill_qsd
-	start=$(date +%s)
-	wait "$vmm"
-	RC=$?
-	took=$(($(date +%s) - start))
-	[ $RC -eq 124 ] && fail "vuiso-vmm hung after the back-end died"
-	[ $RC -ge 128 ] && fail "vuiso-vmm crashed (status $RC)"
-	[ $RC -eq 1 ] || fail "exit status $RC, expected 1"
+	wait_failed "$vmm" "the back-end died"
 	expect 'vmm: back-end \(pid [0-9]+\) closed the connection; [0-9]+ request\(s\) kept; reconnecting to .*blk.sock for up to 3 s'
 	expect 'FAILED: back-end \(pid [0-9]+\) gone and no new back-end took over on .*blk.sock within 3 s \(--reconnect-timeout; [0-9]+ attempt\(s\), last: cannot connect to vhost-user back-end socket'
 	# 3 s of retries; the rest is slack for a loaded machine.
-	[ "$took" -ge 2 ] || fail "gave up after $took s, before the 3 s timeout"
-	[ "$took" -le 30 ] || fail "took $took s to give up with a 3 s timeout"
+	[ "$TOOK" -ge 2 ] || fail "gave up after $TOOK s, before the 3 s timeout"
+	[ "$TOOK" -le 30 ] || fail "took $TOOK s to give up with a 3 s timeout"
 	;;
 refuse-reconnect)
 	# Without isolation nothing keeps the requests; a new virtiofsd has
