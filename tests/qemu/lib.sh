@@ -17,6 +17,8 @@ VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
 VG_LOGS=(serial.log qsd.log virtiofsd.log qemu.log)
 KEEP=${KEEP:-0}
 PIDS=()
+VG_QSD_ARGS=()
+MAPS_FAIL=""
 # The patched QEMU the `qemu` suite tests: qemu-glue/build-qemu.sh's build
 # of the series $VUISO_QEMU_SERIES (10.0 by default, 7.2 on request).
 VG_QEMU_SERIES=${VUISO_QEMU_SERIES:-10.0}
@@ -138,17 +140,35 @@ wait_socket() {
 
 # vg_start_qsd SOCK LOG BLOCKDEV-OPTIONS [NUM-QUEUES]: a vhost-user-blk
 # export of the node named in BLOCKDEV-OPTIONS on SOCK (1 queue unless
-# NUM-QUEUES); sets QSD_PID.
+# NUM-QUEUES), after the options in VG_QSD_ARGS (objects, the nodes
+# BLOCKDEV-OPTIONS builds on); sets QSD_PID.
 vg_start_qsd() {
 	local sock=$1 logf=$2 blockdev=$3 nq=${4:-1} node
 	node=$(sed -n 's/.*node-name=\([^,]*\).*/\1/p' <<<"$blockdev")
-	"$QSD" \
+	"$QSD" "${VG_QSD_ARGS[@]}" \
 		--blockdev "$blockdev" \
 		--export "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$sock,node-name=$node,writable=on,num-queues=$nq" \
 		>"$logf" 2>&1 &
 	QSD_PID=$!
 	PIDS+=("$QSD_PID")
 	wait_socket "$sock" 10 "$QSD_PID" || fail "qemu-storage-daemon did not create its socket"
+}
+
+# vg_check_qsd_maps WHEN: qemu-storage-daemon ($QSD_PID) maps the isolated
+# region and no memfd of QEMU's ($QEMU_PID, which must have one: its guest
+# RAM); what is wrong is appended to MAPS_FAIL, prefixed with WHEN.
+vg_check_qsd_maps() {
+	local when=$1 inodes ino
+	grep -q '/memfd:vuiso-isolated' "/proc/$QSD_PID/maps" ||
+		MAPS_FAIL+="$when: qemu-storage-daemon does not map the isolated region; "
+	inodes=$(awk '$6 ~ /^\/memfd:/ && $6 !~ /vuiso-isolated/ { print $5 }' "/proc/$QEMU_PID/maps" | sort -u)
+	[[ -n $inodes ]] || MAPS_FAIL+="$when: no guest RAM memfd in QEMU; "
+	for ino in $inodes; do
+		if awk -v i="$ino" '$5 == i { f = 1 } END { exit !f }' "/proc/$QSD_PID/maps"; then
+			MAPS_FAIL+="$when: qemu-storage-daemon maps QEMU memfd inode $ino; "
+		fi
+	done
+	log "maps $when: QEMU memfds ${inodes//$'\n'/ }, none in qemu-storage-daemon ${QSD_PID}; isolated region mapped"
 }
 
 # vg_start_virtiofsd SHARED-DIR SOCK LOG: sets VFS_PID and VFS_SANDBOX.

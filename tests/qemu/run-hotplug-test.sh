@@ -133,6 +133,7 @@ vg_initrd "$W/test.sh" "$W/initrd.img" "$W/guest-io"
 # --- QEMU -------------------------------------------------------------------
 
 MEM="512M,slots=2,maxmem=2G"
+# shellcheck disable=SC2054  # commas are QEMU option syntax
 QEMU_ARGS=(
 	-accel "$ACCEL" -machine q35 -cpu max -smp 1 -m "$MEM"
 	-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem
@@ -191,29 +192,13 @@ for cmd in args:
 PY
 }
 
-# The back-end's mappings: the isolated region, and no memfd of QEMU's.
-MAPS_FAIL=""
-check_maps() {
-	local when=$1 inodes ino
-	grep -q '/memfd:vuiso-isolated' "/proc/$QSD_PID/maps" ||
-		MAPS_FAIL+="$when: qemu-storage-daemon does not map the isolated region; "
-	inodes=$(awk '$6 ~ /^\/memfd:/ && $6 !~ /vuiso-isolated/ { print $5 }' "/proc/$QEMU_PID/maps" | sort -u)
-	[[ -n $inodes ]] || MAPS_FAIL+="$when: no guest RAM memfd in QEMU; "
-	for ino in $inodes; do
-		if awk -v i="$ino" '$5 == i { f = 1 } END { exit !f }' "/proc/$QSD_PID/maps"; then
-			MAPS_FAIL+="$when: qemu-storage-daemon maps QEMU memfd inode $ino; "
-		fi
-	done
-	log "maps $when: QEMU memfds $(echo $inodes), none in qemu-storage-daemon; isolated region mapped"
-}
-
 STATE=boot
 HOTPLUG_FAIL=""
 poll() {
 	case $STATE in
 	boot)
 		grep -q 'hot-add now' "$W/serial.log" || return 0
-		check_maps "before the hot-add"
+		vg_check_qsd_maps "before the hot-add"
 		log "hot-adding 1 GiB (memory-backend-memfd + pc-dimm) while the guest does I/O"
 		qmp "$W/qmp.sock" \
 			'{"execute": "object-add", "arguments": {"qom-type": "memory-backend-memfd", "id": "hp0", "size": 1073741824, "share": true}}' \
@@ -223,7 +208,7 @@ poll() {
 		;;
 	added)
 		grep -q 'VUISO-GUEST: unplug now' "$W/serial.log" || return 0
-		check_maps "after the hot-add, the I/O from it done"
+		vg_check_qsd_maps "after the hot-add, the I/O from it done"
 		log "unplugging the DIMM"
 		if qmp "$W/qmp.sock" '{"execute": "device_del", "arguments": {"id": "dimm0"}}' &&
 			qmp "$W/qmp.sock" wait-unplug dimm0 &&
@@ -232,7 +217,7 @@ poll() {
 		else
 			HOTPLUG_FAIL="QMP unplug failed"
 		fi
-		check_maps "after the unplug"
+		vg_check_qsd_maps "after the unplug"
 		STATE=removed
 		;;
 	esac
