@@ -67,9 +67,12 @@
 #                       finishes what it took before it answers
 #                       GET_VRING_BASE; qemu-storage-daemon (libvhost-user,
 #                       7.2 and 10.0 alike) answers at once, closes the call
-#                       fd and vu_panic()s when a request completes later,
-#                       with or without isolation, so blk writers would
-#                       make the test fail whenever a reset catches one
+#                       fd and vu_panic()s when a request completes later
+#                       and notifies; under isolation the stop now turns
+#                       the back-end's calls off first and it survives
+#                       (run-reconnect-test.sh --stop-wait), but this test
+#                       runs isolation off too, where blk writers would
+#                       make it fail whenever a reset catches one
 #   --timeout SEC       bound for the whole guest run (default 240)
 #   --keep              keep the work directory for debugging
 # Exit status: 0 pass, 1 fail (a missing prerequisite fails too: scripts/setup.sh

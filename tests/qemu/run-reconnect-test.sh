@@ -27,8 +27,18 @@
 # vhost_user_iso_vq_drop, no replay), since the driver that made them is
 # gone; the next boot's loops (one round each) pass against the new daemon.
 #
+# --stop-wait: a device stop that waits for requests the daemon took and
+# has not finished.  The daemon's disk is an NBD export of a second
+# qemu-storage-daemon, which the host SIGSTOPs: requests hang in the
+# first daemon, which still answers GET_VRING_BASE.  A QMP stop then
+# waits (from the event loop, at most 5 s) until the NBD server gets
+# SIGCONT 1.5 s later: the stop takes 1-4.5 s and loses nothing; after
+# a cont, the same again, but the first daemon is SIGKILLed 1 s into the
+# wait: the stop must end at once (under 3 s), the requests are kept and
+# replayed to a new daemon.
+#
 # Usage: tests/qemu/run-reconnect-test.sh [--qemu PATH] [--keep]
-#            [--timeout S] [--kills N | --reset-while-away]
+#            [--timeout S] [--kills N | --reset-while-away | --stop-wait]
 # Exit status: 0 pass, 1 fail (a missing prerequisite fails too).
 
 set -euo pipefail
@@ -45,6 +55,7 @@ KILLS=2
 LOOPS=4
 IOPS=200 # the throttle: requests queue in the daemon
 RESET=0
+STOPWAIT=0
 
 while (($#)); do
 	case $1 in
@@ -52,6 +63,7 @@ while (($#)); do
 	--timeout) TIMEOUT=$2; shift ;;
 	--kills) KILLS=$2; shift ;;
 	--reset-while-away) RESET=1 ;;
+	--stop-wait) STOPWAIT=1 ;;
 	--keep) KEEP=1 ;;
 	-h | --help) sed -n '3,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run-reconnect-test: unknown argument $1" >&2; exit 2 ;;
@@ -59,7 +71,7 @@ while (($#)); do
 	shift
 done
 [[ $KILLS =~ ^[1-9][0-9]*$ ]] || { echo "run-reconnect-test: --kills wants a positive number" >&2; exit 2; }
-((RESET)) && KILLS=1
+((RESET || STOPWAIT)) && KILLS=1
 
 vg_resolve_qemu
 command -v "$QSD" >/dev/null || skip "$QSD not found"
@@ -73,12 +85,29 @@ vg_guest_io
 # --- back-end ---------------------------------------------------------------
 
 truncate -s 64M "$W/disk.img"
+FILE_NODE="driver=file,node-name=file0,filename=$W/disk.img,cache.direct=off"
+if ((STOPWAIT)); then
+	# The image behind an NBD server the host can freeze.
+	"$QSD" --blockdev "$FILE_NODE" \
+		--nbd-server "addr.type=unix,addr.path=$W/nbd.sock" \
+		--export type=nbd,id=nbd0,node-name=file0,writable=on \
+		>"$W/nbd.log" 2>&1 &
+	NBD_PID=$!
+	PIDS+=("$NBD_PID")
+	wait_socket "$W/nbd.sock" 10 "$NBD_PID" || fail "the NBD server did not start"
+	VG_LOGS+=(nbd.log)
+fi
 # The daemon, started again on the same socket and image after each kill.
 start_qsd() {
-	VG_QSD_ARGS=(--object "throttle-group,id=tg0,x-iops-total=$IOPS"
-		--blockdev "driver=file,node-name=file0,filename=$W/disk.img,cache.direct=off")
-	vg_start_qsd "$W/blk.sock" "$W/qsd.log" \
-		"driver=throttle,node-name=disk0,throttle-group=tg0,file=file0" 1
+	if ((STOPWAIT)); then
+		VG_QSD_ARGS=()
+		vg_start_qsd "$W/blk.sock" "$W/qsd.log" \
+			"driver=nbd,node-name=disk0,server.type=unix,server.path=$W/nbd.sock,export=file0" 1
+	else
+		VG_QSD_ARGS=(--object "throttle-group,id=tg0,x-iops-total=$IOPS" --blockdev "$FILE_NODE")
+		vg_start_qsd "$W/blk.sock" "$W/qsd.log" \
+			"driver=throttle,node-name=disk0,throttle-group=tg0,file=file0" 1
+	fi
 	log "qemu-storage-daemon pid $QSD_PID"
 }
 start_qsd
@@ -90,6 +119,7 @@ cat >"$W/test.sh" <<EOF
 LOOPS=$LOOPS
 KILLS=$KILLS
 RESET=$RESET
+STOPWAIT=$STOPWAIT
 EOF
 cat >>"$W/test.sh" <<'EOF'
 fails=0
@@ -118,6 +148,11 @@ if [ $RESET = 1 ] && [ $boot = 1 ]; then
 	reboot -f
 	sleep 60
 fi
+# The host stops the VM while requests hang in the daemon.
+if [ $STOPWAIT = 1 ]; then
+	echo "VUISO-GUEST: stop 1 now"
+	sleep 8
+fi
 # The host kills the daemon and starts a new one after each of these.
 k=1
 while [ $RESET = 0 ] && [ $k -le $KILLS ]; do
@@ -145,22 +180,68 @@ vg_qemu_args
 QEMU_ARGS+=(
 	-chardev "socket,id=blk0,path=$W/blk.sock,reconnect-ms=500"
 	-device "vhost-user-blk-pci,chardev=blk0,memory-isolation=on"
+	-qmp "unix:$W/qmp.sock,server=on,wait=off"
 	"${VG_TRACE_ARGS[@]}"
 )
 # The guest reboots itself only with --reset-while-away.
 ((RESET)) || QEMU_ARGS+=(-no-reboot)
 vg_qemu_boot_args "$W/initrd.img" "$W/serial.log"
 
+# stop_waiting NAME HOLD-S ACTION: freeze the NBD server, QMP stop, after
+# HOLD-S seconds do ACTION (cont-nbd: let the NBD server go on; kill-qsd:
+# SIGKILL the vhost-user daemon); sets STOP_MS, how long the stop took.
+STOP_MS=0
+stop_waiting() {
+	local name=$1 hold=$2 action=$3 qpid
+	kill -STOP "$NBD_PID"
+	sleep 0.5 # the guest's next requests reach the daemon and hang there
+	vg_qmp "$W/qmp.sock" stop >"$W/qmp-$name.log" 2>&1 &
+	qpid=$!
+	sleep "$hold"
+	case $action in
+	cont-nbd) kill -CONT "$NBD_PID" ;;
+	kill-qsd)
+		log "SIGKILL to qemu-storage-daemon $QSD_PID while the VM stop waits for it"
+		kill -KILL "$QSD_PID"
+		;;
+	esac
+	{ wait "$qpid"; } 2>/dev/null || RESTART_FAIL+="QMP stop ($name) failed: $(cat "$W/qmp-$name.log"); "
+	STOP_MS=$(sed -n 's/^stop .* \([0-9]*\) ms$/\1/p' "$W/qmp-$name.log")
+	STOP_MS=${STOP_MS:-0}
+	log "QMP stop ($name): $STOP_MS ms"
+}
+
 KILLED=0
+STOPPED=0
 RESTART_FAIL=""
 poll() {
 	local next=$((KILLED + 1)) old
+	if ((STOPWAIT && !STOPPED)) && grep -q 'VUISO-GUEST: stop 1 now' "$W/serial.log"; then
+		STOPPED=1
+		sleep 0.5
+		# The daemon lives and finishes its requests once the NBD server
+		# goes on: the stop waits that long, no longer, and loses nothing.
+		stop_waiting slow 1.5 cont-nbd
+		((STOP_MS >= 1000 && STOP_MS < 4500)) ||
+			RESTART_FAIL+="the stop with a slow daemon took $STOP_MS ms, want 1000 to 4500; "
+		vg_qmp "$W/qmp.sock" cont >>"$W/qmp-slow.log" 2>&1 || RESTART_FAIL+="QMP cont failed; "
+		return 0
+	fi
 	((next <= KILLS)) || return 0
 	grep -q "VUISO-GUEST: kill $next now" "$W/serial.log" || return 0
 	sleep 1
 	old=$QSD_PID
-	log "SIGKILL to qemu-storage-daemon $old with the guest's I/O in flight"
-	kill -KILL "$old"
+	if ((STOPWAIT)); then
+		# The daemon dies while the stop waits for it: the wait ends at
+		# once, not at its 5 s bound.
+		stop_waiting gone 1 kill-qsd
+		((STOP_MS >= 500 && STOP_MS < 3000)) ||
+			RESTART_FAIL+="the stop whose daemon died 1 s in took $STOP_MS ms, want under 3000; "
+		kill -CONT "$NBD_PID"
+	else
+		log "SIGKILL to qemu-storage-daemon $old with the guest's I/O in flight"
+		kill -KILL "$old"
+	fi
 	{ vg_stop "$old"; } 2>/dev/null # no "Killed" job notice
 	sleep 1
 	if ((RESET)); then
@@ -179,6 +260,9 @@ poll() {
 	done
 	vg_check_qsd_maps "after restart $next"
 	[[ -z $MAPS_FAIL ]] || RESTART_FAIL+="restart $next: $MAPS_FAIL"
+	if ((STOPWAIT)); then
+		vg_qmp "$W/qmp.sock" cont >>"$W/qmp-gone.log" 2>&1 || RESTART_FAIL+="QMP cont after the restart failed; "
+	fi
 	KILLED=$next
 }
 : >"$W/serial.log"
@@ -187,6 +271,7 @@ log "QEMU exited with status $QEMU_STATUS"
 tr -d '\r' <"$W/serial.log" | sed -n 's/^\(VUISO-.*\)$/  guest: \1/p' >&2
 ((QEMU_STATUS == 0)) || fail "QEMU failed: $(tail -n 5 "$W/qemu.log")"
 ((KILLED == KILLS)) || fail "the guest never got to kill $((KILLED + 1))"
+((!STOPWAIT || STOPPED)) || fail "the guest never got to the stop"
 grep -q 'VUISO-GUEST-EXIT: 0' "$W/serial.log" || fail "guest test failed"
 [[ -z $RESTART_FAIL ]] || fail "$RESTART_FAIL"
 
@@ -208,8 +293,17 @@ done
 if grep -E 'memory isolation: .*(dropped|cannot|stopped)' "$W/qemu.log" >&2; then
 	fail "QEMU reported lost requests"
 fi
+if ((STOPWAIT)); then
+	# One wait ended with everything done, one because the daemon hung up.
+	grep 'vhost_user_iso_vq_wait' "$W/qemu.log" | sed 's/^[0-9]*@[0-9.]*://' >&2
+	grep -q 'vhost_user_iso_vq_waited .*wait ended: 0 back-end gone 0' "$W/qemu.log" ||
+		fail "no stop waited for the slow daemon to finish"
+	grep -q 'vhost_user_iso_vq_waited .*wait ended: -110 back-end gone 1' "$W/qemu.log" ||
+		fail "no stop saw the daemon hang up"
+fi
 
 vg_stop "$QSD_PID"
+((STOPWAIT)) && vg_stop "$NBD_PID"
 # Each loop's 1 MiB holds its last round.
 i=0
 while read -r rounds; do
@@ -218,5 +312,6 @@ while read -r rounds; do
 	i=$((i + 1))
 done < <(tr -d '\r' <"$W/serial.log" | sed -n 's/^VUISO-GUEST: loop [0-9]*: VUISO-IO: loop: \([0-9]*\) rounds.*/\1/p')
 ((i == LOOPS)) || fail "found the rounds of $i loops, not $LOOPS"
+((STOPWAIT)) && log "PASS (a VM stop waited for a slow daemon and lost nothing; a stop whose daemon died 1 s in ended at once, the requests kept and replayed to a new daemon; every page verified)" && exit 0
 ((RESET)) && log "PASS (qemu-storage-daemon killed with I/O in flight, the guest rebooted before a new one started: the kept requests were dropped, not replayed, and the next boot's I/O verified)" && exit 0
 log "PASS ($KILLS qemu-storage-daemon kills with I/O in flight, requests kept and replayed each time, every page verified in the guest and in the image)"
