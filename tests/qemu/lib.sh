@@ -276,7 +276,8 @@ vg_qemu_boot_args() {
 }
 
 # vg_qmp SOCKET COMMAND...: connect to QEMU's QMP unix socket, run each
-# argument-less COMMAND in turn and print "COMMAND <reply as JSON>" lines;
+# COMMAND in turn (a name, or a whole command as JSON: {"execute": ...,
+# "arguments": ...}) and print "NAME <reply as JSON> <time> ms" lines;
 # fails on an error reply or after 60 s.
 vg_qmp() {
 	timeout 60 python3 - "$@" <<'PY'
@@ -288,8 +289,8 @@ sock.connect(sys.argv[1])
 f = sock.makefile("rw")
 
 
-def execute(name):
-    f.write(json.dumps({"execute": name}) + "\n")
+def execute(cmd):
+    f.write(json.dumps(cmd) + "\n")
     f.flush()
     while True:
         reply = json.loads(f.readline())
@@ -298,10 +299,12 @@ def execute(name):
 
 
 json.loads(f.readline())  # greeting
-execute("qmp_capabilities")
-for name in sys.argv[2:]:
+execute({"execute": "qmp_capabilities"})
+for arg in sys.argv[2:]:
+    cmd = json.loads(arg) if arg.startswith("{") else {"execute": arg}
+    name = cmd["execute"]
     t0 = time.monotonic()
-    reply = execute(name)
+    reply = execute(cmd)
     ms = (time.monotonic() - t0) * 1000
     print(name, json.dumps(reply), "%.0f ms" % ms)
     if "error" in reply:

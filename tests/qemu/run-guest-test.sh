@@ -61,7 +61,9 @@
 #                       with Q dd processes, one pinned to each CPU, so that
 #                       every queue carries I/O (default 1)
 #   --io-at-reboot      with --boots N > 1: the guest reboots while four
-#                       writers keep virtiofs busy (fsync'd 4 MiB files);
+#                       writers keep virtiofs busy (fsync'd 4 MiB files),
+#                       and with isolation on four O_DIRECT writers the
+#                       blk device (its last 16 MiB);
 #                       every queue stop must still end with nothing in
 #                       flight and the next boot's tests pass.  virtiofsd
 #                       finishes what it took before it answers
@@ -178,6 +180,7 @@ PACKED=$PACKED
 PAUSE=$PAUSE
 QUEUES=$QUEUES
 IO_AT_REBOOT=$IO_AT_REBOOT
+ISOLATION=$ISOLATION
 EOF
 cat >>"$W/test.sh" <<'EOF'
 fails=0
@@ -275,12 +278,16 @@ if [ $fails = 0 ] && [ $n -lt $BOOTS ]; then
 	sync
 	if [ $IO_AT_REBOOT = 1 ]; then
 		# Four writers into files of the shared directory, over and
-		# over; reboot while they run.  (Not into the blk device: see
-		# --io-at-reboot in the header.)
+		# over; reboot while they run.  With isolation, four O_DIRECT
+		# writers into the blk device's last 16 MiB too (without, see
+		# --io-at-reboot in the header).
 		mount -t virtiofs vfs /mnt
 		for k in 0 1 2 3; do
 			( while :; do dd if=/dev/zero of=/mnt/reboot-io-$k bs=64k count=64 conv=fsync status=none; done ) &
 			ddpid=$!
+			if [ $ISOLATION = on ]; then
+				( while :; do dd if=/dev/zero of=/dev/vda bs=64k count=64 seek=$((768 + k * 64)) oflag=direct status=none; done ) &
+			fi
 		done
 		sleep 1
 		if kill -0 $ddpid 2>/dev/null; then
@@ -484,7 +491,8 @@ if ((IO_AT_REBOOT)); then
 	# How many stops found requests in flight (vhost_user_iso_vq_drain):
 	# the reset races the writers, so this may be 0 in a run.
 	busy=$(awk '$1 == "vhost_user_iso_vq_drain" && $7 > 0' "$W/qemu.log" | wc -l)
-	log "$busy queue stop(s) began with requests in flight"
+	waits=$(grep -c 'vhost_user_iso_vq_waited .*wait ended: 0 ' "$W/qemu.log" || true)
+	log "$busy queue stop(s) began with requests in flight; $waits waited for requests the back-end had taken until it finished them"
 fi
 
 # The adapter's trace (isolation on): every queue start has the expected

@@ -36,7 +36,8 @@
 #                    qemu-glue/build-qemu.sh built; fails if absent)
 #   --split          keep the guest on split rings (default: packed=on)
 #   --pause          after the pings, stop and continue the VM over QMP
-#                    (every queue stops and restarts without a reset), then
+#                    (every queue stops and restarts without a reset), set
+#                    the link off and on (the same, the VM running), then
 #                    ping again: the queues must resume where they stopped
 #   --isolation M    on (default) or off: with off the same maps check must
 #                    find guest RAM mapped in dpdk-testpmd (it can fail)
@@ -248,8 +249,22 @@ poll_pause() {
 		PAUSE_STATE="QMP cont failed: $(cat "$W/qmp.log")"
 		return 0
 	fi
-	[[ $PAUSE_STATE != none ]] || PAUSE_STATE=ok
 	log "VM stopped and continued"
+	# The link down and up: the queues stop and start again, the same
+	# stop as above with the VM running.
+	if ! vg_qmp "$W/qmp.sock" '{"execute": "set_link", "arguments": {"name": "n0", "up": false}}' \
+		'{"execute": "set_link", "arguments": {"name": "n0", "up": true}}' >"$W/qmp-link.log" 2>&1; then
+		PAUSE_STATE="QMP set_link failed: $(cat "$W/qmp-link.log")"
+		return 0
+	fi
+	cat "$W/qmp-link.log" >>"$W/qmp.log"
+	link_ms=$(awk '$1 == "set_link" {print $(NF - 1); exit}' "$W/qmp-link.log")
+	log "QMP set_link off answered in ${link_ms:-?} ms"
+	if [[ -z $link_ms ]] || ((link_ms >= 2500)); then
+		PAUSE_STATE="QMP set_link off took ${link_ms:-?} ms: it waited for the back-end"
+		return 0
+	fi
+	[[ $PAUSE_STATE != none ]] || PAUSE_STATE=ok
 }
 # After the last boot's report: quit (the guest reboots after each).
 QUIT=""

@@ -37,8 +37,14 @@
 # wait: the stop must end at once (under 3 s), the requests are kept and
 # replayed to a new daemon.
 #
+# --reboot-under-io: no kill; the guest reboots while its requests wait in
+# the (throttled) daemon: the reset's stop waits for them from the event
+# loop (trace vhost_user_iso_vq_waited, all finished) and loses none; the
+# next boot's loops pass.
+#
 # Usage: tests/qemu/run-reconnect-test.sh [--qemu PATH] [--keep]
-#            [--timeout S] [--kills N | --reset-while-away | --stop-wait]
+#            [--timeout S]
+#            [--kills N | --reset-while-away | --stop-wait | --reboot-under-io]
 # Exit status: 0 pass, 1 fail (a missing prerequisite fails too).
 
 set -euo pipefail
@@ -56,6 +62,7 @@ LOOPS=4
 IOPS=200 # the throttle: requests queue in the daemon
 RESET=0
 STOPWAIT=0
+REBOOT=0
 
 while (($#)); do
 	case $1 in
@@ -64,6 +71,7 @@ while (($#)); do
 	--kills) KILLS=$2; shift ;;
 	--reset-while-away) RESET=1 ;;
 	--stop-wait) STOPWAIT=1 ;;
+	--reboot-under-io) REBOOT=1 ;;
 	--keep) KEEP=1 ;;
 	-h | --help) sed -n '3,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run-reconnect-test: unknown argument $1" >&2; exit 2 ;;
@@ -72,6 +80,7 @@ while (($#)); do
 done
 [[ $KILLS =~ ^[1-9][0-9]*$ ]] || { echo "run-reconnect-test: --kills wants a positive number" >&2; exit 2; }
 ((RESET || STOPWAIT)) && KILLS=1
+((REBOOT)) && KILLS=0
 
 vg_resolve_qemu
 command -v "$QSD" >/dev/null || skip "$QSD not found"
@@ -120,6 +129,7 @@ LOOPS=$LOOPS
 KILLS=$KILLS
 RESET=$RESET
 STOPWAIT=$STOPWAIT
+REBOOT=$REBOOT
 EOF
 cat >>"$W/test.sh" <<'EOF'
 fails=0
@@ -140,6 +150,11 @@ while [ $i -lt $LOOPS ]; do
 	i=$((i + 1))
 done
 sleep 3
+if [ $REBOOT = 1 ] && [ $boot = 1 ]; then
+	echo "VUISO-GUEST: rebooting with requests in flight"
+	reboot -f
+	sleep 60
+fi
 if [ $RESET = 1 ] && [ $boot = 1 ]; then
 	# The host kills the daemon and starts no new one until we rebooted.
 	echo "VUISO-GUEST: kill 1 now"
@@ -155,7 +170,7 @@ if [ $STOPWAIT = 1 ]; then
 fi
 # The host kills the daemon and starts a new one after each of these.
 k=1
-while [ $RESET = 0 ] && [ $k -le $KILLS ]; do
+while [ $RESET = 0 ] && [ $REBOOT = 0 ] && [ $k -le $KILLS ]; do
 	echo "VUISO-GUEST: kill $k now"
 	sleep 12
 	k=$((k + 1))
@@ -183,8 +198,8 @@ QEMU_ARGS+=(
 	-qmp "unix:$W/qmp.sock,server=on,wait=off"
 	"${VG_TRACE_ARGS[@]}"
 )
-# The guest reboots itself only with --reset-while-away.
-((RESET)) || QEMU_ARGS+=(-no-reboot)
+# The guest reboots itself only with --reset-while-away / --reboot-under-io.
+((RESET || REBOOT)) || QEMU_ARGS+=(-no-reboot)
 vg_qemu_boot_args "$W/initrd.img" "$W/serial.log"
 
 # stop_waiting NAME HOLD-S ACTION: freeze the NBD server, QMP stop, after
@@ -281,7 +296,14 @@ kept=$(grep -c 'vhost_user_iso_vq_keep .*[1-9][0-9]* request(s) kept' "$W/qemu.l
 replays=$(sed -n 's/.*vhost_user_iso_vq_replay .*: \([0-9-]*\) request(s) replayed.*/\1/p' "$W/qemu.log")
 drops=$(grep -c 'vhost_user_iso_vq_drop .*kept requests dropped' "$W/qemu.log" || true)
 log "restarts: $KILLS; queues that kept requests: $kept; replayed: ${replays//$'\n'/ }; dropped by a reset: $drops"
-((kept >= 1)) || fail "no restart found requests in flight to keep (the throttle should have queued some)"
+if ((REBOOT)); then
+	grep -q 'rebooting with requests in flight' "$W/serial.log" || fail "the guest did not reboot"
+	grep 'vhost_user_iso_vq_wait' "$W/qemu.log" | sed 's/^[0-9]*@[0-9.]*://' >&2
+	grep -q 'vhost_user_iso_vq_waited .*wait ended: 0 back-end gone 0' "$W/qemu.log" ||
+		fail "the reset's stop did not wait for requests in the daemon"
+	if ((kept != 0)) || [[ -n $replays ]]; then fail "requests kept or replayed without a restart"; fi
+fi
+((REBOOT || kept >= 1)) || fail "no restart found requests in flight to keep (the throttle should have queued some)"
 if ((RESET)); then
 	((drops == kept)) || fail "the reset dropped $drops queue(s)' kept requests, want $kept"
 	[[ -z $replays ]] || fail "requests of the driver before the reset were replayed: $replays"
@@ -312,6 +334,7 @@ while read -r rounds; do
 	i=$((i + 1))
 done < <(tr -d '\r' <"$W/serial.log" | sed -n 's/^VUISO-GUEST: loop [0-9]*: VUISO-IO: loop: \([0-9]*\) rounds.*/\1/p')
 ((i == LOOPS)) || fail "found the rounds of $i loops, not $LOOPS"
+((REBOOT)) && log "PASS (the guest rebooted with requests waiting in the daemon: the reset's stop waited for them and lost none; the next boot's I/O verified)" && exit 0
 ((STOPWAIT)) && log "PASS (a VM stop waited for a slow daemon and lost nothing; a stop whose daemon died 1 s in ended at once, the requests kept and replayed to a new daemon; every page verified)" && exit 0
 ((RESET)) && log "PASS (qemu-storage-daemon killed with I/O in flight, the guest rebooted before a new one started: the kept requests were dropped, not replayed, and the next boot's I/O verified)" && exit 0
 log "PASS ($KILLS qemu-storage-daemon kills with I/O in flight, requests kept and replayed each time, every page verified in the guest and in the image)"
