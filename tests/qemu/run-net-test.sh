@@ -29,7 +29,9 @@
 # guest ring instead of waiting for packets that never come (the two-step
 # stop around GET_VRING_BASE): with --pause the QMP stop's time is printed
 # and must stay far below the 5 s an isolated net stop used to hold QEMU's
-# main loop for.
+# main loop for.  With isolation on, every queue stop in the trace
+# (pause, link down, reboot) must have settled every request: none left in
+# flight, so none dropped.
 #
 # Usage: tests/qemu/run-net-test.sh [options]
 #   --qemu PATH      qemu-system-x86_64 (default "cached": the one
@@ -44,9 +46,9 @@
 #   --mtu 9000       the guest's interface at MTU 9000 and 8000-byte echo
 #                    requests too (testpmd takes jumbo frames)
 #   --boots N        boot the guest N times (default 1): it pings, reports
-#                    and reboots itself (a device reset of every queue);
-#                    every boot must ping clean, and the host quits QEMU
-#                    after the N-th
+#                    and reboots itself with pings running (a device reset
+#                    of every queue); every boot must ping clean, and the
+#                    host quits QEMU after the N-th
 #   --count N        echo requests per size (default 20)
 #   --interval SEC   between echo requests (default 0.2)
 #   --timeout SEC    bound for the guest run (default 240)
@@ -172,6 +174,9 @@ echo "VUISO-RESULT: $fails failures"
 # each boot ends in a reboot (a reset of every queue).
 echo "VUISO-GUEST: boot done"
 if [ $fails = 0 ]; then
+	# Reboot with traffic running: echo requests every 20 ms.
+	ping -i 0.02 -s 1400 10.0.2.2 >/dev/null 2>&1 &
+	sleep 1
 	reboot -f
 	sleep 30
 fi
@@ -302,7 +307,7 @@ features=$(sed -n 's/.*negotiated Virtio features: \(0x[0-9a-f]*\).*/\1/p' "$W/t
 	fail "dpdk-testpmd negotiated features $features: RING_PACKED is $((features >> 34 & 1)), want $PACKED"
 log "dpdk-testpmd negotiated features $features (RING_PACKED $((features >> 34 & 1)))"
 [[ $ISOLATION == on ]] || { log "PASS (isolation off, $BOOTS boot(s), pings of $SIZES bytes at MTU $MTU, accel $ACCEL)"; exit 0; }
-awk -v layout=$layout -v base=$base -v boots="$BOOTS" -v start_re="$VG_TRACE_START" '
+awk -v layout=$layout -v base=$base -v boots="$BOOTS" -v start_re="$VG_TRACE_START" -v stop_re="$VG_TRACE_STOP" '
 function bad(m) { print "trace: " m ": " $0; err = 1 }
 $1 ~ start_re {
 	# vhost_user_iso_vq_start NAME: queue I size N guest G shadow S guest base B back-end base C
@@ -311,9 +316,16 @@ $1 ~ start_re {
 	if ($10 != layout) bad("shadow ring is " $10 ", want " layout)
 	if ($16 != base) bad("back-end base " $16 ", want " base)
 }
+$1 ~ stop_re {
+	# vhost_user_iso_vq_stop NAME: queue I stopped: R guest base B in flight F
+	# Every stop (pause, link down, the reboots with pings running)
+	# settles every request: none dropped, no used entry lost.
+	stops++
+	if ($6 != 0 || $NF != 0) bad("a stop left requests in flight")
+}
 END {
-	printf "trace: %d queue starts, guest %s, shadow %s, back-end base %s\n", starts, layout, layout, base
+	printf "trace: %d queue starts, guest %s, shadow %s, back-end base %s; %d stops, none with requests in flight\n", starts, layout, layout, base, stops
 	if (starts < 2 * boots) { print "trace: want the rx and tx queues started on every boot"; err = 1 }
 	exit err
-}' "$W/qemu.log" >&2 || fail "the adapter's trace does not show $layout guest and shadow rings"
+}' "$W/qemu.log" >&2 || fail "the adapter's trace does not show $layout guest and shadow rings and clean stops"
 log "PASS ($layout guest and shadow rings, $BOOTS boot(s), pings of $SIZES bytes at MTU $MTU, accel $ACCEL)"
