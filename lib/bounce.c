@@ -102,18 +102,6 @@ void vuiso_pool_reset(struct vuiso_pool *p)
 	p->free_blocks = p->nblocks;
 }
 
-int vuiso_pool_order(const struct vuiso_pool *p, uint64_t bytes)
-{
-	uint64_t blocks = (bytes + VUISO_POOL_BLOCK - 1) >>
-			  VUISO_POOL_BLOCK_SHIFT;
-	unsigned order;
-
-	if (bytes > (uint64_t)p->nblocks << VUISO_POOL_BLOCK_SHIFT)
-		return -E2BIG;
-	order = blocks <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(blocks - 1);
-	return (int)order;
-}
-
 /* Return a block to the buddy tree, merging with free buddies. */
 static void pool_merge(struct vuiso_pool *p, uint32_t blk, unsigned order)
 {
@@ -164,29 +152,23 @@ static int64_t pool_split(struct vuiso_pool *p, unsigned order)
 	return blk;
 }
 
-int64_t vuiso_pool_get(struct vuiso_pool *p, unsigned order)
+/* No parked block of @order: split a bigger one, merging the caches first
+ * if none is free. */
+int64_t vuiso_pool_get_slow(struct vuiso_pool *p, unsigned order)
 {
-	int64_t blk;
+	int64_t blk = pool_split(p, order);
 
-	if (likely(p->ncache[order])) {
-		blk = p->cache[order][--p->ncache[order]];
-	} else {
+	if (blk < 0 && vuiso_pool_flush(p))
 		blk = pool_split(p, order);
-		if (blk < 0 && vuiso_pool_flush(p))
-			blk = pool_split(p, order);
-		if (blk < 0)
-			return blk;
-	}
+	if (blk < 0)
+		return blk;
 	p->free_blocks -= 1u << order;
 	return blk;
 }
 
-void vuiso_pool_put(struct vuiso_pool *p, uint32_t blk, unsigned order)
+/* The cache of @order is full: merge the block into the buddy tree. */
+void vuiso_pool_put_slow(struct vuiso_pool *p, uint32_t blk, unsigned order)
 {
 	p->free_blocks += 1u << order;
-	if (likely(p->ncache[order] < VUISO_POOL_CACHE)) {
-		p->cache[order][p->ncache[order]++] = blk;
-		return;
-	}
 	pool_merge(p, blk, order);
 }

@@ -6,6 +6,7 @@
 #define VUISO_INTERNAL_H
 
 #include <endian.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -160,12 +161,49 @@ struct vuiso_pool {
 VUISO_INTERNAL int vuiso_pool_init(struct vuiso_pool *p, uint64_t bytes);
 VUISO_INTERNAL void vuiso_pool_destroy(struct vuiso_pool *p);
 VUISO_INTERNAL void vuiso_pool_reset(struct vuiso_pool *p);
+/* Out of line: a miss in the per-order cache (bounce.c). */
+VUISO_INTERNAL int64_t vuiso_pool_get_slow(struct vuiso_pool *p,
+					   unsigned order);
+VUISO_INTERNAL void vuiso_pool_put_slow(struct vuiso_pool *p, uint32_t blk,
+					unsigned order);
+
+/*
+ * The three calls every forwarded buffer makes are inline: on the data path
+ * they are a few instructions each when the per-order cache hits, which is
+ * what a steady stream of requests does.
+ */
+
 /* Order of the block that holds @bytes (> 0), or -E2BIG past the pool. */
-VUISO_INTERNAL int vuiso_pool_order(const struct vuiso_pool *p, uint64_t bytes);
+static inline int vuiso_pool_order(const struct vuiso_pool *p, uint64_t bytes)
+{
+	uint64_t blocks = (bytes + VUISO_POOL_BLOCK - 1) >>
+			  VUISO_POOL_BLOCK_SHIFT;
+
+	if (unlikely(bytes > (uint64_t)p->nblocks << VUISO_POOL_BLOCK_SHIFT))
+		return -E2BIG;
+	return blocks <= 1 ? 0 : 64 - __builtin_clzll(blocks - 1);
+}
+
 /* Block index, or -ENOSPC when no block of @order is free now. */
-VUISO_INTERNAL int64_t vuiso_pool_get(struct vuiso_pool *p, unsigned order);
-VUISO_INTERNAL void vuiso_pool_put(struct vuiso_pool *p, uint32_t blk,
-				   unsigned order);
+static inline int64_t vuiso_pool_get(struct vuiso_pool *p, unsigned order)
+{
+	if (likely(p->ncache[order])) {
+		p->free_blocks -= 1u << order;
+		return p->cache[order][--p->ncache[order]];
+	}
+	return vuiso_pool_get_slow(p, order);
+}
+
+static inline void vuiso_pool_put(struct vuiso_pool *p, uint32_t blk,
+				  unsigned order)
+{
+	if (likely(p->ncache[order] < VUISO_POOL_CACHE)) {
+		p->free_blocks += 1u << order;
+		p->cache[order][p->ncache[order]++] = blk;
+		return;
+	}
+	vuiso_pool_put_slow(p, blk, order);
+}
 /* Merge every parked block into the buddy tree; true if there was any. */
 VUISO_INTERNAL bool vuiso_pool_flush(struct vuiso_pool *p);
 
