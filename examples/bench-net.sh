@@ -10,7 +10,11 @@
 # for 64 and 1518-byte frames (without the FCS), one and two queue pairs.
 # Every run starts a fresh back-end; runs alternate off / on / anchor, REPS
 # times each, and the table shows medians.  Gbit/s counts frame bytes only
-# (no preamble, gap or FCS).
+# (no preamble, gap or FCS).  Under each row, every run's figure and the
+# on/off ratio of each round (the off and on runs next to each other): on
+# a VM whose rate changes regime from minute to minute (docs/performance.md,
+# section 4), a ratio of medians can compare an off run of one regime with
+# an on run of the other; the per-round ratios, and the anchor, show it.
 #
 # CPUs (the machine has two): every testpmd back-end runs its forwarding
 # lcore on CPU 1 (-l 0,1; its main lcore on CPU 0 only waits); the VMM's
@@ -133,6 +137,10 @@ for frame in $FRAMES; do
 			BEGIN { printf "%-6s %-5s %9s %9s %9s %7s %8s %8s %8s  %s\n", f, p,
 				off, on, anc, (off > 0 && off != "nan" && on != "nan") ? sprintf("%.2f", on / off) : "nan",
 				g(off), g(on), g(anc), c }'
+		awk -v off="${mpps[off]:-}" -v on="${mpps[on]:-}" -v anc="${mpps[anchor]:-}" \
+			'BEGIN { n = split(off, a, " "); split(on, b, " ")
+				r = ""; for (i = 1; i <= n; i++) if (a[i] > 0 && b[i] != "") r = r sprintf(" %.2f", b[i] / a[i])
+				printf "%-12s runs: off %s; on %s; anchor %s; on/off per round:%s\n", "", off, on, anc, r }'
 		unset mpps cpu
 	done
 done
