@@ -279,12 +279,22 @@ vg_qemu_boot_args() {
 # COMMAND in turn (a name, or a whole command as JSON: {"execute": ...,
 # "arguments": ...}) and print "NAME <reply as JSON> <time> ms" lines;
 # fails on an error reply or after 60 s.
-vg_qmp() {
-	timeout 60 python3 - "$@" <<'PY'
-import json, socket, sys, time
+#
+# vg_qmp_until SOCKET SECONDS COMMAND CONDITION: run COMMAND every 0.2 s
+# until the Python expression CONDITION holds for its "return" value r;
+# prints that value as JSON; fails after SECONDS or on an error reply.
+vg_qmp_until() {
+	VG_QMP_WAIT=$2 VG_QMP_UNTIL=$4 vg_qmp "$1" "$3"
+}
 
+vg_qmp() {
+	timeout $((${VG_QMP_WAIT:-0} + 60)) python3 - "$@" <<'PY'
+import json, os, socket, sys, time
+
+until = os.environ.get("VG_QMP_UNTIL")
+wait = float(os.environ.get("VG_QMP_WAIT", "0"))
 sock = socket.socket(socket.AF_UNIX)
-sock.settimeout(55)
+sock.settimeout(wait + 55)
 sock.connect(sys.argv[1])
 f = sock.makefile("rw")
 
@@ -300,6 +310,23 @@ def execute(cmd):
 
 json.loads(f.readline())  # greeting
 execute({"execute": "qmp_capabilities"})
+if until:
+    # vg_qmp_until: the one command, again and again until the condition
+    # holds for its "return" (r) or the wait is over.
+    cmd = json.loads(sys.argv[2]) if sys.argv[2].startswith("{") else {"execute": sys.argv[2]}
+    deadline = time.monotonic() + wait
+    while True:
+        reply = execute(cmd)
+        if "error" in reply:
+            print(cmd["execute"], json.dumps(reply))
+            sys.exit(1)
+        if eval(until, {}, {"r": reply["return"]}):
+            print(json.dumps(reply["return"]))
+            sys.exit(0)
+        if time.monotonic() >= deadline:
+            print(json.dumps(reply["return"]))
+            sys.exit(1)
+        time.sleep(0.2)
 for arg in sys.argv[2:]:
     cmd = json.loads(arg) if arg.startswith("{") else {"execute": arg}
     name = cmd["execute"]

@@ -147,50 +147,8 @@ QEMU_ARGS=(
 VG_APPEND=memhp_default_state=online_movable
 vg_qemu_boot_args "$W/initrd.img" "$W/serial.log"
 
-# qmp SOCK JSON...: each JSON command in turn; fails on an error reply.
-# With a first argument "wait-unplug ID", polls query-memory-devices until
-# ID is gone instead (up to 60 s).
-qmp() {
-	timeout 90 python3 - "$@" <<'PY' >>"$W/qmp.log" 2>&1
-import json, socket, sys, time
-
-sock = socket.socket(socket.AF_UNIX)
-sock.settimeout(80)
-sock.connect(sys.argv[1])
-f = sock.makefile("rw")
-
-
-def execute(cmd):
-    f.write(json.dumps(cmd) + "\n")
-    f.flush()
-    while True:
-        reply = json.loads(f.readline())
-        if "event" in reply:
-            print("event", json.dumps(reply))
-            continue
-        return reply
-
-
-json.loads(f.readline())
-execute({"execute": "qmp_capabilities"})
-args = sys.argv[2:]
-if args[0] == "wait-unplug":
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        devs = execute({"execute": "query-memory-devices"})["return"]
-        if not any(d["data"].get("id") == args[1] for d in devs):
-            print("unplugged", args[1])
-            sys.exit(0)
-        time.sleep(0.2)
-    print("still plugged:", args[1])
-    sys.exit(1)
-for cmd in args:
-    reply = execute(json.loads(cmd))
-    print(cmd, "->", json.dumps(reply))
-    if "error" in reply:
-        sys.exit(1)
-PY
-}
+# qmp SOCK COMMAND...: vg_qmp, the replies to qmp.log.
+qmp() { vg_qmp "$@" >>"$W/qmp.log" 2>&1; }
 
 STATE=boot
 HOTPLUG_FAIL=""
@@ -211,7 +169,8 @@ poll() {
 		vg_check_qsd_maps "after the hot-add, the I/O from it done"
 		log "unplugging the DIMM"
 		if qmp "$W/qmp.sock" '{"execute": "device_del", "arguments": {"id": "dimm0"}}' &&
-			qmp "$W/qmp.sock" wait-unplug dimm0 &&
+			vg_qmp_until "$W/qmp.sock" 60 query-memory-devices \
+				'not any(d["data"].get("id") == "dimm0" for d in r)' >>"$W/qmp.log" 2>&1 &&
 			qmp "$W/qmp.sock" '{"execute": "object-del", "arguments": {"id": "hp0"}}'; then
 			log "DIMM unplugged and its memory backend deleted"
 		else

@@ -112,51 +112,25 @@ qemu_args() {
 	vg_qemu_boot_args "$W/initrd.img" "$W/serial-$1.log"
 }
 
-# qmp SOCK JSON...: each JSON command in turn, replies to qmp.log; fails on
-# an error reply.  "wait-migration": polls query-migrate until it is
-# completed (0) or failed (1), up to 180 s, printing the last status.
-qmp() {
-	timeout 200 python3 - "$@" <<'PY' 2>>"$W/qmp.log"
-import json, socket, sys, time
+# qmp SOCK COMMAND...: vg_qmp, the replies to qmp.log.
+qmp() { vg_qmp "$@" >>"$W/qmp.log" 2>&1; }
 
-sock = socket.socket(socket.AF_UNIX)
-sock.settimeout(190)
-sock.connect(sys.argv[1])
-f = sock.makefile("rw")
+# wait_migration SOCK: until the migration completed (0) or failed (1),
+# up to 180 s; prints its status, times and RAM figures.
+wait_migration() {
+	vg_qmp_until "$1" 180 query-migrate \
+		'r.get("status") in ("completed", "failed", "cancelled")' >"$W/query-migrate.json" ||
+		{ echo "status=timeout"; return 1; }
+	python3 - "$W/query-migrate.json" <<'PY'
+import json, sys
 
-
-def execute(cmd):
-    f.write(json.dumps(cmd) + "\n")
-    f.flush()
-    while True:
-        reply = json.loads(f.readline())
-        if "event" not in reply:
-            return reply
-
-
-json.loads(f.readline())
-execute({"execute": "qmp_capabilities"})
-args = sys.argv[2:]
-if args[0] == "wait-migration":
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        info = execute({"execute": "query-migrate"})["return"]
-        if info.get("status") in ("completed", "failed", "cancelled"):
-            ram = info.get("ram", {})
-            print("status=%s total-ms=%s downtime-ms=%s dirty-syncs=%s transferred=%s error=%s" % (
-                info["status"], info.get("total-time"), info.get("downtime"),
-                ram.get("dirty-sync-count"), ram.get("transferred"),
-                info.get("error-desc", "")))
-            sys.exit(0 if info["status"] == "completed" else 1)
-        time.sleep(0.2)
-    print("status=timeout")
-    sys.exit(1)
-for cmd in args:
-    reply = execute(json.loads(cmd))
-    sys.stderr.write("%s -> %s\n" % (cmd, json.dumps(reply)))
-    if "error" in reply:
-        print(reply["error"].get("desc", ""))
-        sys.exit(1)
+info = json.load(open(sys.argv[1]))
+ram = info.get("ram", {})
+print("status=%s total-ms=%s downtime-ms=%s dirty-syncs=%s transferred=%s error=%s" % (
+    info["status"], info.get("total-time"), info.get("downtime"),
+    ram.get("dirty-sync-count"), ram.get("transferred"),
+    info.get("error-desc", "")))
+sys.exit(0 if info["status"] == "completed" else 1)
 PY
 }
 
@@ -196,9 +170,9 @@ log "migrating while the guest does I/O"
 t0=$(date +%s)
 qmp "$W/qmp-src.sock" \
 	'{"execute": "migrate-set-parameters", "arguments": {"max-bandwidth": 104857600, "downtime-limit": 1000}}' \
-	"{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:$W/mig.sock\"}}" >"$W/migrate.out" ||
-	fail "migrate refused: $(cat "$W/migrate.out")"
-qmp "$W/qmp-src.sock" wait-migration >"$W/migrate.out" || fail "migration: $(cat "$W/migrate.out")"
+	"{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:$W/mig.sock\"}}" ||
+	fail "migrate refused: $(tail -n 1 "$W/qmp.log")"
+wait_migration "$W/qmp-src.sock" >"$W/migrate.out" || fail "migration: $(cat "$W/migrate.out")"
 log "migration: $(cat "$W/migrate.out") ($(($(date +%s) - t0)) s)"
 check_maps "$DST_PID"
 grep -q 'VUISO-CHECK: ok dmaread' "$W/serial-src.log" "$W/serial-dst.log" &&
