@@ -173,15 +173,20 @@ VUISO_INTERNAL void vuiso_pool_put_slow(struct vuiso_pool *p, uint32_t blk,
  * what a steady stream of requests does.
  */
 
+/* Order of the block that holds @bytes (> 0); may exceed the pool's. */
+static inline unsigned vuiso_pool_order_of(uint32_t bytes)
+{
+	uint32_t last = (bytes - 1) >> VUISO_POOL_BLOCK_SHIFT; /* last block */
+
+	return last ? 32 - (unsigned)__builtin_clz(last) : 0;
+}
+
 /* Order of the block that holds @bytes (> 0), or -E2BIG past the pool. */
 static inline int vuiso_pool_order(const struct vuiso_pool *p, uint64_t bytes)
 {
-	uint64_t blocks = (bytes + VUISO_POOL_BLOCK - 1) >>
-			  VUISO_POOL_BLOCK_SHIFT;
-
 	if (unlikely(bytes > (uint64_t)p->nblocks << VUISO_POOL_BLOCK_SHIFT))
 		return -E2BIG;
-	return blocks <= 1 ? 0 : 64 - __builtin_clzll(blocks - 1);
+	return (int)vuiso_pool_order_of((uint32_t)bytes);
 }
 
 /* Block index, or -ENOSPC when no block of @order is free now. */

@@ -32,6 +32,9 @@
 
 #define SLOT_NIL UINT16_MAX
 
+/* The data path: inlined into one copy per direction and layout pair. */
+#define SVQ_HOT static inline __attribute__((always_inline))
+
 /* Give slot @s and its bounce block back; return the next of its chain. */
 static inline uint16_t svq_slot_free(struct vuiso_vq *vq, uint16_t s)
 {
@@ -44,34 +47,6 @@ static inline uint16_t svq_slot_free(struct vuiso_vq *vq, uint16_t s)
 	return next;
 }
 
-/* The in-flight list: requests by forwarding order, for a replay. */
-static inline void svq_fifo_push(struct vuiso_vq *vq, uint16_t head)
-{
-	struct svq_req *r = &vq->req[head];
-
-	r->older = vq->newest;
-	r->newer = SLOT_NIL;
-	if (vq->newest != SLOT_NIL)
-		vq->req[vq->newest].newer = head;
-	else
-		vq->oldest = head;
-	vq->newest = head;
-}
-
-static inline void svq_fifo_unlink(struct vuiso_vq *vq, uint16_t head)
-{
-	struct svq_req *r = &vq->req[head];
-
-	if (r->older != SLOT_NIL)
-		vq->req[r->older].newer = r->newer;
-	else
-		vq->oldest = r->newer;
-	if (r->newer != SLOT_NIL)
-		vq->req[r->newer].older = r->older;
-	else
-		vq->newest = r->older;
-}
-
 /* Request @head is no longer in flight (its slots are freed already). */
 static inline void svq_req_retire(struct vuiso_vq *vq, uint16_t head,
 				  enum svq_req_state state)
@@ -81,7 +56,6 @@ static inline void svq_req_retire(struct vuiso_vq *vq, uint16_t head,
 	vq->nfree += r->nslots;
 	r->state = (uint8_t)state;
 	vq->inflight--;
-	svq_fifo_unlink(vq, head);
 }
 /* Dirty-log entries kept beyond two per descriptor (see svq_log_room()). */
 #define SVQ_LOG_SLACK 32
@@ -127,12 +101,14 @@ int svq_init(struct vuiso_vq *vq, struct vuiso_dev *dev, unsigned idx)
 	vq->req = calloc(n, sizeof(*vq->req));
 	vq->seg = calloc(n, sizeof(*vq->seg));
 	vq->sbuf = calloc(n, sizeof(*vq->sbuf));
+	vq->byage = calloc(n, sizeof(*vq->byage));
 	vq->indirect = malloc(16ULL * n);
 	vq->ids.guest_busy = calloc(n, sizeof(*vq->ids.guest_busy));
 	vq->ids.shadow_ndesc = calloc(n, sizeof(*vq->ids.shadow_ndesc));
 	vq->log.r = calloc(vq->log.cap, sizeof(*vq->log.r));
-	if (!vq->slot || !vq->req || !vq->seg || !vq->sbuf || !vq->indirect ||
-	    !vq->ids.guest_busy || !vq->ids.shadow_ndesc || !vq->log.r) {
+	if (!vq->slot || !vq->req || !vq->seg || !vq->sbuf || !vq->byage ||
+	    !vq->indirect || !vq->ids.guest_busy || !vq->ids.shadow_ndesc ||
+	    !vq->log.r) {
 		svq_destroy(vq);
 		return -ENOMEM;
 	}
@@ -146,6 +122,7 @@ void svq_destroy(struct vuiso_vq *vq)
 	free(vq->req);
 	free(vq->seg);
 	free(vq->sbuf);
+	free(vq->byage);
 	free(vq->indirect);
 	free(vq->ids.guest_busy);
 	free(vq->ids.shadow_ndesc);
@@ -157,6 +134,7 @@ void svq_destroy(struct vuiso_vq *vq)
 	vq->req = NULL;
 	vq->seg = NULL;
 	vq->sbuf = NULL;
+	vq->byage = NULL;
 	vq->indirect = NULL;
 }
 
@@ -169,8 +147,6 @@ static void svq_clear(struct vuiso_vq *vq, uint32_t size)
 	vq->free_slot = 0;
 	vq->nfree = size;
 	vq->inflight = 0;
-	vq->oldest = SLOT_NIL;
-	vq->newest = SLOT_NIL;
 	vq->guest_pending = false;
 	vuiso_pool_reset(&vq->pool);
 }
@@ -261,6 +237,51 @@ static inline int check_guest(const struct vuiso_memmap *m, uint64_t gpa,
 	return vuiso_memmap_check(m, gpa, len, hint);
 }
 
+/* Step 1 when a block was missing (or the chain too big): see below. */
+static int svq_reserve_slow(struct vuiso_vq *vq, const struct vuiso_chain *c,
+			    unsigned got)
+{
+	struct vuiso_pool *pool = &vq->pool;
+	uint64_t need = 0;
+	unsigned i;
+
+	while (got--)
+		vuiso_pool_put(pool, (uint32_t)vq->sbuf[got].addr,
+			       vq->sbuf[got].order);
+	for (i = 0; i < c->nseg; i++)
+		need += 1ULL << vuiso_pool_order_of(c->seg[i].len);
+	if (unlikely(need > pool->nblocks))
+		return vring_bad(
+			vq->why, -E2BIG,
+			"guest: request at head %u needs more bounce space than the whole pool (%" PRIu64
+			" bytes)",
+			c->head,
+			(uint64_t)pool->nblocks << VUISO_POOL_BLOCK_SHIFT);
+	if (c->nseg > vq->nfree || need > pool->free_blocks || vq->inflight)
+		return 0;
+	/*
+	 * Nothing in flight means nothing will be freed: merge the parked
+	 * blocks so the pool is one block again, from which any chain that
+	 * passed the size check above fits.
+	 */
+	vuiso_pool_flush(pool);
+	for (i = 0; i < c->nseg; i++) {
+		unsigned order = vuiso_pool_order_of(c->seg[i].len);
+		int64_t blk = vuiso_pool_get(pool, order);
+
+		if (blk < 0)
+			break;
+		vq->sbuf[i].order = (uint8_t)order;
+		vq->sbuf[i].addr = (uint64_t)blk;
+	}
+	if (i == c->nseg)
+		return 1;
+	while (i--)
+		vuiso_pool_put(pool, (uint32_t)vq->sbuf[i].addr,
+			       vq->sbuf[i].order);
+	return 0;
+}
+
 /*
  * Step 1: reserve what chain @c needs, one slot and one bounce block per
  * buffer, all or nothing.  Fills sbuf[i].order, and sbuf[i].addr with the
@@ -268,54 +289,28 @@ static inline int check_guest(const struct vuiso_memmap *m, uint64_t gpa,
  * Return: 1 reserved, 0 no room now (nothing taken; retried on
  * completion), or -E2BIG when the chain could not fit even an empty pool.
  */
-static int svq_reserve(struct vuiso_vq *vq, const struct vuiso_chain *c)
+SVQ_HOT int svq_reserve(struct vuiso_vq *vq, const struct vuiso_chain *c)
 {
 	struct vuiso_pool *pool = &vq->pool;
-	uint64_t need = 0;
-	unsigned i;
+	unsigned i = 0;
 
-	for (i = 0; i < c->nseg; i++) {
-		int order = vuiso_pool_order(pool, c->seg[i].len);
+	if (likely(c->nseg <= vq->nfree)) {
+		for (; i < c->nseg; i++) {
+			unsigned order = vuiso_pool_order_of(c->seg[i].len);
+			int64_t blk;
 
-		if (unlikely(order < 0))
-			goto too_big;
-		vq->sbuf[i].order = (uint8_t)order;
-		need += 1ULL << order;
-	}
-	if (unlikely(need > pool->nblocks))
-		goto too_big;
-	if (c->nseg > vq->nfree || need > pool->free_blocks)
-		return 0;
-
-	for (bool retried = false;; retried = true) {
-		for (i = 0; i < c->nseg; i++) {
-			int64_t blk = vuiso_pool_get(pool, vq->sbuf[i].order);
-
-			if (blk < 0)
+			if (unlikely(order > pool->max_order))
 				break;
+			blk = vuiso_pool_get(pool, order);
+			if (unlikely(blk < 0))
+				break;
+			vq->sbuf[i].order = (uint8_t)order;
 			vq->sbuf[i].addr = (uint64_t)blk;
 		}
-		if (i == c->nseg)
+		if (likely(i == c->nseg))
 			return 1;
-		while (i--)
-			vuiso_pool_put(pool, (uint32_t)vq->sbuf[i].addr,
-				       vq->sbuf[i].order);
-		/*
-		 * Nothing in flight means nothing will be freed: merge the
-		 * parked blocks so the pool is one block again, from which
-		 * any request that passed the size check above fits.
-		 */
-		if (vq->inflight || retried)
-			return 0;
-		vuiso_pool_flush(pool);
 	}
-
-too_big:
-	return vring_bad(
-		vq->why, -E2BIG,
-		"guest: request at head %u needs more bounce space than the whole pool (%" PRIu64
-		" bytes)",
-		c->head, (uint64_t)pool->nblocks << VUISO_POOL_BLOCK_SHIFT);
+	return svq_reserve_slow(vq, c, i);
 }
 
 /*
@@ -324,8 +319,8 @@ too_big:
  * blocks and check that the device-writable buffers are mapped.
  * Return: the chain's first slot, or -EFAULT.
  */
-static int svq_bounce_out(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-			  size_t *hint, const struct vuiso_chain *c)
+SVQ_HOT int svq_bounce_out(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+			   size_t *hint, const struct vuiso_chain *c)
 {
 	uint16_t head = vq->free_slot, prev = SLOT_NIL;
 
@@ -379,8 +374,9 @@ static int svq_bounce_out(struct vuiso_vq *vq, const struct vuiso_memmap *m,
  * Step 3: record the request under its first slot, write the shadow chain
  * (published by the caller once per call) and take the guest chain.
  */
-static void svq_record(struct vuiso_vq *vq, const struct vuiso_chain *c,
-		       uint16_t head)
+SVQ_HOT void svq_record(struct vuiso_vq *vq, const struct vuiso_chain *c,
+			uint16_t head, enum vuiso_layout gl,
+			enum vuiso_layout sl)
 {
 	struct svq_req *r = &vq->req[head];
 
@@ -389,11 +385,11 @@ static void svq_record(struct vuiso_vq *vq, const struct vuiso_chain *c,
 	r->nslots = c->nseg;
 	r->writable = c->in_bytes;
 	r->state = SVQ_REQ_INFLIGHT;
+	r->seq = vq->seq++;
 	vq->inflight++;
-	svq_fifo_push(vq, head);
 
-	vring_shadow_add(vq->slayout, &vq->s, vq->sbuf, c->nseg);
-	vring_guest_consume(vq->glayout, &vq->g, c);
+	vring_shadow_add(sl, &vq->s, vq->sbuf, c->nseg);
+	vring_guest_consume(gl, &vq->g, c);
 	vq->stats.requests++;
 	vq->stats.bytes_out += c->out_bytes;
 }
@@ -403,14 +399,14 @@ static void svq_record(struct vuiso_vq *vq, const struct vuiso_chain *c,
  * Return: 1 forwarded, 0 no room now (nothing consumed; retried on
  * completion), or a negative errno with vq->why set.
  */
-static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-		       size_t *hint)
+SVQ_HOT int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+			size_t *hint, enum vuiso_layout gl,
+			enum vuiso_layout sl)
 {
 	struct vuiso_chain c = {.seg = vq->seg};
 	int ret;
 
-	ret = vring_guest_walk(vq->glayout, &vq->g, m, hint, &c, vq->indirect,
-			       vq->why);
+	ret = vring_guest_walk(gl, &vq->g, m, hint, &c, vq->indirect, vq->why);
 	if (unlikely(ret < 0))
 		return ret;
 	ret = svq_reserve(vq, &c);
@@ -419,7 +415,7 @@ static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 	ret = svq_bounce_out(vq, m, hint, &c);
 	if (unlikely(ret < 0))
 		return ret;
-	svq_record(vq, &c, (uint16_t)ret);
+	svq_record(vq, &c, (uint16_t)ret, gl, sl);
 	return 1;
 }
 
@@ -428,29 +424,30 @@ static int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
  * room.  Return: 1 when the budget ran out with work left, else 0; or a
  * negative errno.  *@kick is set when the back-end wants a kick.
  */
-static int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-			  size_t *hint, struct vuiso_log *log, uint32_t *budget,
-			  bool *kick)
+SVQ_HOT int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+			   size_t *hint, struct vuiso_log *log,
+			   uint32_t *budget, bool *kick, enum vuiso_layout gl,
+			   enum vuiso_layout sl)
 {
 	bool added = false;
 	int ret = 0, n;
 
 	vq->guest_pending = false;
 	for (;;) {
-		n = vring_guest_avail(vq->glayout, &vq->g, vq->why);
+		n = vring_guest_avail(gl, &vq->g, vq->why);
 		if (unlikely(n < 0))
 			return n;
 		if (n == 0) {
 			/* Re-arm guest kicks, then look once more: a chain
 			 * made available meanwhile would not kick us. */
-			vring_guest_kicks(vq->glayout, &vq->g, true, log);
-			n = vring_guest_avail(vq->glayout, &vq->g, vq->why);
+			vring_guest_kicks(gl, &vq->g, true, log);
+			n = vring_guest_avail(gl, &vq->g, vq->why);
 			if (unlikely(n < 0))
 				return n;
 			if (n == 0)
 				break;
 		}
-		vring_guest_kicks(vq->glayout, &vq->g, false, log);
+		vring_guest_kicks(gl, &vq->g, false, log);
 		for (; n > 0; n--) {
 			int r;
 
@@ -460,7 +457,7 @@ static int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 				ret = 1;
 				goto out;
 			}
-			r = svq_forward(vq, m, hint);
+			r = svq_forward(vq, m, hint, gl, sl);
 			if (unlikely(r < 0))
 				return r;
 			if (r == 0) {
@@ -474,7 +471,7 @@ static int svq_take_guest(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 		}
 	}
 out:
-	if (added && vring_shadow_publish(vq->slayout, &vq->s))
+	if (added && vring_shadow_publish(sl, &vq->s))
 		*kick = true;
 	return ret;
 }
@@ -483,9 +480,10 @@ out:
 /* Back-end -> guest                                                   */
 /* ------------------------------------------------------------------ */
 
-static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-			size_t *hint, struct vuiso_log *log, uint32_t id,
-			uint32_t len)
+SVQ_HOT int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+			 size_t *hint, struct vuiso_log *log, uint32_t id,
+			 uint32_t len, enum vuiso_layout gl,
+			 enum vuiso_layout sl)
 {
 	struct svq_req *r;
 	uint32_t written, left;
@@ -504,7 +502,7 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 		return vring_bad(
 			vq->why, -EPROTO,
 			"back-end: used id %u was never made available", id);
-	vring_shadow_done(vq->slayout, &vq->s, (uint16_t)id);
+	vring_shadow_done(sl, &vq->s, (uint16_t)id);
 
 	/* VIRTIO: the driver may rely only on the first len bytes; a larger
 	 * len is clamped to what the chain can hold, never trusted. */
@@ -512,29 +510,29 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 	left = written;
 	s = (uint16_t)id;
 	for (unsigned i = 0; i < r->nslots; i++) {
-		const struct svq_slot *sl = &vq->slot[s];
+		const struct svq_slot *slot = &vq->slot[s];
 
-		if (sl->write && left) {
-			uint32_t n = left < sl->len ? left : sl->len;
+		if (slot->write && left) {
+			uint32_t n = left < slot->len ? left : slot->len;
 			const uint8_t *bounce =
 				vq->pool_base +
-				((uint64_t)sl->blk << VUISO_POOL_BLOCK_SHIFT);
+				((uint64_t)slot->blk << VUISO_POOL_BLOCK_SHIFT);
 
-			if (unlikely(
-				    copy_to_guest(m, sl->gpa, bounce, n, hint)))
+			if (unlikely(copy_to_guest(m, slot->gpa, bounce, n,
+						   hint)))
 				return vring_bad(
 					vq->why, -EFAULT,
 					"guest: buffer 0x%" PRIx64
 					"+%u of buffer id %u left guest memory while in flight",
-					sl->gpa, n, r->guest_id);
-			vring_log(log, sl->gpa, n);
+					slot->gpa, n, r->guest_id);
+			vring_log(log, slot->gpa, n);
 			left -= n;
 		}
 		s = svq_slot_free(vq, s);
 	}
 	svq_req_retire(vq, (uint16_t)id, SVQ_REQ_DONE);
-	vring_guest_put_used(vq->glayout, &vq->g, r->guest_id, r->guest_ndesc,
-			     written, log);
+	vring_guest_put_used(gl, &vq->g, r->guest_id, r->guest_ndesc, written,
+			     log);
 	vq->stats.completions++;
 	vq->stats.bytes_in += written;
 	return 0;
@@ -544,12 +542,12 @@ static int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
  * Take used shadow entries.  Return: 1 when the budget ran out with work
  * left, else 0; or a negative errno.
  */
-static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-			 size_t *hint, struct vuiso_log *log, uint32_t *budget)
+SVQ_HOT int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+			  size_t *hint, struct vuiso_log *log, uint32_t *budget,
+			  enum vuiso_layout gl, enum vuiso_layout sl)
 {
 	for (;;) {
-		int n = vring_shadow_used(vq->slayout, &vq->s, vq->inflight,
-					  vq->why);
+		int n = vring_shadow_used(sl, &vq->s, vq->inflight, vq->why);
 
 		if (unlikely(n < 0))
 			return n;
@@ -557,8 +555,8 @@ static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 			/* Stopping: calls stay off, what is left is polled. */
 			if (vq->run == SVQ_STOPPING)
 				return 0;
-			vring_shadow_calls(vq->slayout, &vq->s);
-			n = vring_shadow_used(vq->slayout, &vq->s, vq->inflight,
+			vring_shadow_calls(sl, &vq->s);
+			n = vring_shadow_used(sl, &vq->s, vq->inflight,
 					      vq->why);
 			if (unlikely(n < 0))
 				return n;
@@ -571,8 +569,8 @@ static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 
 			if (*budget == 0 || unlikely(!svq_log_room(vq, log)))
 				return 1;
-			vring_shadow_get_used(vq->slayout, &vq->s, &id, &len);
-			ret = svq_complete(vq, m, hint, log, id, len);
+			vring_shadow_get_used(sl, &vq->s, &id, &len);
+			ret = svq_complete(vq, m, hint, log, id, len, gl, sl);
 			if (unlikely(ret))
 				return ret;
 			(*budget)--;
@@ -584,9 +582,14 @@ static int svq_take_used(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 /* Entry points                                                        */
 /* ------------------------------------------------------------------ */
 
-/* The part of a data-path call that runs inside the RCU read side. */
-static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
-		   bool *notify)
+/*
+ * The part of a data-path call that runs inside the RCU read side, for a
+ * guest ring of layout @gl shadowed by one of layout @sl.  Always inline:
+ * svq_run_layouts() instantiates it once per pair, so the ring layers'
+ * dispatch folds away and each pair runs straight-line code.
+ */
+SVQ_HOT int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
+		    bool *notify, enum vuiso_layout gl, enum vuiso_layout sl)
 {
 	struct vuiso_log *log = svq_log(vq);
 	const struct vuiso_memmap *m;
@@ -595,7 +598,7 @@ static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
 	int ret = 0, r;
 
 	m = atomic_load_explicit(&vq->dev->mem, memory_order_acquire);
-	if (unlikely(!m || vring_guest_map(vq->glayout, &vq->g, m, &hint)))
+	if (unlikely(!m || vring_guest_map(gl, &vq->g, m, &hint)))
 		return svq_break(
 			vq,
 			vring_bad(
@@ -603,8 +606,8 @@ static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
 				"guest: a ring of queue %u is not in guest memory",
 				vq->idx));
 	if (!from_guest) {
-		r = svq_take_used(vq, m, &hint, log, &budget);
-		*notify = vring_guest_flush(vq->glayout, &vq->g, log);
+		r = svq_take_used(vq, m, &hint, log, &budget, gl, sl);
+		*notify = vring_guest_flush(gl, &vq->g, log);
 		if (unlikely(r < 0))
 			return svq_break(vq, r);
 		ret = r;
@@ -613,7 +616,7 @@ static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
 			return ret;
 	}
 	if (vq->run == SVQ_RUNNING) {
-		r = svq_take_guest(vq, m, &hint, log, &budget, kick);
+		r = svq_take_guest(vq, m, &hint, log, &budget, kick, gl, sl);
 		if (unlikely(r < 0))
 			return svq_break(vq, r);
 		ret |= r;
@@ -621,7 +624,39 @@ static int svq_run(struct vuiso_vq *vq, bool from_guest, bool *kick,
 	return ret;
 }
 
-static int svq_call(struct vuiso_vq *vq, bool from_guest)
+/* One svq_run() per pair of layouts; every pair has its own case. */
+SVQ_HOT int svq_run_layouts(struct vuiso_vq *vq, bool from_guest, bool *kick,
+			    bool *notify)
+{
+	const enum vuiso_layout split = VUISO_LAYOUT_SPLIT;
+	const enum vuiso_layout packed = VUISO_LAYOUT_PACKED;
+
+	switch (vq->glayout) {
+	case VUISO_LAYOUT_SPLIT:
+		switch (vq->slayout) {
+		case VUISO_LAYOUT_SPLIT:
+			return svq_run(vq, from_guest, kick, notify, split,
+				       split);
+		case VUISO_LAYOUT_PACKED:
+			return svq_run(vq, from_guest, kick, notify, split,
+				       packed);
+		}
+		break;
+	case VUISO_LAYOUT_PACKED:
+		switch (vq->slayout) {
+		case VUISO_LAYOUT_SPLIT:
+			return svq_run(vq, from_guest, kick, notify, packed,
+				       split);
+		case VUISO_LAYOUT_PACKED:
+			return svq_run(vq, from_guest, kick, notify, packed,
+				       packed);
+		}
+		break;
+	}
+	__builtin_unreachable();
+}
+
+SVQ_HOT int svq_call(struct vuiso_vq *vq, bool from_guest)
 {
 	bool kick = false, notify = false;
 	int ret;
@@ -640,7 +675,7 @@ static int svq_call(struct vuiso_vq *vq, bool from_guest)
 		return -EINVAL;
 
 	rcu_read_lock();
-	ret = svq_run(vq, from_guest, &kick, &notify);
+	ret = svq_run_layouts(vq, from_guest, &kick, &notify);
 	rcu_read_unlock();
 	if (unlikely(vq->log.n))
 		svq_log_flush(vq);
@@ -659,14 +694,26 @@ static int svq_call(struct vuiso_vq *vq, bool from_guest)
 	return ret;
 }
 
-VUISO_API int vuiso_vq_kick_from_guest(struct vuiso_vq *vq)
+/* The two directions, each with its own copy of the data path; the
+ * control path (start, attach, stop) calls these too. */
+static __attribute__((noinline)) int svq_from_guest(struct vuiso_vq *vq)
 {
 	return svq_call(vq, true);
 }
 
-VUISO_API int vuiso_vq_call_from_backend(struct vuiso_vq *vq)
+static __attribute__((noinline)) int svq_from_backend(struct vuiso_vq *vq)
 {
 	return svq_call(vq, false);
+}
+
+VUISO_API int vuiso_vq_kick_from_guest(struct vuiso_vq *vq)
+{
+	return svq_from_guest(vq);
+}
+
+VUISO_API int vuiso_vq_call_from_backend(struct vuiso_vq *vq)
+{
+	return svq_from_backend(vq);
 }
 
 /* Transport bits the shadow virtqueue cannot honour on either side. */
@@ -765,7 +812,7 @@ VUISO_API int vuiso_vq_start(struct vuiso_vq *vq,
 	 * is harmless: an eventfd keeps the count until it is read.  A guest
 	 * violation found here breaks the queue and is reported as ever.
 	 */
-	svq_call(vq, true);
+	svq_from_guest(vq);
 	return 0;
 }
 
@@ -776,9 +823,39 @@ VUISO_API int vuiso_vq_detach(struct vuiso_vq *vq)
 	if (vq->run != SVQ_RUNNING && vq->run != SVQ_STOPPING)
 		return -EINVAL;
 	/* The requests stay where they are: slots, bounce blocks, guest
-	 * addresses, the in-flight list.  Only the shadow ring is lost. */
+	 * addresses, forwarding numbers.  Only the shadow ring is lost. */
 	vq->run = SVQ_DETACHED;
 	return (int)vq->inflight;
+}
+
+static int svq_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Fill vq->byage with the head ids of the requests in flight, oldest
+ * first, and return how many.  The key is a request's forwarding number
+ * less the next one's, modulo 2^32: every request in flight was forwarded
+ * fewer than 2^16 numbers ago, so the key orders them across a wrap too.
+ * Control path only (replay, stop): the data path just numbers requests.
+ */
+static uint32_t svq_inflight_by_age(struct vuiso_vq *vq)
+{
+	uint32_t n = 0;
+
+	for (uint32_t h = 0; h < vq->size; h++) {
+		const struct svq_req *r = &vq->req[h];
+
+		if (r->state == SVQ_REQ_INFLIGHT)
+			vq->byage[n++] = (uint64_t)(uint32_t)(r->seq - vq->seq)
+						 << 16 |
+					 h;
+	}
+	qsort(vq->byage, n, sizeof(*vq->byage), svq_cmp_u64);
+	return n;
 }
 
 /*
@@ -790,11 +867,12 @@ VUISO_API int vuiso_vq_detach(struct vuiso_vq *vq)
 static int svq_replay(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 		      size_t *hint)
 {
+	uint32_t count = svq_inflight_by_age(vq);
 	int n = 0;
 
-	for (uint16_t h = vq->oldest; h != SLOT_NIL; h = vq->req[h].newer) {
+	for (uint32_t k = 0; k < count; k++) {
+		uint16_t h = (uint16_t)vq->byage[k], s = h;
 		const struct svq_req *r = &vq->req[h];
-		uint16_t s = h;
 
 		for (unsigned i = 0; i < r->nslots; i++) {
 			const struct svq_slot *sl = &vq->slot[s];
@@ -864,7 +942,7 @@ VUISO_API int vuiso_vq_attach(struct vuiso_vq *vq, uint64_t backend_features,
 	}
 	/* Then what the guest made available meanwhile. */
 	vq->guest_pending = true;
-	svq_call(vq, true);
+	svq_from_guest(vq);
 	return n;
 }
 
@@ -874,7 +952,7 @@ static int svq_drain_used(struct vuiso_vq *vq)
 {
 	int r = 0;
 
-	while (vq->inflight && (r = svq_call(vq, false)) == 1)
+	while (vq->inflight && (r = svq_from_backend(vq)) == 1)
 		;
 	return r < 0 ? r : 0;
 }
@@ -917,6 +995,7 @@ VUISO_API int vuiso_vq_stop_finish(struct vuiso_vq *vq, uint32_t backend_base,
 				   struct vuiso_vq_state *state)
 {
 	struct vuiso_vq_state st = {0};
+	uint32_t left;
 	int ret = 0;
 
 	if (vq->broken) {
@@ -932,8 +1011,9 @@ VUISO_API int vuiso_vq_stop_finish(struct vuiso_vq *vq, uint32_t backend_base,
 	/* What it never took goes back to the guest, newest first: those
 	 * are the newest the guest made available, so the guest's index
 	 * moves back over them and the next start reads them again. */
+	left = svq_inflight_by_age(vq);
 	for (;;) {
-		uint16_t h = vq->newest;
+		uint16_t h = left ? (uint16_t)vq->byage[left - 1] : SLOT_NIL;
 		int r = vq->sops->shadow_unadd(
 			&vq->s, backend_base,
 			h == SLOT_NIL ? 0 : vq->req[h].nslots);
@@ -952,6 +1032,7 @@ VUISO_API int vuiso_vq_stop_finish(struct vuiso_vq *vq, uint32_t backend_base,
 			goto out;
 		}
 		svq_give_back(vq, h);
+		left--;
 	}
 	/* Taken and not finished: still the back-end's. */
 	if (vq->inflight)
@@ -995,7 +1076,7 @@ VUISO_API int vuiso_vq_stop(struct vuiso_vq *vq, unsigned timeout_ms,
 	} else if (vq->run != SVQ_STOPPED) {
 		vq->run = SVQ_STOPPING;
 		for (;;) {
-			int r = vq->inflight ? svq_call(vq, false) : 0;
+			int r = vq->inflight ? svq_from_backend(vq) : 0;
 			uint64_t now;
 
 			if (r == -EIO || vq->broken) {

@@ -38,9 +38,8 @@ struct svq_req {
 	uint16_t guest_id;    /* guest token: the id of the used element */
 	uint16_t guest_ndesc; /* guest token: ring descriptors it took */
 	uint16_t nslots;      /* slots in the chain */
-	uint16_t older;       /* in-flight list, by forwarding order */
-	uint16_t newer;
-	uint8_t state; /* enum svq_req_state */
+	uint8_t state;        /* enum svq_req_state */
+	uint32_t seq;         /* forwarding order (vuiso_vq.seq when taken) */
 };
 
 enum svq_run {
@@ -78,8 +77,8 @@ struct vuiso_vq {
 	uint16_t free_slot;    /* free-list head */
 	uint32_t nfree;        /* free slots */
 	uint32_t inflight;     /* requests owned by the back-end */
-	uint16_t oldest;       /* in-flight list ends (SLOT_NIL when empty): */
-	uint16_t newest;       /* the order a replay forwards them in */
+	uint32_t seq;          /* next request's forwarding number (wraps) */
+	uint64_t *byage;       /* scratch: in-flight requests, oldest first */
 
 	struct vuiso_ring_ids ids; /* per-id memory of the ring layouts */
 	struct vuiso_seg *seg;     /* scratch: the chain being popped */

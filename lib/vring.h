@@ -11,6 +11,9 @@
  * inline wrappers below, so the fast path has no indirect calls.  Every
  * layout has its own case in every switch and there is no default: the
  * layout is validated by vuiso_vq_start(), so anything else is unreachable.
+ * The wrappers (and the chain walkers behind them) are always inline: the
+ * engine instantiates its data path once per pair of layouts, where the
+ * layout is a constant and each switch folds away.
  *
  * What crosses the seam carries nothing layout-specific: a validated chain
  * of guest buffers with an opaque guest token (buffer id and descriptor
@@ -242,9 +245,9 @@ static inline const struct vuiso_ring_ops *vring_ops(enum vuiso_layout layout)
 /* ---- Fast-path dispatch: guest side ---- */
 
 /* Translate the guest ring areas for this call.  0 or -EFAULT. */
-static inline int vring_guest_map(enum vuiso_layout layout,
-				  struct vuiso_guest_ring *g,
-				  const struct vuiso_memmap *m, size_t *hint)
+static inline __attribute__((always_inline)) int
+vring_guest_map(enum vuiso_layout layout, struct vuiso_guest_ring *g,
+		const struct vuiso_memmap *m, size_t *hint)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -260,8 +263,9 @@ static inline int vring_guest_map(enum vuiso_layout layout,
  * available (at least 1), 0 when none, or a negative errno with @why set.
  * Reads that follow see at least what the count promised (acquire).
  */
-static inline int vring_guest_avail(enum vuiso_layout layout,
-				    struct vuiso_guest_ring *g, char *why)
+static inline __attribute__((always_inline)) int
+vring_guest_avail(enum vuiso_layout layout, struct vuiso_guest_ring *g,
+		  char *why)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -277,11 +281,10 @@ static inline int vring_guest_avail(enum vuiso_layout layout,
  * read once into private memory; an indirect table copied whole into
  * @scratch first).  Nothing is consumed.  0 or a negative errno.
  */
-static inline int vring_guest_walk(enum vuiso_layout layout,
-				   struct vuiso_guest_ring *g,
-				   const struct vuiso_memmap *m, size_t *hint,
-				   struct vuiso_chain *c, uint8_t *scratch,
-				   char *why)
+static inline __attribute__((always_inline)) int
+vring_guest_walk(enum vuiso_layout layout, struct vuiso_guest_ring *g,
+		 const struct vuiso_memmap *m, size_t *hint,
+		 struct vuiso_chain *c, uint8_t *scratch, char *why)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -294,9 +297,9 @@ static inline int vring_guest_walk(enum vuiso_layout layout,
 }
 
 /* The chain vring_guest_walk() returned is taken for good. */
-static inline void vring_guest_consume(enum vuiso_layout layout,
-				       struct vuiso_guest_ring *g,
-				       const struct vuiso_chain *c)
+static inline __attribute__((always_inline)) void
+vring_guest_consume(enum vuiso_layout layout, struct vuiso_guest_ring *g,
+		    const struct vuiso_chain *c)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -310,10 +313,10 @@ static inline void vring_guest_consume(enum vuiso_layout layout,
 }
 
 /* Return a chain to the guest by its token; visible after the flush. */
-static inline void vring_guest_put_used(enum vuiso_layout layout,
-					struct vuiso_guest_ring *g, uint16_t id,
-					uint16_t ndesc, uint32_t len,
-					struct vuiso_log *log)
+static inline __attribute__((always_inline)) void
+vring_guest_put_used(enum vuiso_layout layout, struct vuiso_guest_ring *g,
+		     uint16_t id, uint16_t ndesc, uint32_t len,
+		     struct vuiso_log *log)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -328,9 +331,9 @@ static inline void vring_guest_put_used(enum vuiso_layout layout,
 
 /* Publish the used elements put since the last flush; true when the guest
  * wants an interrupt. */
-static inline bool vring_guest_flush(enum vuiso_layout layout,
-				     struct vuiso_guest_ring *g,
-				     struct vuiso_log *log)
+static inline __attribute__((always_inline)) bool
+vring_guest_flush(enum vuiso_layout layout, struct vuiso_guest_ring *g,
+		  struct vuiso_log *log)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -343,9 +346,9 @@ static inline bool vring_guest_flush(enum vuiso_layout layout,
 
 /* Ask the guest for kicks (@on) or tell it they are not needed now.  On
  * re-enabling, a full barrier orders it before the caller's next look. */
-static inline void vring_guest_kicks(enum vuiso_layout layout,
-				     struct vuiso_guest_ring *g, bool on,
-				     struct vuiso_log *log)
+static inline __attribute__((always_inline)) void
+vring_guest_kicks(enum vuiso_layout layout, struct vuiso_guest_ring *g, bool on,
+		  struct vuiso_log *log)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -362,9 +365,9 @@ static inline void vring_guest_kicks(enum vuiso_layout layout,
 
 /* Write one chain of @n shadow buffers; b[0].id names it.  The caller has
  * checked that the ring has room for @n descriptors. */
-static inline void vring_shadow_add(enum vuiso_layout layout,
-				    struct vuiso_shadow_ring *s,
-				    const struct vuiso_sbuf *b, unsigned n)
+static inline __attribute__((always_inline)) void
+vring_shadow_add(enum vuiso_layout layout, struct vuiso_shadow_ring *s,
+		 const struct vuiso_sbuf *b, unsigned n)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -378,8 +381,8 @@ static inline void vring_shadow_add(enum vuiso_layout layout,
 }
 
 /* Make the added chains visible; true when the back-end wants a kick. */
-static inline bool vring_shadow_publish(enum vuiso_layout layout,
-					struct vuiso_shadow_ring *s)
+static inline __attribute__((always_inline)) bool
+vring_shadow_publish(enum vuiso_layout layout, struct vuiso_shadow_ring *s)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -394,9 +397,9 @@ static inline bool vring_shadow_publish(enum vuiso_layout layout,
  * Is there a next used element?  Return how many are known to be ready (at
  * least 1), 0 when none, or a negative errno with @why set.
  */
-static inline int vring_shadow_used(enum vuiso_layout layout,
-				    struct vuiso_shadow_ring *s,
-				    uint32_t inflight, char *why)
+static inline __attribute__((always_inline)) int
+vring_shadow_used(enum vuiso_layout layout, struct vuiso_shadow_ring *s,
+		  uint32_t inflight, char *why)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -409,9 +412,9 @@ static inline int vring_shadow_used(enum vuiso_layout layout,
 
 /* Read the next used element.  The engine validates @id against its
  * request table before it calls vring_shadow_done(). */
-static inline void vring_shadow_get_used(enum vuiso_layout layout,
-					 struct vuiso_shadow_ring *s,
-					 uint32_t *id, uint32_t *len)
+static inline __attribute__((always_inline)) void
+vring_shadow_get_used(enum vuiso_layout layout, struct vuiso_shadow_ring *s,
+		      uint32_t *id, uint32_t *len)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -426,8 +429,9 @@ static inline void vring_shadow_get_used(enum vuiso_layout layout,
 
 /* The chain @id, validated as in flight, is complete: release its ring
  * accounting (split: the engine's slots are its descriptors). */
-static inline void vring_shadow_done(enum vuiso_layout layout,
-				     struct vuiso_shadow_ring *s, uint16_t id)
+static inline __attribute__((always_inline)) void
+vring_shadow_done(enum vuiso_layout layout, struct vuiso_shadow_ring *s,
+		  uint16_t id)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -441,8 +445,8 @@ static inline void vring_shadow_done(enum vuiso_layout layout,
 
 /* Ask the back-end for a call at its next used element; a full barrier
  * orders that before the caller's next look. */
-static inline void vring_shadow_calls(enum vuiso_layout layout,
-				      struct vuiso_shadow_ring *s)
+static inline __attribute__((always_inline)) void
+vring_shadow_calls(enum vuiso_layout layout, struct vuiso_shadow_ring *s)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
@@ -456,8 +460,8 @@ static inline void vring_shadow_calls(enum vuiso_layout layout,
 }
 
 /* Ask the back-end for no more calls (a stop polls what is left). */
-static inline void vring_shadow_calls_off(enum vuiso_layout layout,
-					  struct vuiso_shadow_ring *s)
+static inline __attribute__((always_inline)) void
+vring_shadow_calls_off(enum vuiso_layout layout, struct vuiso_shadow_ring *s)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:

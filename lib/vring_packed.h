@@ -243,10 +243,10 @@ static inline int vpacked_walk_indirect(struct vuiso_chain *c, const uint8_t *t,
 	return 0;
 }
 
-static inline int vpacked_guest_walk(struct vpacked_guest *g,
-				     const struct vuiso_memmap *m, size_t *hint,
-				     struct vuiso_chain *c, uint8_t *scratch,
-				     char *why)
+static inline __attribute__((always_inline)) int
+vpacked_guest_walk(struct vpacked_guest *g, const struct vuiso_memmap *m,
+		   size_t *hint, struct vuiso_chain *c, uint8_t *scratch,
+		   char *why)
 {
 	const uint32_t size = g->size;
 	uint16_t pos = g->last_avail, id;

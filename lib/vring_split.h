@@ -176,10 +176,10 @@ static inline void vsplit_read_desc(const uint8_t *d, bool private_copy,
 	}
 }
 
-static inline int vsplit_guest_walk(struct vsplit_guest *g,
-				    const struct vuiso_memmap *m, size_t *hint,
-				    struct vuiso_chain *c, uint8_t *scratch,
-				    char *why)
+static inline __attribute__((always_inline)) int
+vsplit_guest_walk(struct vsplit_guest *g, const struct vuiso_memmap *m,
+		  size_t *hint, struct vuiso_chain *c, uint8_t *scratch,
+		  char *why)
 {
 	const uint32_t size = g->size;
 	const uint8_t *table = g->desc;
