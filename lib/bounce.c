@@ -99,7 +99,7 @@ void vuiso_pool_reset(struct vuiso_pool *p)
 	memset(p->state, 0, p->nblocks);
 	memset(p->ncache, 0, sizeof(p->ncache));
 	pool_push(p, 0, p->max_order);
-	p->free_blocks = p->nblocks;
+	p->tree_free = p->nblocks;
 }
 
 /* Return a block to the buddy tree, merging with free buddies. */
@@ -126,6 +126,7 @@ bool vuiso_pool_flush(struct vuiso_pool *p)
 	for (unsigned k = 0; k < VUISO_POOL_ORDERS; k++) {
 		while (p->ncache[k]) {
 			pool_merge(p, p->cache[k][--p->ncache[k]], k);
+			p->tree_free += 1u << k;
 			any = true;
 		}
 	}
@@ -162,13 +163,22 @@ int64_t vuiso_pool_get_slow(struct vuiso_pool *p, unsigned order)
 		blk = pool_split(p, order);
 	if (blk < 0)
 		return blk;
-	p->free_blocks -= 1u << order;
+	p->tree_free -= 1u << order;
 	return blk;
 }
 
 /* The cache of @order is full: merge the block into the buddy tree. */
 void vuiso_pool_put_slow(struct vuiso_pool *p, uint32_t blk, unsigned order)
 {
-	p->free_blocks += 1u << order;
+	p->tree_free += 1u << order;
 	pool_merge(p, blk, order);
+}
+
+uint64_t vuiso_pool_free_blocks(const struct vuiso_pool *p)
+{
+	uint64_t n = p->tree_free;
+
+	for (unsigned k = 0; k < VUISO_POOL_ORDERS; k++)
+		n += (uint64_t)p->ncache[k] << k;
+	return n;
 }

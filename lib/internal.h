@@ -77,7 +77,12 @@ static inline void vuiso_st64(void *p, uint64_t v)
 
 /* ---- Guest memory map (memmap.c) ---- */
 
-/* An immutable, sorted snapshot of guest RAM, published with RCU. */
+/*
+ * An immutable, sorted snapshot of guest RAM, published with RCU.  r[0]
+ * exists even when n is 0 (a range of size 0 at 0, hva NULL), and a hint
+ * is only ever 0 or an index below n: vuiso_memmap_hint() reads r[*hint]
+ * unchecked.
+ */
 struct vuiso_memmap {
 	size_t n;                    /* number of ranges */
 	struct vuiso_mem_region r[]; /* sorted by gpa, non-overlapping */
@@ -102,20 +107,18 @@ VUISO_INTERNAL int vuiso_memmap_check(const struct vuiso_memmap *m,
 /*
  * Fast path: host pointer for [@gpa, @gpa + @len) when it lies in the range
  * *@hint points at, else NULL (the caller falls back to the full lookup).
+ * @len > 0: with n 0, r[0] has size 0, so every lookup gives NULL.
  */
 static inline void *vuiso_memmap_hint(const struct vuiso_memmap *m,
 				      uint64_t gpa, uint64_t len,
 				      const size_t *hint)
 {
-	const struct vuiso_mem_region *r;
+	const struct vuiso_mem_region *r = &m->r[*hint];
+	uint64_t off = gpa - r->gpa; /* below the range: wraps past size */
 
-	if (unlikely(*hint >= m->n))
+	if (off > r->size || len > r->size - off)
 		return NULL;
-	r = &m->r[*hint];
-	if (gpa < r->gpa || gpa - r->gpa > r->size ||
-	    len > r->size - (gpa - r->gpa))
-		return NULL;
-	return (uint8_t *)r->hva + (gpa - r->gpa);
+	return (uint8_t *)r->hva + off;
 }
 
 /* Copy between guest memory and private memory, across ranges. */
@@ -150,8 +153,8 @@ struct vuiso_pool {
 	uint32_t head[VUISO_POOL_ORDERS]; /* first free block of order k */
 	uint32_t *next;                   /* free-list links, per block */
 	uint32_t *prev;
-	uint8_t *state;       /* per block head: order | VUISO_POOL_FREE */
-	uint64_t free_blocks; /* free space in blocks, cached ones included */
+	uint8_t *state;     /* per block head: order | VUISO_POOL_FREE */
+	uint64_t tree_free; /* free blocks in the buddy tree (not parked) */
 	uint16_t ncache[VUISO_POOL_ORDERS]; /* blocks parked per order */
 	uint32_t cache[VUISO_POOL_ORDERS][VUISO_POOL_CACHE];
 };
@@ -192,10 +195,8 @@ static inline int vuiso_pool_order(const struct vuiso_pool *p, uint64_t bytes)
 /* Block index, or -ENOSPC when no block of @order is free now. */
 static inline int64_t vuiso_pool_get(struct vuiso_pool *p, unsigned order)
 {
-	if (likely(p->ncache[order])) {
-		p->free_blocks -= 1u << order;
+	if (likely(p->ncache[order]))
 		return p->cache[order][--p->ncache[order]];
-	}
 	return vuiso_pool_get_slow(p, order);
 }
 
@@ -203,7 +204,6 @@ static inline void vuiso_pool_put(struct vuiso_pool *p, uint32_t blk,
 				  unsigned order)
 {
 	if (likely(p->ncache[order] < VUISO_POOL_CACHE)) {
-		p->free_blocks += 1u << order;
 		p->cache[order][p->ncache[order]++] = blk;
 		return;
 	}
@@ -211,6 +211,8 @@ static inline void vuiso_pool_put(struct vuiso_pool *p, uint32_t blk,
 }
 /* Merge every parked block into the buddy tree; true if there was any. */
 VUISO_INTERNAL bool vuiso_pool_flush(struct vuiso_pool *p);
+/* Free space in blocks, parked blocks included (not on the data path). */
+VUISO_INTERNAL uint64_t vuiso_pool_free_blocks(const struct vuiso_pool *p);
 
 /* ---- Error reporting ---- */
 

@@ -27,7 +27,9 @@ int vuiso_memmap_new(const struct vuiso_mem_region *regions, size_t n,
 
 	if (n > VUISO_MAX_MEM_REGIONS || (n && !regions))
 		return -EINVAL;
-	m = malloc(sizeof(*m) + n * sizeof(m->r[0]));
+	/* r[0] always exists, an empty range when n is 0, so that the
+	 * inline lookup can read the hinted range without a bound check. */
+	m = calloc(1, sizeof(*m) + (n ? n : 1) * sizeof(m->r[0]));
 	if (!m)
 		return -ENOMEM;
 	m->n = n;

@@ -35,16 +35,26 @@
 /* The data path: inlined into one copy per direction and layout pair. */
 #define SVQ_HOT static inline __attribute__((always_inline))
 
-/* Give slot @s and its bounce block back; return the next of its chain. */
-static inline uint16_t svq_slot_free(struct vuiso_vq *vq, uint16_t s)
+/*
+ * Give the @n slots of the chain at @head and their bounce blocks back.
+ * The chain is still linked from when it was taken, so it goes on the
+ * free list whole.
+ */
+static inline void svq_chain_free(struct vuiso_vq *vq, uint16_t head,
+				  unsigned n)
 {
-	struct svq_slot *sl = &vq->slot[s];
-	uint16_t next = sl->next;
+	uint16_t s = head;
 
-	vuiso_pool_put(&vq->pool, sl->blk, sl->order);
-	sl->next = vq->free_slot;
-	vq->free_slot = s;
-	return next;
+	for (;;) {
+		const struct svq_slot *sl = &vq->slot[s];
+
+		vuiso_pool_put(&vq->pool, sl->blk, sl->order);
+		if (!--n)
+			break;
+		s = sl->next;
+	}
+	vq->slot[s].next = vq->free_slot;
+	vq->free_slot = head;
 }
 
 /* Request @head is no longer in flight (its slots are freed already). */
@@ -237,18 +247,19 @@ static inline int check_guest(const struct vuiso_memmap *m, uint64_t gpa,
 	return vuiso_memmap_check(m, gpa, len, hint);
 }
 
-/* Step 1 when a block was missing (or the chain too big): see below. */
-static int svq_reserve_slow(struct vuiso_vq *vq, const struct vuiso_chain *c,
-			    unsigned got)
+/*
+ * A chain found no room (svq_take_room() gave back what it took).  Cold.
+ * Return: -E2BIG when it could not fit even an empty pool, 1 when the
+ * pool was merged and the caller should try once more, else 0 (no room
+ * now; the chain is retried on completion).
+ */
+static int svq_no_room(struct vuiso_vq *vq, const struct vuiso_chain *c,
+		       bool retried)
 {
 	struct vuiso_pool *pool = &vq->pool;
 	uint64_t need = 0;
-	unsigned i;
 
-	while (got--)
-		vuiso_pool_put(pool, (uint32_t)vq->sbuf[got].addr,
-			       vq->sbuf[got].order);
-	for (i = 0; i < c->nseg; i++)
+	for (unsigned i = 0; i < c->nseg; i++)
 		need += 1ULL << vuiso_pool_order_of(c->seg[i].len);
 	if (unlikely(need > pool->nblocks))
 		return vring_bad(
@@ -257,7 +268,7 @@ static int svq_reserve_slow(struct vuiso_vq *vq, const struct vuiso_chain *c,
 			" bytes)",
 			c->head,
 			(uint64_t)pool->nblocks << VUISO_POOL_BLOCK_SHIFT);
-	if (c->nseg > vq->nfree || need > pool->free_blocks || vq->inflight)
+	if (retried || vq->inflight || c->nseg > vq->nfree)
 		return 0;
 	/*
 	 * Nothing in flight means nothing will be freed: merge the parked
@@ -265,88 +276,56 @@ static int svq_reserve_slow(struct vuiso_vq *vq, const struct vuiso_chain *c,
 	 * passed the size check above fits.
 	 */
 	vuiso_pool_flush(pool);
-	for (i = 0; i < c->nseg; i++) {
-		unsigned order = vuiso_pool_order_of(c->seg[i].len);
-		int64_t blk = vuiso_pool_get(pool, order);
-
-		if (blk < 0)
-			break;
-		vq->sbuf[i].order = (uint8_t)order;
-		vq->sbuf[i].addr = (uint64_t)blk;
-	}
-	if (i == c->nseg)
-		return 1;
-	while (i--)
-		vuiso_pool_put(pool, (uint32_t)vq->sbuf[i].addr,
-			       vq->sbuf[i].order);
-	return 0;
+	return need <= vuiso_pool_free_blocks(pool);
 }
 
 /*
- * Step 1: reserve what chain @c needs, one slot and one bounce block per
- * buffer, all or nothing.  Fills sbuf[i].order, and sbuf[i].addr with the
- * block index until step 2 replaces it.
- * Return: 1 reserved, 0 no room now (nothing taken; retried on
- * completion), or -E2BIG when the chain could not fit even an empty pool.
+ * Steps 1 and 2, one pass over chain @c: for each guest buffer take the
+ * next free slot and a bounce block of its size, fill the slot with what
+ * completion needs (private memory) and the shadow buffer with what the
+ * back-end will see, then copy the device-readable bytes into the block,
+ * or check that the device-writable buffer is mapped.  The free list
+ * hands out slots in list order, so taking them links the chain; only its
+ * last slot is cut off the list at the end.  All or nothing: when a block
+ * is missing, the blocks taken go back and the free list is untouched.
+ * Return: 1 with *@head set, 0 no room now (nothing taken; retried on
+ * completion), or a negative errno with vq->why set.
  */
-SVQ_HOT int svq_reserve(struct vuiso_vq *vq, const struct vuiso_chain *c)
+SVQ_HOT int svq_take_room(struct vuiso_vq *vq, const struct vuiso_memmap *m,
+			  size_t *hint, const struct vuiso_chain *c,
+			  uint16_t *head)
 {
 	struct vuiso_pool *pool = &vq->pool;
-	unsigned i = 0;
+	bool retried = false;
+	uint16_t s, last = SLOT_NIL;
+	unsigned i;
+	int ret;
 
-	if (likely(c->nseg <= vq->nfree)) {
-		for (; i < c->nseg; i++) {
-			unsigned order = vuiso_pool_order_of(c->seg[i].len);
-			int64_t blk;
-
-			if (unlikely(order > pool->max_order))
-				break;
-			blk = vuiso_pool_get(pool, order);
-			if (unlikely(blk < 0))
-				break;
-			vq->sbuf[i].order = (uint8_t)order;
-			vq->sbuf[i].addr = (uint64_t)blk;
-		}
-		if (likely(i == c->nseg))
-			return 1;
-	}
-	return svq_reserve_slow(vq, c, i);
-}
-
-/*
- * Step 2: link the reserved slots into a chain, turn each shadow buffer
- * into its back-end address, copy the device-readable bytes into their
- * blocks and check that the device-writable buffers are mapped.
- * Return: the chain's first slot, or -EFAULT.
- */
-SVQ_HOT int svq_bounce_out(struct vuiso_vq *vq, const struct vuiso_memmap *m,
-			   size_t *hint, const struct vuiso_chain *c)
-{
-	uint16_t head = vq->free_slot, prev = SLOT_NIL;
-
-	for (unsigned i = 0; i < c->nseg; i++) {
+	/* Enough free slots: the walk below stays on the free list. */
+	if (unlikely(c->nseg > vq->nfree))
+		return svq_no_room(vq, c, true);
+again:
+	s = vq->free_slot;
+	for (i = 0; i < c->nseg; i++) {
 		const struct vuiso_seg *sg = &c->seg[i];
 		struct vuiso_sbuf *sb = &vq->sbuf[i];
-		uint16_t id = vq->free_slot;
-		struct svq_slot *sl = &vq->slot[id];
-		uint32_t blk = (uint32_t)sb->addr;
-		uint64_t off = (uint64_t)blk << VUISO_POOL_BLOCK_SHIFT;
-		int ret;
+		struct svq_slot *sl = &vq->slot[s];
+		unsigned order = vuiso_pool_order_of(sg->len);
+		uint64_t off;
+		int64_t blk;
 
-		vq->free_slot = sl->next;
-		sl->gpa = sg->gpa;
-		sl->len = sg->len;
-		sl->blk = blk;
-		sl->write = (uint8_t)sg->write;
-		sl->order = sb->order;
-		sl->next = SLOT_NIL;
-		if (prev != SLOT_NIL)
-			vq->slot[prev].next = id;
-		prev = id;
-
+		if (unlikely(order > pool->max_order))
+			break;
+		blk = vuiso_pool_get(pool, order);
+		if (unlikely(blk < 0))
+			break;
+		off = (uint64_t)blk << VUISO_POOL_BLOCK_SHIFT;
+		sl->seg = *sg;
+		sl->blk = (uint32_t)blk;
+		sl->order = (uint8_t)order;
 		sb->addr = vq->pool_backend + off;
 		sb->len = sg->len;
-		sb->id = id;
+		sb->id = s;
 		sb->write = (uint8_t)sg->write;
 
 		if (!sg->write) {
@@ -365,9 +344,24 @@ SVQ_HOT int svq_bounce_out(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 				"guest: buffer 0x%" PRIx64
 				"+%u at head %u is not in guest memory",
 				sg->gpa, sg->len, c->head);
+		last = s;
+		s = sl->next;
 	}
-	vq->nfree -= c->nseg;
-	return head;
+	if (likely(i == c->nseg)) {
+		*head = vq->free_slot;
+		vq->free_slot = s;
+		vq->slot[last].next = SLOT_NIL;
+		vq->nfree -= c->nseg;
+		return 1;
+	}
+	for (s = vq->free_slot; i--; s = vq->slot[s].next)
+		vuiso_pool_put(pool, vq->slot[s].blk, vq->slot[s].order);
+	ret = svq_no_room(vq, c, retried);
+	if (ret == 1) {
+		retried = true;
+		goto again;
+	}
+	return ret;
 }
 
 /*
@@ -403,19 +397,19 @@ SVQ_HOT int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 			size_t *hint, enum vuiso_layout gl,
 			enum vuiso_layout sl)
 {
-	struct vuiso_chain c = {.seg = vq->seg};
+	struct vuiso_chain c; /* the walk fills every field but seg */
+	uint16_t head = SLOT_NIL;
 	int ret;
+
+	c.seg = vq->seg;
 
 	ret = vring_guest_walk(gl, &vq->g, m, hint, &c, vq->indirect, vq->why);
 	if (unlikely(ret < 0))
 		return ret;
-	ret = svq_reserve(vq, &c);
+	ret = svq_take_room(vq, m, hint, &c, &head);
 	if (ret <= 0)
 		return ret;
-	ret = svq_bounce_out(vq, m, hint, &c);
-	if (unlikely(ret < 0))
-		return ret;
-	svq_record(vq, &c, (uint16_t)ret, gl, sl);
+	svq_record(vq, &c, head, gl, sl);
 	return 1;
 }
 
@@ -495,13 +489,13 @@ SVQ_HOT int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 			"back-end: used id %u out of range (queue size %u)", id,
 			vq->size);
 	r = &vq->req[id];
-	if (unlikely(r->state == SVQ_REQ_DONE))
-		return vring_bad(vq->why, -EPROTO,
-				 "back-end: used id %u completed twice", id);
 	if (unlikely(r->state != SVQ_REQ_INFLIGHT))
 		return vring_bad(
 			vq->why, -EPROTO,
-			"back-end: used id %u was never made available", id);
+			r->state == SVQ_REQ_DONE
+				? "back-end: used id %u completed twice"
+				: "back-end: used id %u was never made available",
+			id);
 	vring_shadow_done(sl, &vq->s, (uint16_t)id);
 
 	/* VIRTIO: the driver may rely only on the first len bytes; a larger
@@ -509,27 +503,34 @@ SVQ_HOT int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 	written = len < r->writable ? len : r->writable;
 	left = written;
 	s = (uint16_t)id;
-	for (unsigned i = 0; i < r->nslots; i++) {
+	for (unsigned i = 0;;) {
 		const struct svq_slot *slot = &vq->slot[s];
 
-		if (slot->write && left) {
-			uint32_t n = left < slot->len ? left : slot->len;
+		if (slot->seg.write && left) {
+			uint32_t n = left < slot->seg.len ? left
+							  : slot->seg.len;
 			const uint8_t *bounce =
 				vq->pool_base +
 				((uint64_t)slot->blk << VUISO_POOL_BLOCK_SHIFT);
 
-			if (unlikely(copy_to_guest(m, slot->gpa, bounce, n,
+			if (unlikely(copy_to_guest(m, slot->seg.gpa, bounce, n,
 						   hint)))
 				return vring_bad(
 					vq->why, -EFAULT,
 					"guest: buffer 0x%" PRIx64
 					"+%u of buffer id %u left guest memory while in flight",
-					slot->gpa, n, r->guest_id);
-			vring_log(log, slot->gpa, n);
+					slot->seg.gpa, n, r->guest_id);
+			vring_log(log, slot->seg.gpa, n);
 			left -= n;
 		}
-		s = svq_slot_free(vq, s);
+		vuiso_pool_put(&vq->pool, slot->blk, slot->order);
+		if (++i == r->nslots)
+			break;
+		s = slot->next;
 	}
+	/* The chain is still linked: onto the free list whole. */
+	vq->slot[s].next = vq->free_slot;
+	vq->free_slot = (uint16_t)id;
 	svq_req_retire(vq, (uint16_t)id, SVQ_REQ_DONE);
 	vring_guest_put_used(gl, &vq->g, r->guest_id, r->guest_ndesc, written,
 			     log);
@@ -880,22 +881,23 @@ static int svq_replay(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 				       << VUISO_POOL_BLOCK_SHIFT;
 			struct vuiso_sbuf *sb = &vq->sbuf[i];
 
-			if (!sl->write) {
+			if (!sl->seg.write) {
 				if (unlikely(copy_from_guest(
-					    m, sl->gpa, vq->pool_base + off,
-					    sl->len, hint)))
+					    m, sl->seg.gpa, vq->pool_base + off,
+					    sl->seg.len, hint)))
 					return vring_bad(
 						vq->why, -EFAULT,
 						"guest: buffer 0x%" PRIx64
 						"+%u of buffer id %u left guest memory before its replay",
-						sl->gpa, sl->len, r->guest_id);
+						sl->seg.gpa, sl->seg.len,
+						r->guest_id);
 			} else if (unlikely(vq->clear_writable)) {
-				memset(vq->pool_base + off, 0, sl->len);
+				memset(vq->pool_base + off, 0, sl->seg.len);
 			}
 			sb->addr = vq->pool_backend + off;
-			sb->len = sl->len;
+			sb->len = sl->seg.len;
 			sb->id = s;
-			sb->write = sl->write;
+			sb->write = sl->seg.write;
 			s = sl->next;
 		}
 		vring_shadow_add(vq->slayout, &vq->s, vq->sbuf, r->nslots);
@@ -961,11 +963,9 @@ static int svq_drain_used(struct vuiso_vq *vq)
 static void svq_give_back(struct vuiso_vq *vq, uint16_t h)
 {
 	struct svq_req *r = &vq->req[h];
-	uint16_t s = h;
 
 	vq->gops->guest_unconsume(&vq->g, r->guest_id, r->guest_ndesc);
-	for (unsigned i = 0; i < r->nslots; i++)
-		s = svq_slot_free(vq, s);
+	svq_chain_free(vq, h, r->nslots);
 	/* Never made available, as far as any later used id is concerned. */
 	svq_req_retire(vq, h, SVQ_REQ_NEVER);
 }

@@ -18,12 +18,11 @@
  * back-end can rewrite) is never read back.
  */
 struct svq_slot {
-	uint64_t gpa;  /* guest address saved at pop, re-translated later */
-	uint32_t len;  /* bytes */
-	uint32_t blk;  /* bounce block index in the pool */
-	uint16_t next; /* next slot of the chain, or free-list link */
-	uint8_t write; /* device-writable */
-	uint8_t order; /* bounce block order */
+	struct vuiso_seg seg; /* the guest buffer as validated at pop; its
+			       * address is translated again at completion */
+	uint32_t blk;         /* bounce block index in the pool */
+	uint16_t next;        /* next slot of the chain, or free-list link */
+	uint8_t order;        /* bounce block order */
 };
 
 /* Request state, indexed by the head slot id the back-end returns. */

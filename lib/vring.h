@@ -56,7 +56,6 @@ struct vuiso_sbuf {
 	uint32_t len;
 	uint16_t id;   /* engine slot id; the first one names the chain */
 	uint8_t write; /* non-zero: device-writable */
-	uint8_t order; /* engine scratch: bounce block order */
 };
 
 /* One range of guest memory the library wrote. */
@@ -150,7 +149,8 @@ static inline int vring_chain_push(struct vuiso_chain *c, uint64_t addr,
 			why, -ELOOP,
 			"guest: chain at head %u longer than the queue size %u",
 			c->head, max);
-	if (unlikely((uint64_t)c->out_bytes + c->in_bytes + len > UINT32_MAX))
+	/* The sum so far is at most UINT32_MAX: no wrap on the right. */
+	if (unlikely(len > UINT32_MAX - (c->out_bytes + c->in_bytes)))
 		return vring_bad(why, -EPROTO,
 				 "guest: chain at head %u longer than 4 GiB",
 				 c->head);
@@ -279,7 +279,8 @@ vring_guest_avail(enum vuiso_layout layout, struct vuiso_guest_ring *g,
 /*
  * Read and validate the next available chain into @c (each descriptor
  * read once into private memory; an indirect table copied whole into
- * @scratch first).  Nothing is consumed.  0 or a negative errno.
+ * @scratch first).  Sets every field of @c but @seg, whose array it
+ * fills.  Nothing is consumed.  0 or a negative errno.
  */
 static inline __attribute__((always_inline)) int
 vring_guest_walk(enum vuiso_layout layout, struct vuiso_guest_ring *g,
