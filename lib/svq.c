@@ -253,22 +253,22 @@ static inline int check_guest(const struct vuiso_memmap *m, uint64_t gpa,
  * pool was merged and the caller should try once more, else 0 (no room
  * now; the chain is retried on completion).
  */
-static int svq_no_room(struct vuiso_vq *vq, const struct vuiso_chain *c,
-		       bool retried)
+static int svq_no_room(struct vuiso_vq *vq, const struct vuiso_seg *seg,
+		       unsigned nseg, uint16_t chain_head, bool retried)
 {
 	struct vuiso_pool *pool = &vq->pool;
 	uint64_t need = 0;
 
-	for (unsigned i = 0; i < c->nseg; i++)
-		need += 1ULL << vuiso_pool_order_of(c->seg[i].len);
+	for (unsigned i = 0; i < nseg; i++)
+		need += 1ULL << vuiso_pool_order_of(seg[i].len);
 	if (unlikely(need > pool->nblocks))
 		return vring_bad(
 			vq->why, -E2BIG,
 			"guest: request at head %u needs more bounce space than the whole pool (%" PRIu64
 			" bytes)",
-			c->head,
+			chain_head,
 			(uint64_t)pool->nblocks << VUISO_POOL_BLOCK_SHIFT);
-	if (retried || vq->inflight || c->nseg > vq->nfree)
+	if (retried || vq->inflight || nseg > vq->nfree)
 		return 0;
 	/*
 	 * Nothing in flight means nothing will be freed: merge the parked
@@ -303,7 +303,7 @@ SVQ_HOT int svq_take_room(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 
 	/* Enough free slots: the walk below stays on the free list. */
 	if (unlikely(c->nseg > vq->nfree))
-		return svq_no_room(vq, c, true);
+		return svq_no_room(vq, c->seg, c->nseg, c->head, true);
 again:
 	s = vq->free_slot;
 	for (i = 0; i < c->nseg; i++) {
@@ -356,7 +356,7 @@ again:
 	}
 	for (s = vq->free_slot; i--; s = vq->slot[s].next)
 		vuiso_pool_put(pool, vq->slot[s].blk, vq->slot[s].order);
-	ret = svq_no_room(vq, c, retried);
+	ret = svq_no_room(vq, c->seg, c->nseg, c->head, retried);
 	if (ret == 1) {
 		retried = true;
 		goto again;
@@ -374,8 +374,7 @@ SVQ_HOT void svq_record(struct vuiso_vq *vq, const struct vuiso_chain *c,
 {
 	struct svq_req *r = &vq->req[head];
 
-	r->guest_id = c->id;
-	r->guest_ndesc = c->ndesc;
+	r->guest_token = c->token;
 	r->nslots = c->nseg;
 	r->writable = c->in_bytes;
 	r->state = SVQ_REQ_INFLIGHT;
@@ -397,11 +396,11 @@ SVQ_HOT int svq_forward(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 			size_t *hint, enum vuiso_layout gl,
 			enum vuiso_layout sl)
 {
-	struct vuiso_chain c; /* the walk fills every field but seg */
+	/* Only inline code sees it (svq_no_room() gets fields by value),
+	 * so the compiler can keep it in registers. */
+	struct vuiso_chain c = {.seg = vq->seg};
 	uint16_t head = SLOT_NIL;
 	int ret;
-
-	c.seg = vq->seg;
 
 	ret = vring_guest_walk(gl, &vq->g, m, hint, &c, vq->indirect, vq->why);
 	if (unlikely(ret < 0))
@@ -519,7 +518,8 @@ SVQ_HOT int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 					vq->why, -EFAULT,
 					"guest: buffer 0x%" PRIx64
 					"+%u of buffer id %u left guest memory while in flight",
-					slot->seg.gpa, n, r->guest_id);
+					slot->seg.gpa, n,
+					vring_token_id(r->guest_token));
 			vring_log(log, slot->seg.gpa, n);
 			left -= n;
 		}
@@ -532,8 +532,7 @@ SVQ_HOT int svq_complete(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 	vq->slot[s].next = vq->free_slot;
 	vq->free_slot = (uint16_t)id;
 	svq_req_retire(vq, (uint16_t)id, SVQ_REQ_DONE);
-	vring_guest_put_used(gl, &vq->g, r->guest_id, r->guest_ndesc, written,
-			     log);
+	vring_guest_put_used(gl, &vq->g, r->guest_token, written, log);
 	vq->stats.completions++;
 	vq->stats.bytes_in += written;
 	return 0;
@@ -890,7 +889,7 @@ static int svq_replay(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 						"guest: buffer 0x%" PRIx64
 						"+%u of buffer id %u left guest memory before its replay",
 						sl->seg.gpa, sl->seg.len,
-						r->guest_id);
+						vring_token_id(r->guest_token));
 			} else if (unlikely(vq->clear_writable)) {
 				memset(vq->pool_base + off, 0, sl->seg.len);
 			}
@@ -964,7 +963,7 @@ static void svq_give_back(struct vuiso_vq *vq, uint16_t h)
 {
 	struct svq_req *r = &vq->req[h];
 
-	vq->gops->guest_unconsume(&vq->g, r->guest_id, r->guest_ndesc);
+	vq->gops->guest_unconsume(&vq->g, r->guest_token);
 	svq_chain_free(vq, h, r->nslots);
 	/* Never made available, as far as any later used id is concerned. */
 	svq_req_retire(vq, h, SVQ_REQ_NEVER);

@@ -34,8 +34,7 @@ enum svq_req_state {
 
 struct svq_req {
 	uint32_t writable;    /* device-writable bytes of the chain */
-	uint16_t guest_id;    /* guest token: the id of the used element */
-	uint16_t guest_ndesc; /* guest token: ring descriptors it took */
+	uint32_t guest_token; /* vring_token(): used id, descriptors taken */
 	uint16_t nslots;      /* slots in the chain */
 	uint8_t state;        /* enum svq_req_state */
 	uint32_t seq;         /* forwarding order (vuiso_vq.seq when taken) */

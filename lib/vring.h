@@ -38,13 +38,33 @@ struct vuiso_seg {
 	uint32_t write; /* non-zero: device-writable */
 };
 
+/*
+ * The guest token of a chain, opaque to the engine: the id its used
+ * element carries (split: the head; packed: the buffer id) and the ring
+ * descriptors it takes (packed; split: 1), in one 32-bit value that the
+ * engine keeps with the request and hands back with the used element.
+ */
+static inline uint32_t vring_token(uint16_t id, uint16_t ndesc)
+{
+	return id | (uint32_t)ndesc << 16;
+}
+
+static inline uint16_t vring_token_id(uint32_t token)
+{
+	return (uint16_t)token;
+}
+
+static inline uint16_t vring_token_ndesc(uint32_t token)
+{
+	return (uint16_t)(token >> 16);
+}
+
 /* A popped guest chain.  @seg is the queue's scratch array. */
 struct vuiso_chain {
 	uint16_t head;      /* head descriptor (packed: its position), for
 			     * messages */
-	uint16_t id;        /* guest token: id returned in the used element */
-	uint16_t ndesc;     /* guest token: ring descriptors the chain takes */
 	uint16_t nseg;      /* buffers in @seg */
+	uint32_t token;     /* the guest token (vring_token()) */
 	uint32_t out_bytes; /* device-readable bytes */
 	uint32_t in_bytes;  /* device-writable bytes */
 	struct vuiso_seg *seg;
@@ -211,10 +231,9 @@ struct vuiso_ring_ops {
 	/* Guest indices to hand back when the queue stops. */
 	void (*guest_state)(const struct vuiso_guest_ring *g,
 			    struct vuiso_vq_state *st);
-	/* Give the newest consumed chain (token @id, @ndesc descriptors)
-	 * back to the guest ring: the next start reads it again. */
-	void (*guest_unconsume)(struct vuiso_guest_ring *g, uint16_t id,
-				uint16_t ndesc);
+	/* Give the newest consumed chain (guest token @token) back to the
+	 * guest ring: the next start reads it again. */
+	void (*guest_unconsume)(struct vuiso_guest_ring *g, uint32_t token);
 	/*
 	 * Stopping: the back-end reported @backend_base (its GET_VRING_BASE)
 	 * as the next entry it would have taken.  If the newest chain added
@@ -316,15 +335,16 @@ vring_guest_consume(enum vuiso_layout layout, struct vuiso_guest_ring *g,
 /* Return a chain to the guest by its token; visible after the flush. */
 static inline __attribute__((always_inline)) void
 vring_guest_put_used(enum vuiso_layout layout, struct vuiso_guest_ring *g,
-		     uint16_t id, uint16_t ndesc, uint32_t len,
-		     struct vuiso_log *log)
+		     uint32_t token, uint32_t len, struct vuiso_log *log)
 {
 	switch (layout) {
 	case VUISO_LAYOUT_SPLIT:
-		vsplit_guest_put_used(&g->u.split, id, len, log);
+		vsplit_guest_put_used(&g->u.split, vring_token_id(token), len,
+				      log);
 		return;
 	case VUISO_LAYOUT_PACKED:
-		vpacked_guest_put_used(&g->u.packed, id, ndesc, len, log);
+		vpacked_guest_put_used(&g->u.packed, vring_token_id(token),
+				       vring_token_ndesc(token), len, log);
 		return;
 	}
 	__builtin_unreachable();

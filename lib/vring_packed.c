@@ -126,12 +126,12 @@ static void vpacked_retreat(uint16_t *pos, bool *wrap, uint32_t n,
 	}
 }
 
-static void vpacked_guest_unconsume(struct vuiso_guest_ring *gr, uint16_t id,
-				    uint16_t ndesc)
+static void vpacked_guest_unconsume(struct vuiso_guest_ring *gr, uint32_t token)
 {
 	struct vpacked_guest *g = &gr->u.packed;
+	uint16_t ndesc = vring_token_ndesc(token);
 
-	g->busy[id] = 0;
+	g->busy[vring_token_id(token)] = 0;
 	g->inflight -= ndesc;
 	vpacked_retreat(&g->last_avail, &g->avail_wrap, ndesc, g->size);
 }

@@ -336,17 +336,18 @@ vpacked_guest_walk(struct vpacked_guest *g, const struct vuiso_memmap *m,
 			why, -EPROTO,
 			"guest: chain at head %u overlaps descriptors still in flight",
 			c->head);
-	c->id = id;
-	c->ndesc = (uint16_t)ndesc;
+	c->token = vring_token(id, (uint16_t)ndesc);
 	return 0;
 }
 
 static inline void vpacked_guest_consume(struct vpacked_guest *g,
 					 const struct vuiso_chain *c)
 {
-	g->busy[c->id] = 1;
-	g->inflight += c->ndesc;
-	vpacked_advance(&g->last_avail, &g->avail_wrap, c->ndesc, g->size);
+	uint16_t ndesc = vring_token_ndesc(c->token);
+
+	g->busy[vring_token_id(c->token)] = 1;
+	g->inflight += ndesc;
+	vpacked_advance(&g->last_avail, &g->avail_wrap, ndesc, g->size);
 }
 
 static inline void vpacked_guest_put_used(struct vpacked_guest *g, uint16_t id,

@@ -82,11 +82,9 @@ static void vsplit_guest_state(const struct vuiso_guest_ring *gr,
 	st->vring_base = st->avail_idx;
 }
 
-static void vsplit_guest_unconsume(struct vuiso_guest_ring *gr, uint16_t id,
-				   uint16_t ndesc)
+static void vsplit_guest_unconsume(struct vuiso_guest_ring *gr, uint32_t token)
 {
-	(void)id;
-	(void)ndesc;
+	(void)token;
 	gr->u.split.last_avail--;
 }
 

@@ -196,8 +196,7 @@ vsplit_guest_walk(struct vsplit_guest *g, const struct vuiso_memmap *m,
 				 "guest: head %u out of range (queue size %u)",
 				 i, size);
 	c->head = (uint16_t)i;
-	c->id = (uint16_t)i;
-	c->ndesc = 1; /* unused by split: the head names the whole chain */
+	c->token = vring_token((uint16_t)i, 1); /* the head names it all */
 	c->nseg = 0;
 	c->out_bytes = 0;
 	c->in_bytes = 0;
