@@ -17,11 +17,16 @@
 # every few seconds to minutes (the host moves the vCPUs between cores that
 # share a cache and cores that do not), and every mode's rate with it, by
 # up to half (docs/performance.md, section 4).  bench/vuiso-cpu-pair probes
-# that round trip before and after every run; a round counts only when all
-# its runs were in the fast regime (below FAST_NS both times), and rounds
-# go on until REPS have counted or MAX_ROUNDS were tried.  Under each row:
-# every round with its runs and probes, and the on/off ratio of each
-# counted round.
+# that round trip before and after every run; a run counts only when both
+# probes were below FAST_NS.  Rounds (one run of each mode, interleaved)
+# go on until every mode has REPS counted runs or MAX_ROUNDS were tried;
+# the table shows each mode's median over its counted runs.  The regime
+# can also change inside a run, so a run's figure is the upper quartile
+# of its rates per interval: vuiso-vmm's 0.5 s intervals (the first, the
+# ramp-up, left out; "Mpps-p75"), the anchor's 1 s Rx-pps reports (the
+# first two left out).  Under each row: every round with its runs and
+# probes (slow runs in brackets), and the on/off ratio of each round whose
+# off and on runs both counted.
 #
 # CPUs (the machine has two): every testpmd back-end runs its forwarding
 # lcore on CPU 1 (-l 0,1; its main lcore on CPU 0 only waits); the VMM's
@@ -35,7 +40,7 @@
 #   FRAMES="64 1518" PAIRS="1 2"   the subsets to run
 #   MODES="off on anchor"          likewise
 #   FAST_NS=150                    the fast regime's bound on the round trip
-#   MAX_ROUNDS=$((3 * REPS))       rounds tried per row at most
+#   MAX_ROUNDS=$((3 * REPS))       rounds per row at most
 # Needs root (testpmd) and dpdk-dev (scripts/setup.sh).
 set -uo pipefail
 
@@ -69,6 +74,8 @@ FAST_NS=${FAST_NS:-150}
 MAX_ROUNDS=${MAX_ROUNDS:-$((3 * REPS))}
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# The upper quartile, as vuiso-vmm computes it: sorted, index 3(n-1)/4.
+p75() { sort -g | awk '{ a[NR - 1] = $1 } END { if (NR == 0) print "nan"; else print a[int(3 * (NR - 1) / 4)] }'; }
 
 # run_vmm MODE FRAME PAIRS: prints "Mpps vmm_cpu% testpmd_cpu%".
 run_vmm() {
@@ -83,13 +90,13 @@ run_vmm() {
 		echo "nan nan nan"
 		return
 	fi
-	sed -n 's/.* Mpps=\([^ ]*\).*/\1/p' <<<"$out" | tr '\n' ' '
+	sed -n 's/.* Mpps-p75=\([^ ]*\).*/\1/p' <<<"$out" | tr '\n' ' '
 	sed -n 's/^net: cpu vmm=[^(]*(\([0-9]*\)% of one CPU.*testpmd=[^(]*(\([0-9]*\)%.*/\1 \2/p' <<<"$out"
 }
 
 # run_anchor FRAME PAIRS: prints "Mpps fe_cpu% be_cpu%".  The front-end
 # reports Rx-pps every second; the first two reports (start-up) are
-# dropped and the median of the rest is taken.
+# dropped and the upper quartile of the rest is taken, as for the VMM.
 run_anchor() {
 	local frame=$1 pairs=$2 sock=$T/anchor.sock fe be c0 c1 t0 t1 hz
 	rm -f "$sock"
@@ -119,7 +126,7 @@ run_anchor() {
 	rmdir "/var/run/dpdk/vuiso-anchor-$$" 2>/dev/null
 	local mpps
 	mpps=$(sed -n 's/.*Rx-pps: *\([0-9]*\).*/\1/p' "$T/anchor.log" | tail -n +3 |
-		awk '{ print $1 / 1e6 }' | median)
+		awk '{ print $1 / 1e6 }' | p75)
 	awk -v m="$mpps" -v f="$fecpu" -v b0="$c0" -v b1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$hz" -v s="$SECS" \
 		'BEGIN { printf "%s %.0f %.0f\n", m, 100 * f / hz / (s + 2), 100 * (b1 - b0) / hz / (t1 - t0) }'
 }
@@ -128,17 +135,23 @@ run_anchor() {
 probe() { "$PAIR" --seconds 0.2 | awk '{ print $2 }'; }
 
 echo "bench-net: $(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)"
-echo "bench-net: $SECS s per run, $REPS rounds per row in the fast regime (at most $MAX_ROUNDS tried); $(dpkg-query -W -f '${Package} ${Version}' dpdk-dev 2>/dev/null)"
-echo "bench-net: a run counts when the CPU 0 <-> 1 cache-line round trip is below $FAST_NS ns before and after it; a round (one run per mode) counts when all its runs do"
+echo "bench-net: $SECS s per run; rounds (one run per mode) until every mode has $REPS runs in the fast regime, at most $MAX_ROUNDS; $(dpkg-query -W -f '${Package} ${Version}' dpdk-dev 2>/dev/null)"
+echo "bench-net: a run counts when the CPU 0 <-> 1 cache-line round trip is below $FAST_NS ns before and after it; a run's figure is the upper quartile of its per-interval rates; the table shows medians of counted runs"
 printf '%-6s %-5s %9s %9s %9s %7s %8s %8s %8s  %s\n' frame pairs "off Mpps" "on Mpps" "anchor" "on/off" "off Gb/s" "on Gb/s" "anc Gb/s" "CPU% vmm|testpmd off, on; anchor fe|be"
 for frame in $FRAMES; do
 	for pairs in $PAIRS; do
-		declare -A mpps=() cpu=()
-		rounds="" counted=0 tried=0
-		while [ "$counted" -lt "$REPS" ] && [ "$tried" -lt "$MAX_ROUNDS" ]; do
+		declare -A mpps=() cpu=() nfast=()
+		rounds="" ratios="" tried=0
+		for mode in $MODES; do nfast[$mode]=0; done
+		while [ "$tried" -lt "$MAX_ROUNDS" ]; do
+			short=0
+			for mode in $MODES; do
+				[ "${nfast[$mode]}" -lt "$REPS" ] && short=1
+			done
+			[ "$short" = 1 ] || break
 			tried=$((tried + 1))
-			declare -A got=()
-			fast=1 line=""
+			declare -A got=() ok=()
+			line=""
 			for mode in $MODES; do
 				before=$(probe)
 				# Not in a subshell: what they start must reach
@@ -151,21 +164,23 @@ for frame in $FRAMES; do
 				after=$(probe)
 				read -r m a b <"$T/res"
 				got[$mode]=$m
-				cpu[$mode]="$a|$b"
-				line+=" $mode $m ($before/$after ns)"
-				if ! [ "${before:-999999}" -lt "$FAST_NS" ] 2>/dev/null ||
-					! [ "${after:-999999}" -lt "$FAST_NS" ] 2>/dev/null; then
-					fast=0
+				ok[$mode]=0
+				if [ "${before:-999999}" -lt "$FAST_NS" ] 2>/dev/null &&
+					[ "${after:-999999}" -lt "$FAST_NS" ] 2>/dev/null; then
+					ok[$mode]=1
+					nfast[$mode]=$((nfast[$mode] + 1))
+					mpps[$mode]+="$m "
+					cpu[$mode]="$a|$b"
+					line+=" $mode $m ($before/$after ns)"
+				else
+					line+=" $mode [$m] ($before/$after ns, slow)"
 				fi
 			done
-			if [ "$fast" = 1 ]; then
-				counted=$((counted + 1))
-				for mode in $MODES; do mpps[$mode]+="${got[$mode]} "; done
-				rounds+="$(printf '\n%-12s round %d:%s: counted' '' "$tried" "$line")"
-			else
-				rounds+="$(printf '\n%-12s round %d:%s: slow regime, not counted' '' "$tried" "$line")"
+			rounds+="$(printf '\n%-12s round %d:%s' '' "$tried" "$line")"
+			if [ "${ok[off]:-0}" = 1 ] && [ "${ok[on]:-0}" = 1 ]; then
+				ratios+=" $(awk -v a="${got[off]}" -v b="${got[on]}" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "nan" }')"
 			fi
-			unset got
+			unset got ok
 		done
 		off=$(tr ' ' '\n' <<<"${mpps[off]:-}" | grep . | median)
 		on=$(tr ' ' '\n' <<<"${mpps[on]:-}" | grep . | median)
@@ -176,18 +191,19 @@ for frame in $FRAMES; do
 			BEGIN { printf "%-6s %-5s %9s %9s %9s %7s %8s %8s %8s  %s\n", f, p,
 				off, on, anc, (off > 0 && off != "nan" && on != "nan") ? sprintf("%.2f", on / off) : "nan",
 				g(off), g(on), g(anc), c }'
-		printf '%-12s %d of %d rounds in the fast regime%s\n' '' "$counted" "$tried" "$rounds"
-		awk -v off="${mpps[off]:-}" -v on="${mpps[on]:-}" \
-			'BEGIN { n = split(off, a, " "); split(on, b, " ")
-				r = ""; for (i = 1; i <= n; i++) if (a[i] > 0 && b[i] != "") r = r sprintf(" %.2f", b[i] / a[i])
-				printf "%-12s on/off per counted round:%s\n", "", r }'
-		[ "$counted" -gt 0 ] || NOFAST=$((NOFAST + 1))
-		unset mpps cpu
+		counts=""
+		for mode in $MODES; do counts+=" $mode ${nfast[$mode]}"; done
+		printf '%-12s %d rounds; runs in the fast regime:%s (slow runs in [brackets], not counted)%s\n' '' "$tried" "$counts" "$rounds"
+		printf '%-12s on/off of the rounds whose off and on both counted:%s\n' '' "$ratios"
+		for mode in $MODES; do
+			[ "${nfast[$mode]}" -gt 0 ] || { NOFAST=$((NOFAST + 1)); break; }
+		done
+		unset mpps cpu nfast
 	done
 done
 echo "targets (benchmark, not tests): on/off >= 0.7 at 64 B, >= 0.8 at 1518 B"
 if [ "$NOFAST" -gt 0 ]; then
-	echo "bench-net: $NOFAST row(s) had no round in the fast regime (nan): the CPUs' round trip stayed at or above $FAST_NS ns; run again later" >&2
+	echo "bench-net: $NOFAST row(s) had a mode with no run in the fast regime (nan): the CPUs' round trip stayed at or above $FAST_NS ns; run again later" >&2
 fi
 if [ "$FAILS" -gt 0 ]; then
 	echo "bench-net: $FAILS run(s) failed; their output is in $KEEP_DIR" >&2

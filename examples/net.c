@@ -413,6 +413,36 @@ static int tx_fill(struct net_pair *p)
 	return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The rate of each VMM_INTERVAL_S of the run (the first left out), and
+ * their upper quartile and median.  On a VM whose cache latency between
+ * the two CPUs changes regime within seconds (bench-net.sh), the upper
+ * quartile is the rate the run held while the regime was fast.
+ */
+static void print_intervals(const struct vmm_dev *dev)
+{
+	double r[VMM_MAX_INTERVALS];
+	unsigned n = dev->nintervals;
+
+	if (!n)
+		return;
+	printf("net: Mpps per %.1f s (the first left out):", VMM_INTERVAL_S);
+	for (unsigned i = 0; i < n; i++) {
+		r[i] = dev->interval_rate[i] / 1e6;
+		printf(" %.3f", r[i]);
+	}
+	qsort(r, n, sizeof(r[0]), cmp_double);
+	printf("\nnet: intervals=%u Mpps-p75=%.3f Mpps-median=%.3f\n", n,
+	       r[(3 * (n - 1)) / 4], r[(n - 1) / 2]);
+}
+
 static void *pair_thread(void *arg)
 {
 	struct net_pair *p = arg;
@@ -1172,6 +1202,8 @@ int vmm_net_run(struct vmm_dev *dev, struct vmm_opts *o)
 		       o->isolation ? "on" : "off", sent, sum.requests, lost,
 		       sum.seconds, (double)sum.requests / sum.seconds / 1e6,
 		       (double)sum.bytes * 8 / sum.seconds / 1e9);
+	if (!vmm_failed(dev) && nd.workload == W_RATE)
+		print_intervals(dev);
 	/* What limits the figure: the VMM's CPU time per frame (its pair
 	 * threads: the guest driver, and libvuiso with isolation on);
 	 * testpmd's forwarding lcore polls, so it is busy whatever the

@@ -6,6 +6,7 @@
 #include "vmm.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -38,9 +39,47 @@ void vmm_print_summary(const struct vmm_dev *dev, const struct vmm_summary *s)
 	       (double)s->bytes / secs / 1e9, s->errors);
 }
 
+static uint64_t done_reqs(struct vmm_dev *dev, unsigned first, unsigned n)
+{
+	uint64_t reqs = 0;
+
+	for (unsigned k = first; k < first + n; k++)
+		reqs += atomic_load_explicit(&dev->q[k].done_reqs,
+					     memory_order_relaxed);
+	return reqs;
+}
+
+/*
+ * One more VMM_INTERVAL_S gone: note its rate.  The first interval, the
+ * ramp-up, is not noted, nor is the partial one at the end.
+ */
+static void sample_rate(struct vmm_dev *dev, unsigned first, unsigned n,
+			double now, double *t_last, uint64_t *reqs_last,
+			bool *ramp)
+{
+	uint64_t reqs;
+
+	if (now - *t_last < VMM_INTERVAL_S)
+		return;
+	reqs = done_reqs(dev, first, n);
+	/* A workload that zeroes its counters (fs) starts a fresh count. */
+	if (reqs < *reqs_last)
+		*ramp = true;
+	else if (!*ramp && dev->nintervals < VMM_MAX_INTERVALS)
+		dev->interval_rate[dev->nintervals++] =
+			(double)(reqs - *reqs_last) / (now - *t_last);
+	*ramp = false;
+	*t_last = now;
+	*reqs_last = reqs;
+}
+
 void vmm_join_queues(struct vmm_dev *dev, unsigned first, unsigned n, double t0)
 {
-	double last = vmm_now();
+	double last = vmm_now(), t_sample = t0;
+	uint64_t reqs_sample = 0;
+	bool ramp = true;
+
+	dev->nintervals = 0;
 
 	for (;;) {
 		uint64_t reqs = 0, bytes = 0;
@@ -64,15 +103,14 @@ void vmm_join_queues(struct vmm_dev *dev, unsigned first, unsigned n, double t0)
 		vmm_backend_watch(dev, first, n);
 		usleep(20000);
 		now = vmm_now();
+		sample_rate(dev, first, n, now, &t_sample, &reqs_sample, &ramp);
 		if (dev->opts->quiet || now - last < 1.0)
 			continue;
 		last = now;
-		for (unsigned k = first; k < first + n; k++) {
-			reqs += atomic_load_explicit(&dev->q[k].done_reqs,
-						     memory_order_relaxed);
+		reqs = done_reqs(dev, first, n);
+		for (unsigned k = first; k < first + n; k++)
 			bytes += atomic_load_explicit(&dev->q[k].done_bytes,
 						      memory_order_relaxed);
-		}
 		fprintf(stderr,
 			"progress: %.0f s, %" PRIu64 " requests, %.1f MB, "
 			"%.3f GB/s average\n",

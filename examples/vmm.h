@@ -20,6 +20,9 @@
 #define VMM_MAX_QUEUES 16
 /* Entries per indirect table of the guest driver (Linux: seg_max + 2). */
 #define VMM_MAX_INDIRECT 64
+/* Rate sampling while the queue threads run (vmm_join_queues()). */
+#define VMM_INTERVAL_S 0.5
+#define VMM_MAX_INTERVALS 512
 
 enum vmm_device_type { VMM_DEV_BLK, VMM_DEV_FS, VMM_DEV_NET };
 
@@ -135,6 +138,10 @@ struct vmm_dev {
 	pthread_cond_t park_cond;  /* a thread parked / the queues may run */
 	unsigned generation;       /* bumped when a new back-end is up */
 	unsigned reconnects;       /* back-ends replaced so far */
+	/* Requests/s of each full VMM_INTERVAL_S of the run after the first,
+	 * sampled by vmm_join_queues() from the queues' done_reqs. */
+	double interval_rate[VMM_MAX_INTERVALS];
+	unsigned nintervals;
 };
 
 __attribute__((format(printf, 2, 3))) void vmm_fail(struct vmm_dev *dev,
@@ -282,8 +289,9 @@ struct vmm_summary {
 void vmm_print_summary(const struct vmm_dev *dev, const struct vmm_summary *s);
 /* Print a queue's notification counters (and libvuiso's, if isolated). */
 void vmm_queue_print_stats(struct vmm_queue *q);
-/* Join the threads of queues [first, first + n), printing progress; with
- * --reconnect, replace a back-end that hangs up meanwhile (restart.c). */
+/* Join the threads of queues [first, first + n), printing progress and
+ * recording dev->interval_rate; with --reconnect, replace a back-end that
+ * hangs up meanwhile (restart.c). */
 void vmm_join_queues(struct vmm_dev *dev, unsigned first, unsigned n,
 		     double t0);
 
