@@ -11,11 +11,11 @@
  * packet-rate benchmark needs it next to its figures.
  *
  * Why it exists: on the 2-vCPU VM this project is measured on, the round
- * trip between vCPU 0 and vCPU 1 is either about 55 ns or about 325 ns and
- * switches between the two every few seconds to minutes (the host moves the
- * vCPU threads between cores that share a last-level cache and cores that
- * do not).  examples/bench-net.sh probes it before and after each run and
- * keeps only runs in the fast regime.
+ * trip between vCPU 0 and vCPU 1 is either about 50-90 ns or about
+ * 325-345 ns, and switches between the two every few seconds to minutes
+ * (the host moves the vCPU threads between cores that share a last-level
+ * cache and cores that do not).  examples/bench-net.sh probes it before
+ * and after each run and counts only runs in the fast regime.
  *
  * usage: vuiso-cpu-pair [--cpus A,B] [--seconds S] [--count N]
  *   prints one line per measurement: "round-trip-ns <median of the

@@ -16,7 +16,7 @@
 # frame bytes only (no preamble, gap or FCS).
 #
 # The regime: on the VM this is measured on, the time one cache line takes
-# between CPU 0 and CPU 1 switches between about 50-90 ns and about 325 ns
+# between CPU 0 and CPU 1 switches between about 50-90 ns and about 325-345 ns
 # every few seconds to minutes (the host moves the vCPUs between cores that
 # share a cache and cores that do not), and every mode's rate with it, by
 # up to half (docs/performance.md, section 4).  bench/vuiso-cpu-pair probes
@@ -72,7 +72,7 @@ FAILS=0
 NOFAST=0
 PAIR=$BUILD/bench/vuiso-cpu-pair
 # The fast regime: the host has put the two vCPUs on cores that share a
-# cache (round trip about 50-90 ns here; the slow one is about 325 ns).
+# cache (round trip about 50-90 ns here; the slow one is about 325-345 ns).
 FAST_NS=${FAST_NS:-150}
 MAX_ROUNDS=${MAX_ROUNDS:-$((3 * REPS))}
 
