@@ -4,9 +4,9 @@
 # net_vhost PMD, in one run:
 #   off     vuiso-vmm --device=net --workload=rate --isolation=off
 #   on      the same with --isolation=on (libvuiso in between; its
-#           default shadow ring mirrors the guest's split ring)
-#   on-packed  --isolation=on --backend-ring=packed: the split guest on a
-#           packed shadow ring (testpmd offers packed rings)
+#           default shadow ring is packed, as testpmd offers packed rings:
+#           the split guest ring is translated)
+#   on-split  --isolation=on --backend-ring=split: a split shadow ring
 #   anchor  DPDK's own virtio front-end (net_virtio_user in a second
 #           testpmd, io forwarding, --tx-first) against the same kind of
 #           testpmd back-end: what a user would run instead
@@ -41,7 +41,7 @@
 #        (defaults: build 5 3)
 # environment:
 #   FRAMES="64 1518" PAIRS="1 2"   the subsets to run
-#   MODES="off on on-packed anchor" likewise
+#   MODES="off on on-split anchor" likewise
 #   FAST_NS=150                    the fast regime's bound on the round trip
 #   MAX_ROUNDS=$((3 * REPS))       rounds per row at most
 # Needs root (testpmd) and dpdk-dev (scripts/setup.sh).
@@ -57,7 +57,7 @@ VMM=$BUILD/examples/vuiso-vmm
 
 FRAMES=${FRAMES:-64 1518}
 PAIRS=${PAIRS:-1 2}
-MODES=${MODES:-off on on-packed anchor}
+MODES=${MODES:-off on on-split anchor}
 
 [ -x "$VMM" ] || { echo "bench-net: $VMM not found; build first" >&2; exit 1; }
 [ -x "$BUILD/bench/vuiso-cpu-pair" ] || { echo "bench-net: $BUILD/bench/vuiso-cpu-pair not found; build first" >&2; exit 1; }
@@ -81,11 +81,11 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else pr
 p75() { sort -g | awk '{ a[NR - 1] = $1 } END { if (NR == 0) print "nan"; else print a[int(3 * (NR - 1) / 4)] }'; }
 
 # run_vmm MODE FRAME PAIRS: prints "Mpps vmm_cpu% testpmd_cpu%".  MODE off,
-# on (libvuiso's default shadow ring: the guest's split layout) or
-# on-packed (the split guest on a packed shadow ring).
+# on (libvuiso's default shadow ring: packed against testpmd) or on-split
+# (a split shadow ring, like the guest's).
 run_vmm() {
 	local out rc mode=(--isolation="$1")
-	[ "$1" = on-packed ] && mode=(--isolation=on --backend-ring=packed)
+	[ "$1" = on-split ] && mode=(--isolation=on --backend-ring=split)
 	out=$(taskset -c 0 "$VMM" --device=net --workload=rate "${mode[@]}" \
 		--frame="$2" --queues="$3" --time="$SECS" --quiet 2>&1)
 	rc=$?
@@ -143,7 +143,7 @@ probe() { "$PAIR" --seconds 0.2 | awk '{ print $2 }'; }
 echo "bench-net: $(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)"
 echo "bench-net: $SECS s per run; rounds (one run per mode) until every mode has $REPS runs in the fast regime, at most $MAX_ROUNDS; $(dpkg-query -W -f '${Package} ${Version}' dpdk-dev 2>/dev/null)"
 echo "bench-net: a run counts when the CPU 0 <-> 1 cache-line round trip is below $FAST_NS ns before and after it; a run's figure is the upper quartile of its per-interval rates; the table shows medians of counted runs"
-printf '%-6s %-5s %9s %9s %9s %9s %7s %7s %8s %8s %8s %8s  %s\n' frame pairs "off Mpps" "on Mpps" "on-p Mpps" "anchor" "on/off" "on-p/off" "off Gb/s" "on Gb/s" "on-p Gb/s" "anc Gb/s" "CPU% vmm|testpmd off, on, on-p; anchor fe|be"
+printf '%-6s %-5s %9s %9s %9s %9s %7s %7s %8s %8s %8s %8s  %s\n' frame pairs "off Mpps" "on Mpps" "on-s Mpps" "anchor" "on/off" "on-s/off" "off Gb/s" "on Gb/s" "on-s Gb/s" "anc Gb/s" "CPU% vmm|testpmd off, on, on-s; anchor fe|be"
 for frame in $FRAMES; do
 	for pairs in $PAIRS; do
 		declare -A mpps=() cpu=() nfast=()
@@ -186,17 +186,17 @@ for frame in $FRAMES; do
 			if [ "${ok[off]:-0}" = 1 ] && [ "${ok[on]:-0}" = 1 ]; then
 				ratios+=" $(awk -v a="${got[off]}" -v b="${got[on]}" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "nan" }')"
 			fi
-			if [ "${ok[off]:-0}" = 1 ] && [ "${ok[on-packed]:-0}" = 1 ]; then
-				pratios+=" $(awk -v a="${got[off]}" -v b="${got[on-packed]}" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "nan" }')"
+			if [ "${ok[off]:-0}" = 1 ] && [ "${ok[on-split]:-0}" = 1 ]; then
+				pratios+=" $(awk -v a="${got[off]}" -v b="${got[on-split]}" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "nan" }')"
 			fi
 			unset got ok
 		done
 		off=$(tr ' ' '\n' <<<"${mpps[off]:-}" | grep . | median)
 		on=$(tr ' ' '\n' <<<"${mpps[on]:-}" | grep . | median)
-		onp=$(tr ' ' '\n' <<<"${mpps[on-packed]:-}" | grep . | median)
+		onp=$(tr ' ' '\n' <<<"${mpps[on-split]:-}" | grep . | median)
 		anc=$(tr ' ' '\n' <<<"${mpps[anchor]:-}" | grep . | median)
 		awk -v f="$frame" -v p="$pairs" -v off="$off" -v on="$on" -v onp="$onp" -v anc="$anc" \
-			-v c="${cpu[off]:-}, ${cpu[on]:-}, ${cpu[on-packed]:-}; ${cpu[anchor]:-}" \
+			-v c="${cpu[off]:-}, ${cpu[on]:-}, ${cpu[on-split]:-}; ${cpu[anchor]:-}" \
 			'function g(m) { return (m == "nan") ? "nan" : sprintf("%.2f", m * f * 8 / 1000) }
 			function r(a, b) { return (b > 0 && b != "nan" && a != "nan") ? sprintf("%.2f", a / b) : "nan" }
 			BEGIN { printf "%-6s %-5s %9s %9s %9s %9s %7s %7s %8s %8s %8s %8s  %s\n", f, p,
@@ -206,14 +206,14 @@ for frame in $FRAMES; do
 		for mode in $MODES; do counts+=" $mode ${nfast[$mode]}"; done
 		printf '%-12s %d rounds; runs in the fast regime:%s (slow runs in [brackets], not counted)%s\n' '' "$tried" "$counts" "$rounds"
 		printf '%-12s on/off of the rounds whose off and on both counted:%s\n' '' "$ratios"
-		printf '%-12s on-packed/off, likewise:%s\n' '' "$pratios"
+		printf '%-12s on-split/off, likewise:%s\n' '' "$pratios"
 		for mode in $MODES; do
 			[ "${nfast[$mode]}" -gt 0 ] || { NOFAST=$((NOFAST + 1)); break; }
 		done
 		unset mpps cpu nfast
 	done
 done
-echo "targets (benchmark, not tests): on/off >= 0.7 at 64 B, >= 0.8 at 1518 B (on: the default shadow ring; on-p: a packed one)"
+echo "targets (benchmark, not tests): on/off >= 0.7 at 64 B, >= 0.8 at 1518 B (on: the default, packed shadow ring; on-s: a split one)"
 if [ "$NOFAST" -gt 0 ]; then
 	echo "bench-net: $NOFAST row(s) had a mode with no run in the fast regime (nan): the CPUs' round trip stayed at or above $FAST_NS ns; run again later" >&2
 fi

@@ -96,11 +96,11 @@ VUISO_API uint64_t vuiso_features_for_guest(uint64_t backend_features);
  * the shadow side alone: EVENT_IDX and VERSION_1 when the back-end offers
  * them, never INDIRECT_DESC (guest indirect tables are flattened) and none of
  * the masked bits.  RING_PACKED, which chooses the shadow ring's layout, is
- * set when the guest accepted it and the back-end offers it, so that no
- * translation happens that the peers do not need.  A VMM may override that
+ * set whenever the back-end offers it, whatever the guest's layout (the
+ * engine translates): a packed ring moves fewer cache lines between the
+ * VMM's CPU and a back-end polling on another.  A VMM may override that
  * choice in the result: clear the bit to keep the back-end on split rings
- * (a back-end whose packed support it does not trust), or set it when the
- * back-end offers it to give a split guest a packed shadow ring;
+ * (a back-end whose packed support it does not trust);
  * vuiso_vq_start() follows whatever the VMM finally sent.  VHOST_USER_F_PROTOCOL_FEATURES is kept when offered, since
  * the vhost-user front-end needs it; VHOST_F_LOG_ALL is never set, because
  * under isolation the front-end logs guest writes itself.
