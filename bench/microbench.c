@@ -21,7 +21,16 @@
  *
  * Every size runs for each chosen pair of guest ring layout and shadow
  * ring layout (--guest-ring, --backend-ring; all four pairs by default),
- * each with its own memcpy baseline.
+ * each with its own memcpy baseline: ROUNDS rounds of the queue then the
+ * baseline, each figure the median over the rounds, so that a drift of
+ * the machine's speed hits both sides alike.
+ *
+ * Two sets of figures: the whole loop (library plus the simulated guest
+ * and back-end), and the library alone, from the time spent inside
+ * vuiso_vq_kick_from_guest() and vuiso_vq_call_from_backend() (four clock
+ * reads per batch of BATCH requests, counted as the library's).  In a VMM
+ * the guest driver and the back-end run on other CPUs; the second set is
+ * what one core spends on libvuiso per request.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,6 +43,8 @@
 
 #define BATCH 128
 #define QSIZE 256
+/* Rounds of queue then baseline per size; each figure is their median. */
+#define ROUNDS 5
 
 struct result {
 	bool guest_packed;
@@ -43,6 +54,10 @@ struct result {
 	double gbps;
 	double memcpy_gbps;
 	double ratio;
+	/* The library's own share: time inside the two entry points. */
+	double lib_ns; /* per request */
+	double lib_reqs_per_s;
+	double lib_ratio; /* its GB/s against memcpy's */
 	uint64_t requests;
 };
 
@@ -57,19 +72,14 @@ static double now(void)
 /* Keep the compiler from dropping the baseline's copies. */
 static volatile uint8_t sink;
 
-static double memcpy_gbps(uint32_t size, double seconds)
+/* memcpy of @size bytes per request between @src and @dst (BATCH buffers
+ * each) for @seconds; GB/s. */
+static double memcpy_gbps(uint8_t *src, uint8_t *dst, uint32_t size,
+			  double seconds)
 {
-	uint8_t *src = malloc((size_t)size * BATCH);
-	uint8_t *dst = malloc((size_t)size * BATCH);
 	uint64_t bytes = 0;
 	double t0, t;
 
-	if (!src || !dst) {
-		fprintf(stderr, "vuiso-microbench: out of memory\n");
-		exit(1);
-	}
-	memset(src, 0x5a, (size_t)size * BATCH);
-	memset(dst, 0, (size_t)size * BATCH);
 	t0 = now();
 	do {
 		for (int rep = 0; rep < 16; rep++)
@@ -81,9 +91,21 @@ static double memcpy_gbps(uint32_t size, double seconds)
 		t = now();
 	} while (t - t0 < seconds);
 	sink = dst[size / 2];
-	free(src);
-	free(dst);
 	return (double)bytes / (t - t0) / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Median of @n values (sorts them). */
+static double median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static const char *layout_name(bool packed)
@@ -93,6 +115,74 @@ static const char *layout_name(bool packed)
 
 /* VUISO_DEV_F_* for the device (--clear-writable). */
 static uint32_t dev_flags;
+
+/* One queue and its guest buffers, driven round after round. */
+struct bench_queue {
+	struct fx f;
+	uint32_t size;
+	uint64_t bufs[BATCH];
+	struct virtq_sg sg[BATCH];
+	struct sim_seg segs[QSIZE];
+};
+
+/*
+ * Drive @q for about @seconds: add BATCH requests, kick, let the back-end
+ * serve them, call, reap, over and over.  Adds the requests completed to
+ * *@done, the elapsed time to *@loop and the time spent inside the two
+ * libvuiso entry points to *@lib.  -EIO when a ring failed.
+ */
+static int drive(struct bench_queue *q, double seconds, uint64_t *done,
+		 double *loop, double *lib)
+{
+	struct fx *f = &q->f;
+	double t0, t, c0;
+	int ret;
+
+	t0 = now();
+	do {
+		for (int rep = 0; rep < 8; rep++) {
+			uint16_t head;
+			uint32_t len;
+			void *token;
+			int n;
+
+			for (int i = 0; i < BATCH; i++) {
+				unsigned w = i & 1;
+
+				if (virtq_add(&f->g.vq, &q->sg[i], 1 - w, w,
+					      &q->bufs[i]) < 0)
+					return -EIO;
+			}
+			if (virtq_kick_prepare(&f->g.vq)) {
+				c0 = now();
+				ret = vuiso_vq_kick_from_guest(f->vq);
+				*lib += now() - c0;
+				if (ret < 0)
+					return -EIO;
+			}
+			while ((n = sim_backend_pop(&f->b, &head, q->segs)) > 0)
+				sim_backend_push(&f->b, head,
+						 q->segs[0].write ? q->size
+								  : 0);
+			if (n < 0)
+				return -EIO;
+			sim_backend_flush(&f->b);
+			sim_backend_arm(&f->b);
+			c0 = now();
+			ret = vuiso_vq_call_from_backend(f->vq);
+			*lib += now() - c0;
+			if (ret < 0)
+				return -EIO;
+			while ((n = virtq_get_used(&f->g.vq, &token, &len)) > 0)
+				(*done)++;
+			if (n < 0)
+				return -EIO;
+		}
+		t = now();
+	} while (t - t0 < seconds);
+	*loop += t - t0;
+	return 0;
+}
 
 static int run_size(uint32_t size, bool guest_packed, bool backend_packed,
 		    double seconds, struct result *res)
@@ -108,87 +198,86 @@ static int run_size(uint32_t size, bool guest_packed, bool backend_packed,
 		.backend_packed = backend_packed,
 		.dev_flags = dev_flags,
 	};
-	static struct sim_seg segs[QSIZE];
-	static struct virtq_sg sg[BATCH];
-	uint64_t bufs[BATCH], done = 0;
+	double reqs[ROUNDS], mc[ROUNDS], ratio[ROUNDS];
+	double lib_ns[ROUNDS], lib_reqs[ROUNDS], lib_ratio[ROUNDS];
+	struct bench_queue *q = calloc(1, sizeof(*q));
+	uint8_t *src = malloc((size_t)size * BATCH);
+	uint8_t *dst = malloc((size_t)size * BATCH);
 	struct vuiso_vq_stats st;
-	struct fx f;
-	double t0, t;
-	int ret;
+	uint64_t total = 0;
+	int ret = -ENOMEM;
 
-	ret = fx_init(&f, &o);
+	if (!q || !src || !dst) {
+		fprintf(stderr, "vuiso-microbench: out of memory\n");
+		goto out;
+	}
+	memset(src, 0x5a, (size_t)size * BATCH);
+	memset(dst, 0, (size_t)size * BATCH);
+	q->size = size;
+	ret = fx_init(&q->f, &o);
 	if (ret) {
 		fprintf(stderr, "vuiso-microbench: setup failed: %s\n",
 			strerror(-ret));
-		return ret;
+		goto fini;
 	}
 	for (int i = 0; i < BATCH; i++) {
-		bufs[i] = sim_alloc(&f.g, size);
-		memset(sim_gpa(&f.g, bufs[i]), i, size);
-		sg[i].gpa = bufs[i];
-		sg[i].len = size;
+		q->bufs[i] = sim_alloc(&q->f.g, size);
+		memset(sim_gpa(&q->f.g, q->bufs[i]), i, size);
+		q->sg[i].gpa = q->bufs[i];
+		q->sg[i].len = size;
 	}
-	t0 = now();
-	do {
-		for (int rep = 0; rep < 8; rep++) {
-			uint16_t head;
-			uint32_t len;
-			void *token;
-			int n;
+	/* Rounds of the queue then the baseline, so that both see the same
+	 * state of a machine whose speed drifts; the median of each. */
+	for (unsigned r = 0; r < ROUNDS; r++) {
+		uint64_t done = 0;
+		double loop = 0, lib = 0;
 
-			for (int i = 0; i < BATCH; i++) {
-				unsigned w = i & 1;
-
-				if (virtq_add(&f.g.vq, &sg[i], 1 - w, w,
-					      &bufs[i]) < 0)
-					goto broken;
-			}
-			if (virtq_kick_prepare(&f.g.vq) &&
-			    vuiso_vq_kick_from_guest(f.vq) < 0)
-				goto broken;
-			while ((n = sim_backend_pop(&f.b, &head, segs)) > 0)
-				sim_backend_push(&f.b, head,
-						 segs[0].write ? size : 0);
-			if (n < 0)
-				goto broken;
-			sim_backend_flush(&f.b);
-			sim_backend_arm(&f.b);
-			if (vuiso_vq_call_from_backend(f.vq) < 0)
-				goto broken;
-			while ((n = virtq_get_used(&f.g.vq, &token, &len)) > 0)
-				done++;
-			if (n < 0)
-				goto broken;
+		ret = drive(q, seconds / ROUNDS, &done, &loop, &lib);
+		if (ret) {
+			fprintf(stderr,
+				"vuiso-microbench: %u B: queue failed: %s\n",
+				size,
+				q->f.errors ? q->f.last_msg
+					    : "guest or back-end ring error");
+			goto fini;
 		}
-		t = now();
-	} while (t - t0 < seconds);
-
-	vuiso_vq_get_stats(f.vq, &st);
-	if (f.errors || st.completions != done || f.b.bad) {
+		total += done;
+		mc[r] = memcpy_gbps(src, dst, size, seconds / ROUNDS);
+		reqs[r] = (double)done / loop;
+		ratio[r] = reqs[r] * size / 1e9 / mc[r];
+		lib_ns[r] = lib / (double)done * 1e9;
+		lib_reqs[r] = (double)done / lib;
+		lib_ratio[r] = lib_reqs[r] * size / 1e9 / mc[r];
+	}
+	vuiso_vq_get_stats(q->f.vq, &st);
+	if (q->f.errors || st.completions != total || q->f.b.bad) {
 		fprintf(stderr,
 			"vuiso-microbench: %u B: %llu completions, %llu "
-			"reaped, "
-			"%u errors (%s)\n",
+			"reaped, %u errors (%s)\n",
 			size, (unsigned long long)st.completions,
-			(unsigned long long)done, f.errors, f.last_msg);
-		fx_fini(&f);
-		return -EIO;
+			(unsigned long long)total, q->f.errors, q->f.last_msg);
+		ret = -EIO;
+		goto fini;
 	}
 	res->guest_packed = guest_packed;
 	res->backend_packed = backend_packed;
 	res->size = size;
-	res->requests = done;
-	res->reqs_per_s = (double)done / (t - t0);
+	res->requests = total;
+	res->reqs_per_s = median(reqs, ROUNDS);
 	res->gbps = res->reqs_per_s * size / 1e9;
-	res->memcpy_gbps = memcpy_gbps(size, seconds);
-	res->ratio = res->gbps / res->memcpy_gbps;
-	fx_fini(&f);
-	return 0;
-broken:
-	fprintf(stderr, "vuiso-microbench: %u B: queue failed: %s\n", size,
-		f.errors ? f.last_msg : "guest or back-end ring error");
-	fx_fini(&f);
-	return -EIO;
+	res->memcpy_gbps = median(mc, ROUNDS);
+	res->ratio = median(ratio, ROUNDS);
+	res->lib_ns = median(lib_ns, ROUNDS);
+	res->lib_reqs_per_s = median(lib_reqs, ROUNDS);
+	res->lib_ratio = median(lib_ratio, ROUNDS);
+	ret = 0;
+fini:
+	fx_fini(&q->f);
+out:
+	free(q);
+	free(src);
+	free(dst);
+	return ret;
 }
 
 static void usage(FILE *out)
@@ -202,7 +291,10 @@ static void usage(FILE *out)
 		"  Drives one shadow virtqueue with an in-process loopback\n"
 		"  back-end and prints requests/s, GB/s, memcpy GB/s of the\n"
 		"  same bytes in the same run, and the ratio, for each pair\n"
-		"  of guest and back-end (shadow) ring layouts.\n"
+		"  of guest and back-end (shadow) ring layouts; then the same\n"
+		"  for the time spent inside libvuiso alone (lib ns/req, lib\n"
+		"  req/s, lib ratio), without the simulated guest and back-end\n"
+		"  that share the core.\n"
 		"  Default sizes: 64 1500 4096 65536; default 2 s per size;\n"
 		"  default all four layout pairs.  --clear-writable runs the\n"
 		"  device with VUISO_DEV_F_CLEAR_WRITABLE.\n");
@@ -300,8 +392,10 @@ int main(int argc, char **argv)
 	}
 
 	if (!json)
-		printf("%-7s %-7s %8s %14s %10s %12s %7s\n", "guest", "backend",
-		       "size", "requests/s", "GB/s", "memcpy GB/s", "ratio");
+		printf("%-7s %-7s %8s %12s %8s %11s %6s %11s %12s %9s\n",
+		       "guest", "backend", "size", "requests/s", "GB/s",
+		       "memcpy GB/s", "ratio", "lib ns/req", "lib req/s",
+		       "lib ratio");
 	for (unsigned gp = 0; gp < 2; gp++) {
 		if (!(guest_rings & (1u << gp)))
 			continue;
@@ -314,11 +408,14 @@ int main(int argc, char **argv)
 				if (run_size(sizes[i], gp, bp, seconds, r))
 					return 1;
 				if (!json)
-					printf("%-7s %-7s %8u %14.0f %10.3f "
-					       "%12.3f %7.3f\n",
+					printf("%-7s %-7s %8u %12.0f %8.3f "
+					       "%11.3f %6.3f %11.1f %12.0f "
+					       "%9.3f\n",
 					       layout_name(gp), layout_name(bp),
 					       r->size, r->reqs_per_s, r->gbps,
-					       r->memcpy_gbps, r->ratio);
+					       r->memcpy_gbps, r->ratio,
+					       r->lib_ns, r->lib_reqs_per_s,
+					       r->lib_ratio);
 			}
 		}
 	}
@@ -329,12 +426,15 @@ int main(int argc, char **argv)
 			       "\"backend_ring\": \"%s\", \"size\": %u, "
 			       "\"requests\": %llu, \"requests_per_s\": %.0f, "
 			       "\"gbps\": %.4f, \"memcpy_gbps\": %.4f, "
-			       "\"ratio\": %.4f}",
+			       "\"ratio\": %.4f, \"lib_ns_per_request\": "
+			       "%.2f, \"lib_requests_per_s\": %.0f, "
+			       "\"lib_ratio\": %.4f}",
 			       i ? "," : "", layout_name(res[i].guest_packed),
 			       layout_name(res[i].backend_packed), res[i].size,
 			       (unsigned long long)res[i].requests,
 			       res[i].reqs_per_s, res[i].gbps,
-			       res[i].memcpy_gbps, res[i].ratio);
+			       res[i].memcpy_gbps, res[i].ratio, res[i].lib_ns,
+			       res[i].lib_reqs_per_s, res[i].lib_ratio);
 		printf("\n]}\n");
 	}
 	return 0;
