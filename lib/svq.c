@@ -285,8 +285,8 @@ static int svq_no_room(struct vuiso_vq *vq, const struct vuiso_seg *seg,
  * completion needs (private memory) and the shadow buffer with what the
  * back-end will see, then copy the device-readable bytes into the block,
  * or check that the device-writable buffer is mapped.  The free list
- * hands out slots in list order, so taking them links the chain; only its
- * last slot is cut off the list at the end.  All or nothing: when a block
+ * hands out slots in list order, so taking them links the chain and the
+ * list's head moves past it at the end.  All or nothing: when a block
  * is missing, the blocks taken go back and the free list is untouched.
  * Return: 1 with *@head set, 0 no room now (nothing taken; retried on
  * completion), or a negative errno with vq->why set.
@@ -297,7 +297,7 @@ SVQ_HOT int svq_take_room(struct vuiso_vq *vq, const struct vuiso_memmap *m,
 {
 	struct vuiso_pool *pool = &vq->pool;
 	bool retried = false;
-	uint16_t s, last = SLOT_NIL;
+	uint16_t s;
 	unsigned i;
 	int ret;
 
@@ -344,13 +344,13 @@ again:
 				"guest: buffer 0x%" PRIx64
 				"+%u at head %u is not in guest memory",
 				sg->gpa, sg->len, c->head);
-		last = s;
 		s = sl->next;
 	}
 	if (likely(i == c->nseg)) {
+		/* The chain's last slot keeps its free-list link: every walk
+		 * over a chain counts its req->nslots slots. */
 		*head = vq->free_slot;
 		vq->free_slot = s;
-		vq->slot[last].next = SLOT_NIL;
 		vq->nfree -= c->nseg;
 		return 1;
 	}
