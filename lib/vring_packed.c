@@ -67,9 +67,9 @@ static int vpacked_guest_setup(struct vuiso_guest_ring *gr,
 	g->drv_gpa = cfg->avail_gpa;
 	g->dev_gpa = cfg->used_gpa;
 	g->last_avail = apos;
-	g->avail_wrap = aw;
+	g->avail_lap = vpacked_avail_lap(aw);
 	g->used = upos;
-	g->used_wrap = uw;
+	g->used_lap = vpacked_used_lap(uw);
 	g->inflight = inflight;
 	/* Whatever the device area holds is rewritten at the first arm. */
 	g->kicks_known = false;
@@ -95,9 +95,9 @@ static void vpacked_shadow_setup(struct vuiso_shadow_ring *sr, uint8_t *base,
 	s->drv = base + drv;
 	s->dev = base + dev;
 	s->avail = 0;
-	s->avail_wrap = true;
+	s->avail_lap = vpacked_avail_lap(true);
 	s->used = 0;
-	s->used_wrap = true;
+	s->used_lap = vpacked_used_lap(true);
 	s->unkicked = 0;
 	s->ndesc = ids->shadow_ndesc;
 	memset(s->ndesc, 0, size * sizeof(*s->ndesc));
@@ -108,19 +108,18 @@ static void vpacked_guest_state(const struct vuiso_guest_ring *gr,
 {
 	const struct vpacked_guest *g = &gr->u.packed;
 
-	st->avail_idx =
-		(uint16_t)(g->last_avail | g->avail_wrap << VPACKED_WRAP_BIT);
-	st->used_idx = (uint16_t)(g->used | g->used_wrap << VPACKED_WRAP_BIT);
+	st->avail_idx = vpacked_off_wrap(g->last_avail, g->avail_lap);
+	st->used_idx = vpacked_off_wrap(g->used, g->used_lap);
 	st->vring_base = st->avail_idx | (uint32_t)st->used_idx << 16;
 }
 
-/* Move a position and its wrap counter @n (at most @size) places back. */
-static void vpacked_retreat(uint16_t *pos, bool *wrap, uint32_t n,
+/* Move a position and its lap bits @n (at most @size) places back. */
+static void vpacked_retreat(uint16_t *pos, uint16_t *lap, uint32_t n,
 			    uint32_t size)
 {
 	if (*pos < n) {
 		*pos = (uint16_t)(*pos + size - n);
-		*wrap = !*wrap;
+		*lap ^= VPACKED_F_LAP;
 	} else {
 		*pos = (uint16_t)(*pos - n);
 	}
@@ -133,7 +132,7 @@ static void vpacked_guest_unconsume(struct vuiso_guest_ring *gr, uint32_t token)
 
 	g->busy[vring_token_id(token)] = 0;
 	g->inflight -= ndesc;
-	vpacked_retreat(&g->last_avail, &g->avail_wrap, ndesc, g->size);
+	vpacked_retreat(&g->last_avail, &g->avail_lap, ndesc, g->size);
 }
 
 static int vpacked_shadow_unadd(struct vuiso_shadow_ring *sr,
@@ -148,12 +147,13 @@ static int vpacked_shadow_unadd(struct vuiso_shadow_ring *sr,
 
 	if (pos >= s->size)
 		return -EPROTO;
-	d = vpacked_distance(pos, wrap, s->avail, s->avail_wrap, s->size);
+	d = vpacked_distance(pos, wrap, s->avail,
+			     vpacked_lap_wrap(s->avail_lap), s->size);
 	if (d == 0)
 		return 0;
 	if (d == UINT32_MAX || d < nslots)
 		return -EPROTO; /* ahead of our ring, or inside a chain */
-	vpacked_retreat(&s->avail, &s->avail_wrap, nslots, s->size);
+	vpacked_retreat(&s->avail, &s->avail_lap, nslots, s->size);
 	return 1;
 }
 

@@ -62,6 +62,15 @@
 /* A ring position and its wrap counter, as vhost-user encodes them. */
 #define VPACKED_WRAP_BIT 15
 
+/*
+ * The wrap counter of a lap is kept as the AVAIL/USED pair a descriptor
+ * carries in that lap ("lap bits"): for availability AVAIL = w, USED = !w;
+ * for use both = w.  Either pattern flips to the next lap's by one XOR with
+ * both bits, its AVAIL bit is the wrap counter, and testing a descriptor is
+ * one mask and one compare, with no per-descriptor conversion from a bool.
+ */
+#define VPACKED_F_LAP (VPACKED_F_AVAIL | VPACKED_F_USED)
+
 /* Guest side of a packed ring (libvuiso is the device). */
 struct vpacked_guest {
 	uint32_t size;     /* descriptors in the ring */
@@ -74,9 +83,9 @@ struct vpacked_guest {
 	uint8_t *drv;
 	uint8_t *dev;
 	uint16_t last_avail;  /* position of the next descriptor to take */
-	bool avail_wrap;      /* wrap counter at that position */
+	uint16_t avail_lap;   /* lap bits that make it available */
 	uint16_t used;        /* position of the next used descriptor */
-	bool used_wrap;       /* wrap counter at that position */
+	uint16_t used_lap;    /* lap bits that mark it used */
 	uint32_t inflight;    /* descriptors taken and not yet used */
 	uint32_t unflushed;   /* descriptors made used since the last flush */
 	uint16_t first_pos;   /* first used descriptor of the unflushed batch */
@@ -88,17 +97,17 @@ struct vpacked_guest {
 
 /* Shadow side of a packed ring (libvuiso is the driver). */
 struct vpacked_shadow {
-	uint32_t size;     /* descriptors in the ring */
-	bool event_idx;    /* VIRTIO_F_EVENT_IDX negotiated with back-end */
-	uint8_t *desc;     /* VMM mapping inside the region */
-	uint8_t *drv;      /* driver event suppression (we write) */
-	uint8_t *dev;      /* device event suppression (the back-end writes) */
-	uint16_t avail;    /* next position to fill (private) */
-	bool avail_wrap;   /* its wrap counter */
-	uint16_t used;     /* next position to read a used descriptor at */
-	bool used_wrap;    /* its wrap counter */
-	uint32_t unkicked; /* descriptors added since the last kick decision */
-	uint16_t *ndesc;   /* per buffer id: ring descriptors, 0 when free */
+	uint32_t size;      /* descriptors in the ring */
+	bool event_idx;     /* VIRTIO_F_EVENT_IDX negotiated with back-end */
+	uint8_t *desc;      /* VMM mapping inside the region */
+	uint8_t *drv;       /* driver event suppression (we write) */
+	uint8_t *dev;       /* device event suppression (the back-end writes) */
+	uint16_t avail;     /* next position to fill (private) */
+	uint16_t avail_lap; /* lap bits that make it available */
+	uint16_t used;      /* next position to read a used descriptor at */
+	uint16_t used_lap;  /* lap bits that mark it used */
+	uint32_t unkicked;  /* descriptors added since the last kick decision */
+	uint16_t *ndesc;    /* per buffer id: ring descriptors, 0 when free */
 };
 
 /* ---- Fast path, inline in the engine (vring.h dispatches) ---- */
@@ -108,41 +117,44 @@ static inline uint8_t *vpacked_desc(uint8_t *ring, uint32_t pos)
 	return ring + 16u * pos;
 }
 
-/* Flags of a descriptor a driver makes available with wrap counter @w. */
-static inline uint16_t vpacked_avail_flags(bool w)
+/* Lap bits of an available (used) descriptor with wrap counter @w. */
+static inline uint16_t vpacked_avail_lap(bool w)
 {
 	return w ? VPACKED_F_AVAIL : VPACKED_F_USED;
 }
 
-/* Flags of a descriptor a device marks used with wrap counter @w. */
-static inline uint16_t vpacked_used_flags(bool w)
+static inline uint16_t vpacked_used_lap(bool w)
 {
-	return w ? VPACKED_F_AVAIL | VPACKED_F_USED : 0;
+	return w ? VPACKED_F_LAP : 0;
 }
 
-/* The two wrap bits of a descriptor are exactly the pattern an available
- * (used) descriptor of lap @w carries: one mask and one compare. */
-static inline bool vpacked_is_avail(uint16_t flags, bool w)
+/* The wrap counter that lap bits of either kind stand for. */
+static inline bool vpacked_lap_wrap(uint16_t lap)
 {
-	return (flags & (VPACKED_F_AVAIL | VPACKED_F_USED)) ==
-	       vpacked_avail_flags(w);
+	return lap & VPACKED_F_AVAIL;
 }
 
-static inline bool vpacked_is_used(uint16_t flags, bool w)
+/* Position @pos and the wrap counter of @lap as off_wrap encodes them. */
+static inline uint16_t vpacked_off_wrap(uint16_t pos, uint16_t lap)
 {
-	return (flags & (VPACKED_F_AVAIL | VPACKED_F_USED)) ==
-	       vpacked_used_flags(w);
+	return (uint16_t)(pos | vpacked_lap_wrap(lap) << VPACKED_WRAP_BIT);
 }
 
-/* Move a position and its wrap counter @n (at most @size) places on. */
-static inline void vpacked_advance(uint16_t *pos, bool *wrap, uint32_t n,
+/* Does a descriptor's @flags carry exactly the lap bits @lap? */
+static inline bool vpacked_in_lap(uint16_t flags, uint16_t lap)
+{
+	return (flags & VPACKED_F_LAP) == lap;
+}
+
+/* Move a position and its lap bits @n (at most @size) places on. */
+static inline void vpacked_advance(uint16_t *pos, uint16_t *lap, uint32_t n,
 				   uint32_t size)
 {
 	uint32_t p = *pos + n;
 
 	if (p >= size) {
 		p -= size;
-		*wrap = !*wrap;
+		*lap ^= VPACKED_F_LAP;
 	}
 	*pos = (uint16_t)p;
 }
@@ -150,25 +162,26 @@ static inline void vpacked_advance(uint16_t *pos, bool *wrap, uint32_t n,
 /*
  * VIRTIO 2.8.10: the other side asked for a notification when the
  * descriptor at @off_wrap (position | wrap counter << 15) is made
- * available / used.  We just moved @count positions, ending at @pos with
- * wrap counter @wrap.  An event position of the previous lap is moved back
- * by a ring size, so that one window test works across the wrap.
+ * available / used.  We just moved @count positions, ending at @pos in the
+ * lap of @lap.  An event position of the previous lap is moved back by a
+ * ring size, so that one window test works across the wrap.
  */
-static inline bool vpacked_event_hit(uint16_t off_wrap, uint16_t pos, bool wrap,
-				     uint32_t count, uint32_t size)
+static inline bool vpacked_event_hit(uint16_t off_wrap, uint16_t pos,
+				     uint16_t lap, uint32_t count,
+				     uint32_t size)
 {
 	uint16_t event = off_wrap & ~(1u << VPACKED_WRAP_BIT);
 
-	if ((bool)(off_wrap >> VPACKED_WRAP_BIT) != wrap)
+	if ((bool)(off_wrap >> VPACKED_WRAP_BIT) != vpacked_lap_wrap(lap))
 		event = (uint16_t)(event - size);
 	return vring_need_event(event, pos, (uint16_t)(pos - count));
 }
 
 /* Whether the side that owns the event structure at @ev wants to hear that
- * we moved @count positions to (@pos, @wrap). */
+ * we moved @count positions to (@pos, @lap). */
 static inline bool vpacked_event_wanted(const uint8_t *ev, bool event_idx,
-					uint16_t pos, bool wrap, uint32_t count,
-					uint32_t size)
+					uint16_t pos, uint16_t lap,
+					uint32_t count, uint32_t size)
 {
 	uint16_t flags = vuiso_ld16(ev + VPACKED_EVENT_FLAGS);
 
@@ -176,7 +189,7 @@ static inline bool vpacked_event_wanted(const uint8_t *ev, bool event_idx,
 		return false;
 	if (flags == VPACKED_EVENT_DESC && event_idx)
 		return vpacked_event_hit(
-			vuiso_ld16(ev + VPACKED_EVENT_OFF_WRAP), pos, wrap,
+			vuiso_ld16(ev + VPACKED_EVENT_OFF_WRAP), pos, lap,
 			count, size);
 	/* ENABLE, or a value we do not know: notifying is always safe. */
 	return true;
@@ -203,7 +216,7 @@ static inline int vpacked_guest_avail(struct vpacked_guest *g, char *why)
 				    VPACKED_DESC_FLAGS);
 
 	(void)why;
-	if (!vpacked_is_avail(flags, g->avail_wrap))
+	if (!vpacked_in_lap(flags, g->avail_lap))
 		return 0;
 	/*
 	 * Pairs with the driver's write barrier between filling a chain and
@@ -249,8 +262,7 @@ vpacked_guest_walk(struct vpacked_guest *g, const struct vuiso_memmap *m,
 		   char *why)
 {
 	const uint32_t size = g->size;
-	uint16_t pos = g->last_avail, id;
-	bool wrap = g->avail_wrap;
+	uint16_t pos = g->last_avail, lap = g->avail_lap, id;
 	uint32_t ndesc = 0;
 	int ret;
 
@@ -275,11 +287,11 @@ vpacked_guest_walk(struct vpacked_guest *g, const struct vuiso_memmap *m,
 		addr = vuiso_ld64(d + VPACKED_DESC_ADDR);
 		len = vuiso_ld32(d + VPACKED_DESC_LEN);
 		id = vuiso_ld16(d + VPACKED_DESC_ID);
-		if (unlikely(!vpacked_is_avail(flags, wrap)))
+		if (unlikely(!vpacked_in_lap(flags, lap)))
 			return vring_bad(
 				why, -EPROTO,
 				"guest: descriptor %u of the chain at head %u is not available for wrap counter %u (flags 0x%x)",
-				pos, c->head, wrap, flags);
+				pos, c->head, vpacked_lap_wrap(lap), flags);
 
 		if (flags & VPACKED_F_INDIRECT) {
 			if (unlikely(ndesc != 1 || (flags & VPACKED_F_NEXT)))
@@ -317,7 +329,7 @@ vpacked_guest_walk(struct vpacked_guest *g, const struct vuiso_memmap *m,
 			return ret;
 		if (!(flags & VPACKED_F_NEXT))
 			break;
-		vpacked_advance(&pos, &wrap, 1, size);
+		vpacked_advance(&pos, &lap, 1, size);
 	}
 
 	/* The buffer id is the last descriptor's (VIRTIO 2.8.6). */
@@ -347,7 +359,7 @@ static inline void vpacked_guest_consume(struct vpacked_guest *g,
 
 	g->busy[vring_token_id(c->token)] = 1;
 	g->inflight += ndesc;
-	vpacked_advance(&g->last_avail, &g->avail_wrap, ndesc, g->size);
+	vpacked_advance(&g->last_avail, &g->avail_lap, ndesc, g->size);
 }
 
 static inline void vpacked_guest_put_used(struct vpacked_guest *g, uint16_t id,
@@ -355,7 +367,7 @@ static inline void vpacked_guest_put_used(struct vpacked_guest *g, uint16_t id,
 					  struct vuiso_log *log)
 {
 	uint8_t *d = vpacked_desc(g->desc, g->used);
-	uint16_t flags = vpacked_used_flags(g->used_wrap);
+	uint16_t flags = g->used_lap;
 
 	vuiso_st32(d + VPACKED_DESC_LEN, len);
 	vuiso_st16(d + VPACKED_DESC_ID, id);
@@ -377,7 +389,7 @@ static inline void vpacked_guest_put_used(struct vpacked_guest *g, uint16_t id,
 	g->busy[id] = 0;
 	g->inflight -= ndesc;
 	g->unflushed += ndesc;
-	vpacked_advance(&g->used, &g->used_wrap, ndesc, g->size);
+	vpacked_advance(&g->used, &g->used_lap, ndesc, g->size);
 }
 
 static inline bool vpacked_guest_flush(struct vpacked_guest *g,
@@ -405,7 +417,7 @@ static inline bool vpacked_guest_flush(struct vpacked_guest *g,
 	 * between writing it and re-checking the ring for used descriptors.
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
-	return vpacked_event_wanted(g->drv, g->event_idx, g->used, g->used_wrap,
+	return vpacked_event_wanted(g->drv, g->event_idx, g->used, g->used_lap,
 				    n, g->size);
 }
 
@@ -418,8 +430,7 @@ static inline void vpacked_guest_kicks(struct vpacked_guest *g, bool on,
 		if (!on)
 			return;
 		vuiso_st16(g->dev + VPACKED_EVENT_OFF_WRAP,
-			   (uint16_t)(g->last_avail |
-				      g->avail_wrap << VPACKED_WRAP_BIT));
+			   vpacked_off_wrap(g->last_avail, g->avail_lap));
 		if (!g->kicks_known) {
 			vuiso_st16(g->dev + VPACKED_EVENT_FLAGS,
 				   VPACKED_EVENT_DESC);
@@ -453,7 +464,7 @@ static inline void vpacked_shadow_add(struct vpacked_shadow *s,
 
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *d = vpacked_desc(s->desc, s->avail);
-		uint16_t flags = vpacked_avail_flags(s->avail_wrap);
+		uint16_t flags = s->avail_lap;
 
 		if (b[i].write)
 			flags |= VPACKED_F_WRITE;
@@ -467,7 +478,7 @@ static inline void vpacked_shadow_add(struct vpacked_shadow *s,
 			vuiso_st16(d + VPACKED_DESC_FLAGS, flags);
 		else
 			head_flags = flags;
-		vpacked_advance(&s->avail, &s->avail_wrap, 1, s->size);
+		vpacked_advance(&s->avail, &s->avail_lap, 1, s->size);
 	}
 	s->ndesc[id] = (uint16_t)n;
 	s->unkicked += n;
@@ -494,7 +505,7 @@ static inline bool vpacked_shadow_publish(struct vpacked_shadow *s)
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	return vpacked_event_wanted(s->dev, s->event_idx, s->avail,
-				    s->avail_wrap, n, s->size);
+				    s->avail_lap, n, s->size);
 }
 
 static inline int vpacked_shadow_used(struct vpacked_shadow *s)
@@ -502,7 +513,7 @@ static inline int vpacked_shadow_used(struct vpacked_shadow *s)
 	uint16_t flags =
 		vuiso_ld16(vpacked_desc(s->desc, s->used) + VPACKED_DESC_FLAGS);
 
-	if (!vpacked_is_used(flags, s->used_wrap))
+	if (!vpacked_in_lap(flags, s->used_lap))
 		return 0;
 	/*
 	 * Pairs with the back-end's write barrier between writing a used
@@ -527,7 +538,7 @@ static inline void vpacked_shadow_done(struct vpacked_shadow *s, uint16_t id)
 
 	/* n >= 1: the engine found @id in flight, and add() set it. */
 	s->ndesc[id] = 0;
-	vpacked_advance(&s->used, &s->used_wrap, n, s->size);
+	vpacked_advance(&s->used, &s->used_lap, n, s->size);
 }
 
 /* Ask the back-end for no more calls (driver event suppression). */
@@ -539,9 +550,8 @@ static inline void vpacked_shadow_calls_off(struct vpacked_shadow *s)
 static inline void vpacked_shadow_calls(struct vpacked_shadow *s)
 {
 	if (s->event_idx) {
-		vuiso_st16(
-			s->drv + VPACKED_EVENT_OFF_WRAP,
-			(uint16_t)(s->used | s->used_wrap << VPACKED_WRAP_BIT));
+		vuiso_st16(s->drv + VPACKED_EVENT_OFF_WRAP,
+			   vpacked_off_wrap(s->used, s->used_lap));
 		vuiso_st16(s->drv + VPACKED_EVENT_FLAGS, VPACKED_EVENT_DESC);
 	}
 	/* Without EVENT_IDX the flags stay ENABLE: calls are never off. */
