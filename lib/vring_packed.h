@@ -371,11 +371,7 @@ static inline void vpacked_guest_put_used(struct vpacked_guest *g, uint16_t id,
 
 	vuiso_st32(d + VPACKED_DESC_LEN, len);
 	vuiso_st16(d + VPACKED_DESC_ID, id);
-	if (!g->unflushed) {
-		/* The batch's first: its flags go out last, in the flush. */
-		g->first_pos = g->used;
-		g->first_flags = flags;
-	} else {
+	if (likely(g->unflushed)) {
 		/*
 		 * Release: id and len before the flags.  The driver does not
 		 * look here before it has seen the first descriptor of the
@@ -384,6 +380,10 @@ static inline void vpacked_guest_put_used(struct vpacked_guest *g, uint16_t id,
 		atomic_store_explicit(
 			(_Atomic uint16_t *)(d + VPACKED_DESC_FLAGS),
 			htole16(flags), memory_order_release);
+	} else {
+		/* The batch's first: its flags go out last, in the flush. */
+		g->first_pos = g->used;
+		g->first_flags = flags;
 	}
 	vring_log(log, g->desc_gpa + 16u * g->used, 16);
 	g->busy[id] = 0;
@@ -458,30 +458,47 @@ vpacked_guest_kicks(struct vpacked_guest *g, bool on, struct vuiso_log *log)
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
-static inline void vpacked_shadow_add(struct vpacked_shadow *s,
-				      const struct vuiso_sbuf *b, unsigned n)
+/* WRITE and NEXT of a shadow descriptor, without the lap bits. */
+static inline uint16_t vpacked_sbuf_flags(const struct vuiso_sbuf *b, bool next)
 {
-	uint8_t *head = vpacked_desc(s->desc, s->avail);
-	uint16_t id = b[0].id, head_flags = 0;
+	return (b->write ? VPACKED_F_WRITE : 0) | (next ? VPACKED_F_NEXT : 0);
+}
 
-	for (unsigned i = 0; i < n; i++) {
-		uint8_t *d = vpacked_desc(s->desc, s->avail);
-		uint16_t flags = s->avail_lap;
+/* A shadow descriptor's fields but its flags. */
+static inline void vpacked_put_sbuf(uint8_t *d, const struct vuiso_sbuf *b,
+				    uint16_t id)
+{
+	vuiso_st64(d + VPACKED_DESC_ADDR, b->addr);
+	vuiso_st32(d + VPACKED_DESC_LEN, b->len);
+	vuiso_st16(d + VPACKED_DESC_ID, id);
+}
 
-		if (b[i].write)
-			flags |= VPACKED_F_WRITE;
-		if (i + 1 < n)
-			flags |= VPACKED_F_NEXT;
-		vuiso_st64(d + VPACKED_DESC_ADDR, b[i].addr);
-		vuiso_st32(d + VPACKED_DESC_LEN, b[i].len);
-		/* Every descriptor names the buffer, the last one counts. */
-		vuiso_st16(d + VPACKED_DESC_ID, id);
-		if (i)
-			vuiso_st16(d + VPACKED_DESC_FLAGS, flags);
-		else
-			head_flags = flags;
-		vpacked_advance(&s->avail, &s->avail_lap, 1, s->size);
+static inline __attribute__((always_inline)) void
+vpacked_shadow_add(struct vpacked_shadow *s, const struct vuiso_sbuf *b,
+		   unsigned n)
+{
+	/* Locals: the stores into the ring would make the compiler reload
+	 * every field from @s after them. */
+	const uint32_t size = s->size;
+	uint8_t *const ring = s->desc;
+	uint16_t pos = s->avail, lap = s->avail_lap, id = b[0].id;
+	uint8_t *head = vpacked_desc(ring, pos);
+	uint16_t head_flags = lap | vpacked_sbuf_flags(&b[0], n > 1);
+
+	/* Every descriptor names the buffer, the last one counts. */
+	vpacked_put_sbuf(head, &b[0], id);
+	for (unsigned i = 1; i < n; i++) {
+		uint8_t *d;
+
+		vpacked_advance(&pos, &lap, 1, size);
+		d = vpacked_desc(ring, pos);
+		vpacked_put_sbuf(d, &b[i], id);
+		vuiso_st16(d + VPACKED_DESC_FLAGS,
+			   lap | vpacked_sbuf_flags(&b[i], i + 1 < n));
 	}
+	vpacked_advance(&pos, &lap, 1, size);
+	s->avail = pos;
+	s->avail_lap = lap;
 	s->ndesc[id] = (uint16_t)n;
 	s->unkicked += n;
 	/*
