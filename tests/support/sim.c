@@ -500,22 +500,30 @@ bad:
 	return -1;
 }
 
-/* Packed descriptor flags: available in lap @w is AVAIL == w, USED != w. */
+/*
+ * Packed descriptor flags.  A lap's wrap counter is handled as the pair of
+ * AVAIL/USED bits a descriptor carries in it (available: AVAIL == w, USED
+ * != w; used: both == w): one mask and compare per descriptor, one XOR
+ * per lap.
+ */
 #define P_AVAIL (1u << 7)
 #define P_USED (1u << 15)
+#define P_LAP (P_AVAIL | P_USED)
 
-static bool p_avail(uint16_t flags, bool w)
+static inline bool p_avail(uint16_t flags, uint16_t lap)
 {
-	return !!(flags & P_AVAIL) == w && !!(flags & P_USED) != w;
+	return (flags & P_LAP) == lap;
 }
 
-static void p_step(struct sim_backend *b, uint16_t *pos, bool *wrap, unsigned n)
+/* Move @pos and its lap bits @n (at most qsize) places on. */
+static inline void p_step(const struct sim_backend *b, uint16_t *pos,
+			  uint16_t *lap, unsigned n)
 {
 	unsigned p = *pos + n;
 
-	while (p >= b->qsize) {
+	if (p >= b->qsize) {
 		p -= b->qsize;
-		*wrap = !*wrap;
+		*lap ^= P_LAP;
 	}
 	*pos = (uint16_t)p;
 }
@@ -523,31 +531,30 @@ static void p_step(struct sim_backend *b, uint16_t *pos, bool *wrap, unsigned n)
 static int pop_packed(struct sim_backend *b, uint16_t *head,
 		      struct sim_seg *segs)
 {
-	uint16_t pos = b->last_avail, flags, id = 0;
-	bool wrap = b->avail_wrap;
+	const uint8_t *desc = b->desc;
+	uint16_t pos = b->last_avail, flags, id;
+	uint16_t lap = b->avail_wrap ? P_AVAIL : P_USED;
 	unsigned n = 0;
 
-	flags = ld16(b->desc + 16ULL * pos + 14);
-	if (!p_avail(flags, wrap))
+	/* Acquire: the head's flags are stored last by the driver, with
+	 * release; they are read once, here. */
+	flags = le16toh(atomic_load_explicit(
+		(const _Atomic uint16_t *)(desc + 16ULL * pos + 14),
+		memory_order_acquire));
+	if (!p_avail(flags, lap))
 		return 0;
-	/* The head's flags are stored last by the driver. */
-	atomic_thread_fence(memory_order_acquire);
 	for (;;) {
-		const uint8_t *d = b->desc + 16ULL * pos;
+		const uint8_t *d = desc + 16ULL * pos;
 		uint64_t addr;
 		uint32_t len;
 
-		if (n >= b->qsize)
-			goto bad;
 		memcpy(&addr, d, 8);
 		memcpy(&len, d + 8, 4);
 		memcpy(&id, d + 12, 2);
-		memcpy(&flags, d + 14, 2);
 		addr = le64toh(addr);
 		len = le32toh(len);
 		id = le16toh(id);
-		flags = le16toh(flags);
-		if (!p_avail(flags, wrap) || (flags & F_INDIRECT))
+		if (flags & F_INDIRECT)
 			goto bad;
 		segs[n].ptr = be_ptr(b, addr, len);
 		if (!segs[n].ptr)
@@ -555,16 +562,21 @@ static int pop_packed(struct sim_backend *b, uint16_t *head,
 		segs[n].len = len;
 		segs[n].write = flags & F_WRITE;
 		n++;
-		p_step(b, &pos, &wrap, 1);
+		p_step(b, &pos, &lap, 1);
 		if (!(flags & F_NEXT))
 			break;
+		if (n >= b->qsize)
+			goto bad;
+		flags = ld16(desc + 16ULL * pos + 14);
+		if (!p_avail(flags, lap))
+			goto bad;
 	}
 	/* The id of the chain is its last descriptor's. */
 	if (id >= b->qsize || b->ndesc[id])
 		goto bad;
 	b->ndesc[id] = (uint16_t)n;
 	b->last_avail = pos;
-	b->avail_wrap = wrap;
+	b->avail_wrap = lap & P_AVAIL;
 	*head = id;
 	return (int)n;
 bad:
@@ -583,11 +595,16 @@ void sim_backend_push(struct sim_backend *b, uint32_t id, uint32_t len)
 	uint32_t v;
 
 	if (b->packed) {
+		uint16_t flags = b->used_wrap ? P_LAP : 0;
+		unsigned n = 1, p;
+
 		/* One used descriptor per chain; skip the chain's length (1
 		 * for an id we never popped: a test forging completions). */
-		unsigned n = id < b->qsize && b->ndesc[id] ? b->ndesc[id] : 1;
-		uint16_t flags = b->used_wrap ? P_AVAIL | P_USED : 0;
-
+		if (id < b->qsize) {
+			if (b->ndesc[id])
+				n = b->ndesc[id];
+			b->ndesc[id] = 0;
+		}
 		e = b->desc + 16ULL * b->used_idx;
 		v = htole32(len);
 		memcpy(e + 8, &v, 4);
@@ -595,9 +612,12 @@ void sim_backend_push(struct sim_backend *b, uint32_t id, uint32_t len)
 		/* id and len before the flags the driver polls. */
 		atomic_store_explicit((_Atomic uint16_t *)(e + 14),
 				      htole16(flags), memory_order_release);
-		if (id < b->qsize)
-			b->ndesc[id] = 0;
-		p_step(b, &b->used_idx, &b->used_wrap, n);
+		p = b->used_idx + n;
+		if (p >= b->qsize) {
+			p -= b->qsize;
+			b->used_wrap = !b->used_wrap;
+		}
+		b->used_idx = (uint16_t)p;
 		b->unflushed += n;
 		return;
 	}
