@@ -19,6 +19,7 @@
 
 #define F_AVAIL VIRTQ_PACKED_DESC_F_AVAIL
 #define F_USED VIRTQ_PACKED_DESC_F_USED
+#define F_LAP (F_AVAIL | F_USED)
 
 static int packed_area_sizes(unsigned num, struct virtq_areas *sizes)
 {
@@ -31,10 +32,33 @@ static int packed_area_sizes(unsigned num, struct virtq_areas *sizes)
 	return 0;
 }
 
-/* The AVAIL/USED bits that make a descriptor available in lap @wrap. */
-static inline uint16_t avail_bits(bool wrap)
+/* The wrap counter that AVAIL/USED bits of either kind stand for. */
+static inline bool lap_wrap(uint16_t lap)
 {
-	return wrap ? F_AVAIL : F_USED;
+	return lap & F_AVAIL;
+}
+
+/* Position @pos in the lap of @lap, as off_wrap and vring_base encode it. */
+static inline uint16_t off_wrap(uint16_t pos, uint16_t lap)
+{
+	return (uint16_t)(pos | (lap_wrap(lap) ? VIRTQ_PACKED_WRAP : 0));
+}
+
+/* The next position after @pos, and its lap bits. */
+static inline uint16_t step(const struct virtq *vq, uint16_t pos, uint16_t *lap)
+{
+	if (++pos == vq->num) {
+		*lap ^= F_LAP;
+		return 0;
+	}
+	return pos;
+}
+
+/* WRITE and NEXT of descriptor @k of a chain of @total, @out readable. */
+static inline uint16_t chain_flags(unsigned k, unsigned out, unsigned total)
+{
+	return (k >= out ? VIRTQ_DESC_F_WRITE : 0) |
+	       (k + 1 < total ? VIRTQ_DESC_F_NEXT : 0);
 }
 
 static void packed_init(struct virtq *vq, void *desc, void *driver,
@@ -47,9 +71,9 @@ static void packed_init(struct virtq *vq, void *desc, void *driver,
 	p->driver = driver;
 	p->device = device;
 	p->next_avail = 0;
-	p->avail_wrap = true;
+	p->avail_lap = F_AVAIL;
 	p->last_used = 0;
-	p->used_wrap = true;
+	p->used_lap = F_LAP;
 	p->num_added = 0;
 	/* With EVENT_IDX ask for an interrupt at the first used descriptor
 	 * (DESC mode), so the device's off_wrap handling runs from the
@@ -75,9 +99,10 @@ static int packed_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out,
 		      unsigned in, void *token, uint32_t writable)
 {
 	struct virtq_packed *p = &vq->packed;
+	struct virtq_packed_desc *desc = p->desc;
 	unsigned total = out + in, ndesc;
-	uint16_t id = vq->free_head, head = p->next_avail, pos, head_flags;
-	bool wrap = p->avail_wrap;
+	uint16_t id = vq->free_head, head = p->next_avail, pos;
+	uint16_t lap = p->avail_lap, head_flags;
 	struct virtq_slot *slot;
 
 	if (vq->indirect && total > 1 && total <= vq->max_indirect) {
@@ -94,43 +119,31 @@ static int packed_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out,
 			tbl[k].flags =
 				htole16(k >= out ? VIRTQ_DESC_F_WRITE : 0);
 		}
-		p->desc[head].addr = htole64(vq->indirect_gpa +
-					     16ULL * vq->max_indirect * id);
-		p->desc[head].len = htole32(16 * total);
-		p->desc[head].id = htole16(id);
-		head_flags = VIRTQ_DESC_F_INDIRECT | avail_bits(wrap);
+		desc[head].addr = htole64(vq->indirect_gpa +
+					  16ULL * vq->max_indirect * id);
+		desc[head].len = htole32(16 * total);
+		desc[head].id = htole16(id);
+		head_flags = VIRTQ_DESC_F_INDIRECT | lap;
 		ndesc = 1;
-		pos = head + 1;
+		pos = head;
 	} else {
 		if (total > vq->num)
 			return -EINVAL;
 		if (vq->num_free < total)
 			return -ENOSPC;
-		head_flags = 0;
+		/* The head's fields now, its flags last (below); the others
+		 * in ring order, each with the bits of its own lap. */
+		fill_desc(&desc[head], &sg[0], id);
+		head_flags = lap | chain_flags(0, out, total);
 		pos = head;
-		for (unsigned k = 0; k < total; k++) {
-			uint16_t f = avail_bits(wrap);
-
-			if (k >= out)
-				f |= VIRTQ_DESC_F_WRITE;
-			if (k + 1 < total)
-				f |= VIRTQ_DESC_F_NEXT;
-			fill_desc(&p->desc[pos], &sg[k], id);
-			if (k == 0)
-				head_flags = f;
-			else
-				virtq_st16(&p->desc[pos].flags, f,
-					   __ATOMIC_RELAXED);
-			if (++pos == vq->num) {
-				pos = 0;
-				wrap = !wrap;
-			}
+		for (unsigned k = 1; k < total; k++) {
+			pos = step(vq, pos, &lap);
+			fill_desc(&desc[pos], &sg[k], id);
+			virtq_st16(&desc[pos].flags,
+				   lap | chain_flags(k, out, total),
+				   __ATOMIC_RELAXED);
 		}
 		ndesc = total;
-	}
-	if (pos == vq->num) {
-		pos = 0;
-		wrap = !wrap;
 	}
 	slot = &vq->slots[id];
 	slot->token = token;
@@ -139,13 +152,13 @@ static int packed_add(struct virtq *vq, const struct virtq_sg *sg, unsigned out,
 	vq->free_head = slot->next;
 	vq->num_free -= ndesc;
 	vq->inflight++;
-	p->next_avail = pos;
-	p->avail_wrap = wrap;
+	p->next_avail = step(vq, pos, &lap);
+	p->avail_lap = lap;
 	p->num_added += ndesc;
 	/* Release: every other descriptor of the chain (and the indirect
 	 * table) before the head's flags; pairs with the device's acquire
 	 * load of the head flags. */
-	virtq_st16(&p->desc[head].flags, head_flags, __ATOMIC_RELEASE);
+	virtq_st16(&desc[head].flags, head_flags, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -183,7 +196,7 @@ static bool packed_kick_prepare(struct virtq *vq)
 		 * there by subtracting num, as Linux
 		 * virtqueue_kick_prepare_packed() does. */
 		event = off_wrap & (uint16_t)~VIRTQ_PACKED_WRAP;
-		if (!!(off_wrap & VIRTQ_PACKED_WRAP) != p->avail_wrap)
+		if (!!(off_wrap & VIRTQ_PACKED_WRAP) != lap_wrap(p->avail_lap))
 			event = (uint16_t)(event - vq->num);
 		return virtq_need_event(event, new_idx, old_idx);
 	}
@@ -193,9 +206,7 @@ static bool packed_kick_prepare(struct virtq *vq)
 /* Is the descriptor at last_used a used one of the current lap? */
 static bool used_ready(const struct virtq *vq, uint16_t flags)
 {
-	bool avail = flags & F_AVAIL, used = flags & F_USED;
-
-	return avail == used && used == vq->packed.used_wrap;
+	return (flags & F_LAP) == vq->packed.used_lap;
 }
 
 static int packed_get_used(struct virtq *vq, void **token, uint32_t *len)
@@ -235,7 +246,7 @@ static int packed_get_used(struct virtq *vq, void **token, uint32_t *len)
 	pos = p->last_used + slot->ndesc;
 	if (pos >= vq->num) {
 		pos -= vq->num;
-		p->used_wrap = !p->used_wrap;
+		p->used_lap ^= F_LAP;
 	}
 	p->last_used = (uint16_t)pos;
 	return 1;
@@ -247,8 +258,7 @@ static bool packed_enable_cb(struct virtq *vq)
 
 	if (vq->event_idx)
 		virtq_st16(&p->driver->off_wrap,
-			   (uint16_t)(p->last_used |
-				      (p->used_wrap ? VIRTQ_PACKED_WRAP : 0)),
+			   off_wrap(p->last_used, p->used_lap),
 			   __ATOMIC_RELAXED);
 	if (p->event_flags == VIRTQ_PACKED_EVENT_DISABLE) {
 		p->event_flags = vq->event_idx ? VIRTQ_PACKED_EVENT_DESC
@@ -277,14 +287,12 @@ static void packed_disable_cb(struct virtq *vq)
 
 static uint16_t packed_avail_idx(const struct virtq *vq)
 {
-	return (uint16_t)(vq->packed.next_avail |
-			  (vq->packed.avail_wrap ? VIRTQ_PACKED_WRAP : 0));
+	return off_wrap(vq->packed.next_avail, vq->packed.avail_lap);
 }
 
 static uint16_t packed_used_idx(const struct virtq *vq)
 {
-	return (uint16_t)(vq->packed.last_used |
-			  (vq->packed.used_wrap ? VIRTQ_PACKED_WRAP : 0));
+	return off_wrap(vq->packed.last_used, vq->packed.used_lap);
 }
 
 static void packed_describe(const struct virtq *vq, char *buf, size_t size)
@@ -296,8 +304,8 @@ static void packed_describe(const struct virtq *vq, char *buf, size_t size)
 	snprintf(buf, size,
 		 "packed ring: next avail %u wrap %d, last used %u wrap %d "
 		 "(descriptor flags there 0x%04x), %u descriptors free",
-		 p->next_avail, p->avail_wrap, p->last_used, p->used_wrap,
-		 flags, vq->num_free);
+		 p->next_avail, lap_wrap(p->avail_lap), p->last_used,
+		 lap_wrap(p->used_lap), flags, vq->num_free);
 }
 
 const struct virtq_ops virtq_packed_ops = {

@@ -39,10 +39,12 @@ struct virtq_packed {
 	struct virtq_packed_desc *desc;    /* descriptor ring (guest RAM) */
 	struct virtq_packed_event *driver; /* written by the driver */
 	struct virtq_packed_event *device; /* read for kick decisions */
+	/* Each wrap counter is kept as the AVAIL/USED bits a descriptor of
+	 * its lap carries: one mask and compare per test, one XOR per lap. */
 	uint16_t next_avail;  /* ring position of the next descriptor to fill */
-	bool avail_wrap;      /* avail wrap counter, starts at 1 */
+	uint16_t avail_lap;   /* AVAIL/USED bits that make it available */
 	uint16_t last_used;   /* ring position of the next used descriptor */
-	bool used_wrap;       /* used wrap counter, starts at 1 */
+	uint16_t used_lap;    /* AVAIL/USED bits that mark it used */
 	uint32_t num_added;   /* descriptors added since the last decision */
 	uint16_t event_flags; /* our copy of driver->flags */
 };
