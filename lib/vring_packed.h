@@ -107,7 +107,7 @@ struct vpacked_shadow {
 	uint16_t used;      /* next position to read a used descriptor at */
 	uint16_t used_lap;  /* lap bits that mark it used */
 	uint32_t unkicked;  /* descriptors added since the last kick decision */
-	uint16_t *ndesc;    /* per buffer id: ring descriptors, 0 when free */
+	uint16_t *ndesc;    /* per buffer id in flight: ring descriptors */
 };
 
 /* ---- Fast path, inline in the engine (vring.h dispatches) ---- */
@@ -555,8 +555,9 @@ static inline void vpacked_shadow_done(struct vpacked_shadow *s, uint16_t id)
 {
 	uint16_t n = s->ndesc[id];
 
-	/* n >= 1: the engine found @id in flight, and add() set it. */
-	s->ndesc[id] = 0;
+	/* n >= 1: the engine found @id in flight, and add() set it.  The
+	 * entry is left as it is: only an id in flight is ever read, and
+	 * add() writes it before the id goes out again. */
 	vpacked_advance(&s->used, &s->used_lap, n, s->size);
 }
 
