@@ -7,10 +7,10 @@
  * Each request carries S payload bytes: even requests are device-readable
  * (the library copies guest -> bounce), odd ones device-writable (the
  * back-end completes them with len S and the library copies bounce ->
- * guest).  The back-end touches no payload (a null device), so the figure
- * is the library's cost: ring work on both sides plus one copy of S bytes.
- * The baseline copies S bytes per request between buffer sets of the same
- * size and count.
+ * guest).  The back-end touches no payload (a null device), so what the
+ * library does per request is ring work on both sides plus one copy of S
+ * bytes.  The baseline copies S bytes per request between buffer sets of
+ * the same size and count.
  *
  * The guest side is the shared guest driver of examples/guest, called
  * directly (virtq_add() / virtq_get_used(), without the test fixture's
