@@ -32,6 +32,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
+
 #define BATCH 1000 /* round trips between two clock reads */
 #define MAX_BATCHES 100000
 
@@ -41,14 +43,6 @@ struct shared {
 	atomic_int state; /* 0 starting, 1 answering, -errno: cannot pin */
 	int cpu;
 };
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int pin(int cpu)
 {
@@ -80,19 +74,12 @@ static void *responder(void *arg)
 	return NULL;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static double *batches;
 
 /* One measurement: the median batch, in ns per round trip. */
 static double measure(struct shared *sh, unsigned *v, double seconds)
 {
-	double t0 = now(), start = t0, t;
+	double t0 = bench_now(), start = t0, t;
 	unsigned n = 0;
 
 	do {
@@ -105,12 +92,11 @@ static double measure(struct shared *sh, unsigned *v, double seconds)
 				;
 			*v += 2;
 		}
-		t = now();
+		t = bench_now();
 		batches[n++] = (t - t0) / BATCH * 1e9;
 		t0 = t;
 	} while (t - start < seconds && n < MAX_BATCHES);
-	qsort(batches, n, sizeof(*batches), cmp_double);
-	return batches[n / 2];
+	return bench_median(batches, n);
 }
 
 static void usage(FILE *out)

@@ -40,6 +40,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench.h"
 #include "fixture.h"
 
 #define BATCH 128
@@ -62,14 +63,6 @@ struct result {
 	uint64_t requests;
 };
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Keep the compiler from dropping the baseline's copies. */
 static volatile uint8_t sink;
 
@@ -81,7 +74,7 @@ static double memcpy_gbps(uint8_t *src, uint8_t *dst, uint32_t size,
 	uint64_t bytes = 0;
 	double t0, t;
 
-	t0 = now();
+	t0 = bench_now();
 	do {
 		for (int rep = 0; rep < 16; rep++)
 			for (int i = 0; i < BATCH; i++) {
@@ -89,17 +82,10 @@ static double memcpy_gbps(uint8_t *src, uint8_t *dst, uint32_t size,
 				       src + (size_t)i * size, size);
 				bytes += size;
 			}
-		t = now();
+		t = bench_now();
 	} while (t - t0 < seconds);
 	sink = dst[size / 2];
 	return (double)bytes / (t - t0) / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
 }
 
 /*
@@ -115,13 +101,6 @@ static uint8_t *baseline_alloc(size_t bytes)
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
-}
-
-/* Median of @n values (sorts them). */
-static double median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static const char *layout_name(bool packed)
@@ -154,7 +133,7 @@ static int drive(struct bench_queue *q, double seconds, uint64_t *done,
 	double t0, t, c0;
 	int ret;
 
-	t0 = now();
+	t0 = bench_now();
 	do {
 		for (int rep = 0; rep < 8; rep++) {
 			uint16_t head;
@@ -170,9 +149,9 @@ static int drive(struct bench_queue *q, double seconds, uint64_t *done,
 					return -EIO;
 			}
 			if (virtq_kick_prepare(&f->g.vq)) {
-				c0 = now();
+				c0 = bench_now();
 				ret = vuiso_vq_kick_from_guest(f->vq);
-				*lib += now() - c0;
+				*lib += bench_now() - c0;
 				if (ret < 0)
 					return -EIO;
 			}
@@ -184,9 +163,9 @@ static int drive(struct bench_queue *q, double seconds, uint64_t *done,
 				return -EIO;
 			sim_backend_flush(&f->b);
 			sim_backend_arm(&f->b);
-			c0 = now();
+			c0 = bench_now();
 			ret = vuiso_vq_call_from_backend(f->vq);
-			*lib += now() - c0;
+			*lib += bench_now() - c0;
 			if (ret < 0)
 				return -EIO;
 			while ((n = virtq_get_used(&f->g.vq, &token, &len)) > 0)
@@ -194,7 +173,7 @@ static int drive(struct bench_queue *q, double seconds, uint64_t *done,
 			if (n < 0)
 				return -EIO;
 		}
-		t = now();
+		t = bench_now();
 	} while (t - t0 < seconds);
 	*loop += t - t0;
 	return 0;
@@ -280,13 +259,13 @@ static int run_size(uint32_t size, bool guest_packed, bool backend_packed,
 	res->backend_packed = backend_packed;
 	res->size = size;
 	res->requests = total;
-	res->reqs_per_s = median(reqs, ROUNDS);
+	res->reqs_per_s = bench_median(reqs, ROUNDS);
 	res->gbps = res->reqs_per_s * size / 1e9;
-	res->memcpy_gbps = median(mc, ROUNDS);
-	res->ratio = median(ratio, ROUNDS);
-	res->lib_ns = median(lib_ns, ROUNDS);
-	res->lib_reqs_per_s = median(lib_reqs, ROUNDS);
-	res->lib_ratio = median(lib_ratio, ROUNDS);
+	res->memcpy_gbps = bench_median(mc, ROUNDS);
+	res->ratio = bench_median(ratio, ROUNDS);
+	res->lib_ns = bench_median(lib_ns, ROUNDS);
+	res->lib_reqs_per_s = bench_median(lib_reqs, ROUNDS);
+	res->lib_ratio = bench_median(lib_ratio, ROUNDS);
 	ret = 0;
 fini:
 	fx_fini(&q->f);
