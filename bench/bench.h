@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the benchmarks in bench/ share: a monotonic clock in seconds and
- * the median of a set of samples.
+ * What the benchmarks in bench/ share: a monotonic clock in seconds, the
+ * median of a set of samples, and threads pinned to CPUs.
  */
 #ifndef VUISO_BENCH_H
 #define VUISO_BENCH_H
 
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -29,6 +34,27 @@ static inline double bench_median(double *v, unsigned n)
 {
 	qsort(v, n, sizeof(*v), bench_cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Run the calling thread on @cpu only; 0 or an errno. */
+static inline int bench_pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0 || cpu >= CPU_SETSIZE)
+		return EINVAL;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* "A,B", two different CPU numbers, into *@a and *@b; false if not. */
+static inline bool bench_parse_cpus(const char *s, int *a, int *b)
+{
+	char tail;
+
+	return sscanf(s, "%d,%d%c", a, b, &tail) == 2 && *a >= 0 && *b >= 0 &&
+	       *a < CPU_SETSIZE && *b < CPU_SETSIZE && *a != *b;
 }
 
 #endif

@@ -44,21 +44,12 @@ struct shared {
 	int cpu;
 };
 
-static int pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
 /* CPU B: answer every odd value with the next even one. */
 static void *responder(void *arg)
 {
 	struct shared *sh = arg;
 	unsigned want = 1;
-	int err = pin(sh->cpu);
+	int err = bench_pin(sh->cpu);
 
 	atomic_store(&sh->state, err ? -err : 1);
 	if (err)
@@ -129,8 +120,7 @@ int main(int argc, char **argv)
 
 		switch (c) {
 		case 'c':
-			if (sscanf(optarg, "%d,%d", &cpu_a, &cpu_b) != 2 ||
-			    cpu_a < 0 || cpu_b < 0 || cpu_a == cpu_b) {
+			if (!bench_parse_cpus(optarg, &cpu_a, &cpu_b)) {
 				fprintf(stderr,
 					"vuiso-cpu-pair: --cpus wants two "
 					"different CPU numbers A,B, not "
@@ -177,7 +167,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vuiso-cpu-pair: out of memory\n");
 		return 1;
 	}
-	if ((err = pin(cpu_a)) != 0) {
+	if ((err = bench_pin(cpu_a)) != 0) {
 		fprintf(stderr, "vuiso-cpu-pair: cannot run on CPU %d: %s\n",
 			cpu_a, strerror(err));
 		return 1;

@@ -21,9 +21,17 @@
  *
  * Every size runs for each chosen pair of guest ring layout and shadow
  * ring layout (--guest-ring, --backend-ring; all four pairs by default),
- * each with its own memcpy baseline: ROUNDS rounds of the queue then the
- * baseline, each figure the median over the rounds, so that a drift of
- * the machine's speed hits both sides alike.
+ * each with its own memcpy baseline: ROUNDS rounds, in each of which
+ * every pair's queue runs in turn followed by the baseline for as long,
+ * each figure the median over the rounds, so that a drift of the
+ * machine's speed hits queue and baseline, and every pair, alike.
+ *
+ * With --cpus A,B the simulated back-end runs in a thread of its own on
+ * CPU B and polls the shadow ring; the guest driver and the library stay
+ * on CPU A, which keeps BATCH requests in flight and calls the library on
+ * each guest kick and each call the back-end asks for.  The shadow ring's
+ * cache lines then travel between the CPUs as they do between a VMM and
+ * a back-end process.
  *
  * Two sets of figures: the whole loop (library plus the simulated guest
  * and back-end), and the library alone, from the time spent inside
@@ -34,6 +42,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +122,10 @@ static const char *layout_name(bool packed)
 /* VUISO_DEV_F_* for the device (--clear-writable). */
 static uint32_t dev_flags;
 
+/* --cpus A,B: the library and the guest driver run on CPU A, the back-end
+ * in a thread of its own on CPU B.  -1: everything in one thread. */
+static int cpu_lib = -1, cpu_backend = -1;
+
 /* One queue and its guest buffers, driven round after round. */
 struct bench_queue {
 	struct fx f;
@@ -118,7 +133,19 @@ struct bench_queue {
 	uint64_t bufs[BATCH];
 	struct virtq_sg sg[BATCH];
 	struct sim_seg segs[QSIZE];
+	/* Each round's figures, and the requests of all rounds. */
+	double reqs[ROUNDS], ratio[ROUNDS], mc[ROUNDS];
+	double lib_ns[ROUNDS], lib_reqs[ROUNDS], lib_ratio[ROUNDS];
+	uint64_t total;
 };
+
+/* Add guest buffer @i (even: device-readable, odd: device-writable). */
+static int queue_add(struct bench_queue *q, unsigned i)
+{
+	unsigned w = i & 1;
+
+	return virtq_add(&q->f.g.vq, &q->sg[i], 1 - w, w, &q->bufs[i]);
+}
 
 /*
  * Drive @q for about @seconds: add BATCH requests, kick, let the back-end
@@ -141,13 +168,9 @@ static int drive(struct bench_queue *q, double seconds, uint64_t *done,
 			void *token;
 			int n;
 
-			for (int i = 0; i < BATCH; i++) {
-				unsigned w = i & 1;
-
-				if (virtq_add(&f->g.vq, &q->sg[i], 1 - w, w,
-					      &q->bufs[i]) < 0)
+			for (unsigned i = 0; i < BATCH; i++)
+				if (queue_add(q, i) < 0)
 					return -EIO;
-			}
 			if (virtq_kick_prepare(&f->g.vq)) {
 				c0 = bench_now();
 				ret = vuiso_vq_kick_from_guest(f->vq);
@@ -179,8 +202,151 @@ static int drive(struct bench_queue *q, double seconds, uint64_t *done,
 	return 0;
 }
 
-static int run_size(uint32_t size, bool guest_packed, bool backend_packed,
-		    double seconds, struct result *res)
+/*
+ * The back-end of --cpus, on its own CPU: it polls the shadow ring,
+ * completes each chain as soon as it sees it, and bumps @calls where a
+ * real back-end would write the call eventfd (when the driver asked for
+ * a call).
+ */
+struct backend_thread {
+	struct bench_queue *q;
+	atomic_bool quit;
+	atomic_int state;  /* 0 starting, 1 running, else -errno */
+	atomic_uint calls; /* the call "eventfd" */
+};
+
+static void *backend_main(void *arg)
+{
+	struct backend_thread *bt = arg;
+	struct bench_queue *q = bt->q;
+	struct sim_backend *b = &q->f.b;
+	int err = bench_pin(cpu_backend);
+	uint16_t head;
+
+	atomic_store(&bt->state, err ? -err : 1);
+	if (err)
+		return NULL;
+	while (!atomic_load_explicit(&bt->quit, memory_order_relaxed)) {
+		unsigned served = 0;
+		int n;
+
+		while ((n = sim_backend_pop(b, &head, q->segs)) > 0) {
+			sim_backend_push(b, head,
+					 q->segs[0].write ? q->size : 0);
+			served++;
+		}
+		if (n < 0) {
+			atomic_store(&bt->state, -EIO);
+			return NULL;
+		}
+		if (served && sim_backend_flush(b))
+			atomic_fetch_add_explicit(&bt->calls, 1,
+						  memory_order_release);
+	}
+	return NULL;
+}
+
+/*
+ * --cpus: keep BATCH requests in flight for about @seconds, each added
+ * again as soon as the guest reaps it, then let the last ones drain.  The
+ * library is called as a VMM calls it: on a guest kick, and when the
+ * back-end asked for a call (or a call of ours stopped at its budget).
+ * Same results as drive(); -ETIMEDOUT when nothing moved for 10 s.
+ */
+static int drive_cross(struct bench_queue *q, double seconds, uint64_t *done,
+		       double *loop, double *lib)
+{
+	struct fx *f = &q->f;
+	struct backend_thread bt = {.q = q};
+	unsigned inflight = 0, seen = 0, spins = 0;
+	bool adding = true, pending = false;
+	double t0, t, c0, moved;
+	pthread_t th;
+	int ret = 0;
+
+	ret = pthread_create(&th, NULL, backend_main, &bt);
+	if (ret)
+		return -ret;
+	while (!atomic_load(&bt.state))
+		sched_yield();
+	if (atomic_load(&bt.state) < 0) {
+		ret = atomic_load(&bt.state);
+		goto join;
+	}
+	t0 = moved = bench_now();
+	for (unsigned i = 0; i < BATCH; i++, inflight++)
+		if (queue_add(q, i) < 0) {
+			ret = -EIO;
+			goto stop;
+		}
+	while (inflight) {
+		uint32_t len;
+		void *token;
+		unsigned calls;
+		int n;
+
+		if (virtq_kick_prepare(&f->g.vq)) {
+			c0 = bench_now();
+			ret = vuiso_vq_kick_from_guest(f->vq);
+			*lib += bench_now() - c0;
+			if (ret < 0)
+				break;
+		}
+		calls = atomic_load_explicit(&bt.calls, memory_order_acquire);
+		if (calls == seen && !pending) {
+			if (atomic_load(&bt.state) < 0) {
+				ret = -EIO;
+				break;
+			}
+			if (++spins % 4096 == 0 && bench_now() - moved > 10.0) {
+				ret = -ETIMEDOUT;
+				break;
+			}
+			continue;
+		}
+		seen = calls;
+		c0 = bench_now();
+		ret = vuiso_vq_call_from_backend(f->vq);
+		t = bench_now();
+		*lib += t - c0;
+		if (ret < 0)
+			break;
+		pending = ret == 1; /* budget spent, used entries left */
+		while ((n = virtq_get_used(&f->g.vq, &token, &len)) > 0) {
+			(*done)++;
+			inflight--;
+			if (adding &&
+			    queue_add(q, (unsigned)((uint64_t *)token -
+						    q->bufs)) == 0)
+				inflight++;
+			else if (adding)
+				n = -1;
+			if (n < 0)
+				break;
+		}
+		if (n < 0) {
+			ret = -EIO;
+			break;
+		}
+		moved = t;
+		if (t - t0 >= seconds)
+			adding = false;
+	}
+	if (ret > 0)
+		ret = 0;
+stop:
+	*loop += bench_now() - t0;
+join:
+	atomic_store_explicit(&bt.quit, true, memory_order_relaxed);
+	pthread_join(th, NULL);
+	if (!ret && atomic_load(&bt.state) < 0)
+		ret = -EIO;
+	return ret;
+}
+
+/* A queue of @size-byte requests with the given ring layouts, or NULL. */
+static struct bench_queue *queue_new(uint32_t size, bool guest_packed,
+				     bool backend_packed)
 {
 	struct fx_opts o = {
 		.qsize = QSIZE,
@@ -193,28 +359,21 @@ static int run_size(uint32_t size, bool guest_packed, bool backend_packed,
 		.backend_packed = backend_packed,
 		.dev_flags = dev_flags,
 	};
-	double reqs[ROUNDS], mc[ROUNDS], ratio[ROUNDS];
-	double lib_ns[ROUNDS], lib_reqs[ROUNDS], lib_ratio[ROUNDS];
 	struct bench_queue *q = calloc(1, sizeof(*q));
-	size_t bytes = (size_t)size * BATCH;
-	uint8_t *src = baseline_alloc(bytes);
-	uint8_t *dst = baseline_alloc(bytes);
-	struct vuiso_vq_stats st;
-	uint64_t total = 0;
-	int ret = -ENOMEM;
+	int ret;
 
-	if (!q || !src || !dst) {
+	if (!q) {
 		fprintf(stderr, "vuiso-microbench: out of memory\n");
-		goto out;
+		return NULL;
 	}
-	memset(src, 0x5a, bytes);
-	memset(dst, 0, bytes);
 	q->size = size;
 	ret = fx_init(&q->f, &o);
 	if (ret) {
 		fprintf(stderr, "vuiso-microbench: setup failed: %s\n",
 			strerror(-ret));
-		goto fini;
+		fx_fini(&q->f);
+		free(q);
+		return NULL;
 	}
 	for (int i = 0; i < BATCH; i++) {
 		q->bufs[i] = sim_alloc(&q->f.g, size);
@@ -222,55 +381,113 @@ static int run_size(uint32_t size, bool guest_packed, bool backend_packed,
 		q->sg[i].gpa = q->bufs[i];
 		q->sg[i].len = size;
 	}
-	/* Rounds of the queue then the baseline, so that both see the same
-	 * state of a machine whose speed drifts; the median of each. */
-	for (unsigned r = 0; r < ROUNDS; r++) {
-		uint64_t done = 0;
-		double loop = 0, lib = 0;
+	return q;
+}
 
-		ret = drive(q, seconds / ROUNDS, &done, &loop, &lib);
-		if (ret) {
-			fprintf(stderr,
-				"vuiso-microbench: %u B: queue failed: %s\n",
-				size,
-				q->f.errors ? q->f.last_msg
-					    : "guest or back-end ring error");
-			goto fini;
+/*
+ * Every chosen pair of layouts (bit 0 of @guest_rings / @backend_rings:
+ * split, bit 1: packed) at one size: ROUNDS rounds, and in each round
+ * every pair's queue in turn, each followed by the memcpy baseline for as
+ * long, so that the pairs see the same drifts of the machine (and, with
+ * --cpus, the same placements of the two CPUs).  Appends one result per
+ * pair to @res at *@nres.
+ */
+static int run_size(uint32_t size, unsigned guest_rings, unsigned backend_rings,
+		    double seconds, struct result *res, unsigned *nres)
+{
+	struct bench_queue *qs[4] = {NULL};
+	bool packed[4][2];
+	unsigned nq = 0;
+	size_t bytes = (size_t)size * BATCH;
+	uint8_t *src = baseline_alloc(bytes);
+	uint8_t *dst = baseline_alloc(bytes);
+	int ret = -ENOMEM;
+
+	if (!src || !dst) {
+		fprintf(stderr, "vuiso-microbench: out of memory\n");
+		goto out;
+	}
+	memset(src, 0x5a, bytes);
+	memset(dst, 0, bytes);
+	for (unsigned gp = 0; gp < 2; gp++)
+		for (unsigned bp = 0; bp < 2; bp++) {
+			if (!(guest_rings & (1u << gp)) ||
+			    !(backend_rings & (1u << bp)))
+				continue;
+			packed[nq][0] = gp;
+			packed[nq][1] = bp;
+			qs[nq] = queue_new(size, gp, bp);
+			if (!qs[nq])
+				goto out;
+			nq++;
 		}
-		total += done;
-		mc[r] = memcpy_gbps(src, dst, size, seconds / ROUNDS);
-		reqs[r] = (double)done / loop;
-		ratio[r] = reqs[r] * size / 1e9 / mc[r];
-		lib_ns[r] = lib / (double)done * 1e9;
-		lib_reqs[r] = (double)done / lib;
-		lib_ratio[r] = lib_reqs[r] * size / 1e9 / mc[r];
+	for (unsigned r = 0; r < ROUNDS; r++)
+		for (unsigned i = 0; i < nq; i++) {
+			struct bench_queue *q = qs[i];
+			uint64_t done = 0;
+			double loop = 0, lib = 0, mc;
+
+			ret = cpu_lib >= 0 ? drive_cross(q, seconds / ROUNDS,
+							 &done, &loop, &lib)
+					   : drive(q, seconds / ROUNDS, &done,
+						   &loop, &lib);
+			if (ret) {
+				fprintf(stderr,
+					"vuiso-microbench: %s/%s %u B: queue "
+					"failed: %s\n",
+					layout_name(packed[i][0]),
+					layout_name(packed[i][1]), size,
+					q->f.errors ? q->f.last_msg
+					: ret == -ETIMEDOUT
+						? "no completion for 10 s"
+						: "guest or back-end ring error");
+				goto out;
+			}
+			q->total += done;
+			mc = memcpy_gbps(src, dst, size, seconds / ROUNDS);
+			q->reqs[r] = (double)done / loop;
+			q->ratio[r] = q->reqs[r] * size / 1e9 / mc;
+			q->lib_ns[r] = lib / (double)done * 1e9;
+			q->lib_reqs[r] = (double)done / lib;
+			q->lib_ratio[r] = q->lib_reqs[r] * size / 1e9 / mc;
+			q->mc[r] = mc;
+		}
+	for (unsigned i = 0; i < nq; i++) {
+		struct bench_queue *q = qs[i];
+		struct result *rs = &res[(*nres)++];
+		struct vuiso_vq_stats st;
+
+		vuiso_vq_get_stats(q->f.vq, &st);
+		if (q->f.errors || st.completions != q->total || q->f.b.bad) {
+			fprintf(stderr,
+				"vuiso-microbench: %s/%s %u B: %llu "
+				"completions, %llu reaped, %u errors (%s)\n",
+				layout_name(packed[i][0]),
+				layout_name(packed[i][1]), size,
+				(unsigned long long)st.completions,
+				(unsigned long long)q->total, q->f.errors,
+				q->f.last_msg);
+			ret = -EIO;
+			goto out;
+		}
+		rs->guest_packed = packed[i][0];
+		rs->backend_packed = packed[i][1];
+		rs->size = size;
+		rs->requests = q->total;
+		rs->reqs_per_s = bench_median(q->reqs, ROUNDS);
+		rs->gbps = rs->reqs_per_s * size / 1e9;
+		rs->memcpy_gbps = bench_median(q->mc, ROUNDS);
+		rs->ratio = bench_median(q->ratio, ROUNDS);
+		rs->lib_ns = bench_median(q->lib_ns, ROUNDS);
+		rs->lib_reqs_per_s = bench_median(q->lib_reqs, ROUNDS);
+		rs->lib_ratio = bench_median(q->lib_ratio, ROUNDS);
 	}
-	vuiso_vq_get_stats(q->f.vq, &st);
-	if (q->f.errors || st.completions != total || q->f.b.bad) {
-		fprintf(stderr,
-			"vuiso-microbench: %u B: %llu completions, %llu "
-			"reaped, %u errors (%s)\n",
-			size, (unsigned long long)st.completions,
-			(unsigned long long)total, q->f.errors, q->f.last_msg);
-		ret = -EIO;
-		goto fini;
-	}
-	res->guest_packed = guest_packed;
-	res->backend_packed = backend_packed;
-	res->size = size;
-	res->requests = total;
-	res->reqs_per_s = bench_median(reqs, ROUNDS);
-	res->gbps = res->reqs_per_s * size / 1e9;
-	res->memcpy_gbps = bench_median(mc, ROUNDS);
-	res->ratio = bench_median(ratio, ROUNDS);
-	res->lib_ns = bench_median(lib_ns, ROUNDS);
-	res->lib_reqs_per_s = bench_median(lib_reqs, ROUNDS);
-	res->lib_ratio = bench_median(lib_ratio, ROUNDS);
 	ret = 0;
-fini:
-	fx_fini(&q->f);
 out:
-	free(q);
+	for (unsigned i = 0; i < nq; i++) {
+		fx_fini(&qs[i]->f);
+		free(qs[i]);
+	}
 	if (src)
 		munmap(src, bytes);
 	if (dst)
@@ -285,7 +502,7 @@ static void usage(FILE *out)
 		"BYTES]...\n"
 		"                        [--guest-ring split|packed|all]\n"
 		"                        [--backend-ring split|packed|all]\n"
-		"                        [--clear-writable]\n"
+		"                        [--clear-writable] [--cpus A,B]\n"
 		"  Drives one shadow virtqueue with an in-process loopback\n"
 		"  back-end and prints requests/s, GB/s, memcpy GB/s of the\n"
 		"  same bytes in the same run, and the ratio, for each pair\n"
@@ -295,7 +512,9 @@ static void usage(FILE *out)
 		"  that share the core.\n"
 		"  Default sizes: 64 1500 4096 65536; default 2 s per size;\n"
 		"  default all four layout pairs.  --clear-writable runs the\n"
-		"  device with VUISO_DEV_F_CLEAR_WRITABLE.\n");
+		"  device with VUISO_DEV_F_CLEAR_WRITABLE.  --cpus A,B runs\n"
+		"  the library and the guest driver on CPU A and the back-end\n"
+		"  on CPU B, polling, with 128 requests kept in flight.\n");
 }
 
 int main(int argc, char **argv)
@@ -307,6 +526,7 @@ int main(int argc, char **argv)
 		{"guest-ring", required_argument, NULL, 'g'},
 		{"backend-ring", required_argument, NULL, 'b'},
 		{"clear-writable", no_argument, NULL, 'c'},
+		{"cpus", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -319,7 +539,8 @@ int main(int argc, char **argv)
 	bool json = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "js:z:g:b:ch", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "js:z:g:b:cp:h", opts, NULL)) !=
+	       -1) {
 		char *end;
 
 		switch (c) {
@@ -376,6 +597,15 @@ int main(int argc, char **argv)
 		case 'c':
 			dev_flags |= VUISO_DEV_F_CLEAR_WRITABLE;
 			break;
+		case 'p':
+			if (!bench_parse_cpus(optarg, &cpu_lib, &cpu_backend)) {
+				fprintf(stderr,
+					"vuiso-microbench: --cpus wants two "
+					"different CPU numbers A,B, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -389,36 +619,48 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* Both CPUs must be ours before anything runs: the back-end's
+	 * thread pins itself to the first one tried here. */
+	for (int k = 0; cpu_lib >= 0 && k < 2; k++) {
+		int cpu = k ? cpu_lib : cpu_backend, err = bench_pin(cpu);
+
+		if (err) {
+			fprintf(stderr,
+				"vuiso-microbench: cannot run on CPU %d: %s\n",
+				cpu, strerror(err));
+			return 1;
+		}
+	}
 	if (!json)
 		printf("%-7s %-7s %8s %12s %8s %11s %6s %11s %12s %9s\n",
 		       "guest", "backend", "size", "requests/s", "GB/s",
 		       "memcpy GB/s", "ratio", "lib ns/req", "lib req/s",
 		       "lib ratio");
-	for (unsigned gp = 0; gp < 2; gp++) {
-		if (!(guest_rings & (1u << gp)))
-			continue;
-		for (unsigned bp = 0; bp < 2; bp++) {
-			if (!(backend_rings & (1u << bp)))
-				continue;
-			for (unsigned i = 0; i < nsizes; i++) {
-				struct result *r = &res[nres++];
+	for (unsigned i = 0; i < nsizes; i++) {
+		unsigned first = nres;
 
-				if (run_size(sizes[i], gp, bp, seconds, r))
-					return 1;
-				if (!json)
-					printf("%-7s %-7s %8u %12.0f %8.3f "
-					       "%11.3f %6.3f %11.1f %12.0f "
-					       "%9.3f\n",
-					       layout_name(gp), layout_name(bp),
-					       r->size, r->reqs_per_s, r->gbps,
-					       r->memcpy_gbps, r->ratio,
-					       r->lib_ns, r->lib_reqs_per_s,
-					       r->lib_ratio);
-			}
+		if (run_size(sizes[i], guest_rings, backend_rings, seconds, res,
+			     &nres))
+			return 1;
+		for (unsigned k = first; !json && k < nres; k++) {
+			const struct result *r = &res[k];
+
+			printf("%-7s %-7s %8u %12.0f %8.3f %11.3f %6.3f "
+			       "%11.1f %12.0f %9.3f\n",
+			       layout_name(r->guest_packed),
+			       layout_name(r->backend_packed), r->size,
+			       r->reqs_per_s, r->gbps, r->memcpy_gbps, r->ratio,
+			       r->lib_ns, r->lib_reqs_per_s, r->lib_ratio);
 		}
+		fflush(stdout);
 	}
 	if (json) {
-		printf("{\"seconds_per_size\": %.3f, \"results\": [", seconds);
+		printf("{\"seconds_per_size\": %.3f, \"cpus\": ", seconds);
+		if (cpu_lib >= 0)
+			printf("[%d, %d]", cpu_lib, cpu_backend);
+		else
+			printf("null");
+		printf(", \"results\": [");
 		for (unsigned i = 0; i < nres; i++)
 			printf("%s\n  {\"guest_ring\": \"%s\", "
 			       "\"backend_ring\": \"%s\", \"size\": %u, "
