@@ -313,16 +313,17 @@ static int drive_cross(struct bench_queue *q, double seconds, uint64_t *done,
 			break;
 		pending = ret == 1; /* budget spent, used entries left */
 		while ((n = virtq_get_used(&f->g.vq, &token, &len)) > 0) {
+			unsigned i = (unsigned)((uint64_t *)token - q->bufs);
+
 			(*done)++;
 			inflight--;
-			if (adding &&
-			    queue_add(q, (unsigned)((uint64_t *)token -
-						    q->bufs)) == 0)
-				inflight++;
-			else if (adding)
+			if (!adding)
+				continue;
+			if (queue_add(q, i) < 0) {
 				n = -1;
-			if (n < 0)
 				break;
+			}
+			inflight++;
 		}
 		if (n < 0) {
 			ret = -EIO;
@@ -342,6 +343,18 @@ join:
 	if (!ret && atomic_load(&bt.state) < 0)
 		ret = -EIO;
 	return ret;
+}
+
+/* Why driving @q failed with @ret: the library's report if it made one. */
+static const char *queue_error(const struct bench_queue *q, int ret)
+{
+	if (q->f.errors)
+		return q->f.last_msg;
+	if (ret == -EIO)
+		return "guest or back-end ring error";
+	if (ret == -ETIMEDOUT)
+		return "no completion for 10 s";
+	return strerror(-ret);
 }
 
 /* A queue of @size-byte requests with the given ring layouts, or NULL. */
@@ -437,10 +450,7 @@ static int run_size(uint32_t size, unsigned guest_rings, unsigned backend_rings,
 					"failed: %s\n",
 					layout_name(packed[i][0]),
 					layout_name(packed[i][1]), size,
-					q->f.errors ? q->f.last_msg
-					: ret == -ETIMEDOUT
-						? "no completion for 10 s"
-						: "guest or back-end ring error");
+					queue_error(q, ret));
 				goto out;
 			}
 			q->total += done;
