@@ -53,6 +53,7 @@
 
 #include "bench.h"
 #include "fixture.h"
+#include "round-trip.h"
 
 #define BATCH 128
 #define QSIZE 256
@@ -72,6 +73,9 @@ struct result {
 	double lib_reqs_per_s;
 	double lib_ratio; /* its GB/s against memcpy's */
 	uint64_t requests;
+	/* --cpus: the cache-line round trip between the two CPUs before and
+	 * after the size's rounds, ns; 0 when it could not be measured. */
+	double rt_before, rt_after;
 };
 
 /* Keep the compiler from dropping the baseline's copies. */
@@ -398,6 +402,24 @@ static struct bench_queue *queue_new(uint32_t size, bool guest_packed,
 }
 
 /*
+ * --cpus: the cache-line round trip between the two CPUs now, ns (0 when
+ * the probe could not start).  The host may move the vCPUs of a VM
+ * between placements whose round trips differ several times over; the
+ * figures beside a slow probe are from the slow one.
+ */
+static double round_trip_now(void)
+{
+	struct bench_rt *rt;
+	double ns;
+
+	if (bench_rt_start(&rt, cpu_backend))
+		return 0;
+	ns = bench_rt_measure(rt, 0.05);
+	bench_rt_stop(rt);
+	return ns;
+}
+
+/*
  * Every chosen pair of layouts (bit 0 of @guest_rings / @backend_rings:
  * split, bit 1: packed) at one size: ROUNDS rounds, and in each round
  * every pair's queue in turn, each followed by the memcpy baseline for as
@@ -411,6 +433,7 @@ static int run_size(uint32_t size, unsigned guest_rings, unsigned backend_rings,
 	struct bench_queue *qs[4] = {NULL};
 	bool packed[4][2];
 	unsigned nq = 0;
+	double rt_before = 0, rt_after = 0;
 	size_t bytes = (size_t)size * BATCH;
 	uint8_t *src = baseline_alloc(bytes);
 	uint8_t *dst = baseline_alloc(bytes);
@@ -422,6 +445,8 @@ static int run_size(uint32_t size, unsigned guest_rings, unsigned backend_rings,
 	}
 	memset(src, 0x5a, bytes);
 	memset(dst, 0, bytes);
+	if (cpu_lib >= 0)
+		rt_before = round_trip_now();
 	for (unsigned gp = 0; gp < 2; gp++)
 		for (unsigned bp = 0; bp < 2; bp++) {
 			if (!(guest_rings & (1u << gp)) ||
@@ -462,6 +487,8 @@ static int run_size(uint32_t size, unsigned guest_rings, unsigned backend_rings,
 			q->lib_ratio[r] = q->lib_reqs[r] * size / 1e9 / mc;
 			q->mc[r] = mc;
 		}
+	if (cpu_lib >= 0)
+		rt_after = round_trip_now();
 	for (unsigned i = 0; i < nq; i++) {
 		struct bench_queue *q = qs[i];
 		struct result *rs = &res[(*nres)++];
@@ -491,6 +518,8 @@ static int run_size(uint32_t size, unsigned guest_rings, unsigned backend_rings,
 		rs->lib_ns = bench_median(q->lib_ns, ROUNDS);
 		rs->lib_reqs_per_s = bench_median(q->lib_reqs, ROUNDS);
 		rs->lib_ratio = bench_median(q->lib_ratio, ROUNDS);
+		rs->rt_before = rt_before;
+		rs->rt_after = rt_after;
 	}
 	ret = 0;
 out:
@@ -662,6 +691,11 @@ int main(int argc, char **argv)
 			       r->reqs_per_s, r->gbps, r->memcpy_gbps, r->ratio,
 			       r->lib_ns, r->lib_reqs_per_s, r->lib_ratio);
 		}
+		if (!json && cpu_lib >= 0 && nres > first)
+			printf("# CPU %d <-> CPU %d cache-line round trip: %.0f "
+			       "ns before, %.0f ns after\n",
+			       cpu_lib, cpu_backend, res[first].rt_before,
+			       res[first].rt_after);
 		fflush(stdout);
 	}
 	if (json) {
@@ -671,20 +705,25 @@ int main(int argc, char **argv)
 		else
 			printf("null");
 		printf(", \"results\": [");
-		for (unsigned i = 0; i < nres; i++)
+		for (unsigned i = 0; i < nres; i++) {
 			printf("%s\n  {\"guest_ring\": \"%s\", "
 			       "\"backend_ring\": \"%s\", \"size\": %u, "
 			       "\"requests\": %llu, \"requests_per_s\": %.0f, "
 			       "\"gbps\": %.4f, \"memcpy_gbps\": %.4f, "
 			       "\"ratio\": %.4f, \"lib_ns_per_request\": "
 			       "%.2f, \"lib_requests_per_s\": %.0f, "
-			       "\"lib_ratio\": %.4f}",
+			       "\"lib_ratio\": %.4f",
 			       i ? "," : "", layout_name(res[i].guest_packed),
 			       layout_name(res[i].backend_packed), res[i].size,
 			       (unsigned long long)res[i].requests,
 			       res[i].reqs_per_s, res[i].gbps,
 			       res[i].memcpy_gbps, res[i].ratio, res[i].lib_ns,
 			       res[i].lib_reqs_per_s, res[i].lib_ratio);
+			if (cpu_lib >= 0)
+				printf(", \"round_trip_ns\": [%.0f, %.0f]",
+				       res[i].rt_before, res[i].rt_after);
+			printf("}");
+		}
 		printf("\n]}\n");
 	}
 	return 0;
