@@ -48,6 +48,29 @@ static inline int bench_pin(int cpu)
 	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+/* Start @fn(@arg) on a new thread that runs on @cpu only from its first
+ * instruction; 0 or an errno (EINVAL when @cpu is not ours). */
+static inline int bench_thread_on(pthread_t *th, int cpu, void *(*fn)(void *),
+				  void *arg)
+{
+	pthread_attr_t attr;
+	cpu_set_t set;
+	int err;
+
+	if (cpu < 0 || cpu >= CPU_SETSIZE)
+		return EINVAL;
+	err = pthread_attr_init(&attr);
+	if (err)
+		return err;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	err = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	if (!err)
+		err = pthread_create(th, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return err;
+}
+
 /* "A,B", two different CPU numbers, into *@a and *@b; false if not. */
 static inline bool bench_parse_cpus(const char *s, int *a, int *b)
 {

@@ -43,7 +43,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,7 +214,7 @@ static int drive(struct bench_queue *q, double seconds, uint64_t *done,
 struct backend_thread {
 	struct bench_queue *q;
 	atomic_bool quit;
-	atomic_int state;  /* 0 starting, 1 running, else -errno */
+	atomic_int state;  /* 0, or -EIO: an invalid shadow chain */
 	atomic_uint calls; /* the call "eventfd" */
 };
 
@@ -224,12 +223,8 @@ static void *backend_main(void *arg)
 	struct backend_thread *bt = arg;
 	struct bench_queue *q = bt->q;
 	struct sim_backend *b = &q->f.b;
-	int err = bench_pin(cpu_backend);
 	uint16_t head;
 
-	atomic_store(&bt->state, err ? -err : 1);
-	if (err)
-		return NULL;
 	while (!atomic_load_explicit(&bt->quit, memory_order_relaxed)) {
 		unsigned served = 0;
 		int n;
@@ -268,15 +263,9 @@ static int drive_cross(struct bench_queue *q, double seconds, uint64_t *done,
 	pthread_t th;
 	int ret = 0;
 
-	ret = pthread_create(&th, NULL, backend_main, &bt);
+	ret = bench_thread_on(&th, cpu_backend, backend_main, &bt);
 	if (ret)
 		return -ret;
-	while (!atomic_load(&bt.state))
-		sched_yield();
-	if (atomic_load(&bt.state) < 0) {
-		ret = atomic_load(&bt.state);
-		goto join;
-	}
 	t0 = moved = bench_now();
 	for (unsigned i = 0; i < BATCH; i++, inflight++)
 		if (queue_add(q, i) < 0) {
@@ -341,7 +330,6 @@ static int drive_cross(struct bench_queue *q, double seconds, uint64_t *done,
 		ret = 0;
 stop:
 	*loop += bench_now() - t0;
-join:
 	atomic_store_explicit(&bt.quit, true, memory_order_relaxed);
 	pthread_join(th, NULL);
 	if (!ret && atomic_load(&bt.state) < 0)
@@ -658,8 +646,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	/* Both CPUs must be ours before anything runs: the back-end's
-	 * thread pins itself to the first one tried here. */
+	/* Both CPUs must be ours before anything runs; this thread stays
+	 * on the library's. */
 	for (int k = 0; cpu_lib >= 0 && k < 2; k++) {
 		int cpu = k ? cpu_lib : cpu_backend, err = bench_pin(cpu);
 

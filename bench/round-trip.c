@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -20,8 +19,6 @@
 struct bench_rt {
 	_Alignas(128) atomic_uint line; /* the cache line that travels */
 	_Alignas(128) atomic_bool quit;
-	atomic_int state; /* 0 starting, 1 answering, -errno: cannot pin */
-	int cpu;
 	unsigned v; /* A's last even value */
 	pthread_t th;
 	double batches[MAX_BATCHES];
@@ -32,11 +29,7 @@ static void *responder(void *arg)
 {
 	struct bench_rt *rt = arg;
 	unsigned want = 1;
-	int err = bench_pin(rt->cpu);
 
-	atomic_store(&rt->state, err ? -err : 1);
-	if (err)
-		return NULL;
 	while (!atomic_load_explicit(&rt->quit, memory_order_relaxed)) {
 		if (atomic_load_explicit(&rt->line, memory_order_acquire) !=
 		    want)
@@ -57,21 +50,11 @@ int bench_rt_start(struct bench_rt **out, int cpu_b)
 		return -ENOMEM;
 	atomic_init(&rt->line, 0);
 	atomic_init(&rt->quit, false);
-	atomic_init(&rt->state, 0);
-	rt->cpu = cpu_b;
 	rt->v = 0;
-	err = pthread_create(&rt->th, NULL, responder, rt);
+	err = bench_thread_on(&rt->th, cpu_b, responder, rt);
 	if (err) {
 		free(rt);
 		return -err;
-	}
-	while (!atomic_load(&rt->state))
-		sched_yield();
-	err = atomic_load(&rt->state);
-	if (err < 0) {
-		pthread_join(rt->th, NULL);
-		free(rt);
-		return err;
 	}
 	*out = rt;
 	return 0;
